@@ -1,0 +1,126 @@
+package com.pingcap.tispark.telemetry;
+
+import java.lang.reflect.Method;
+import java.util.Map;
+
+/**
+ * The API TiSpark (or any Spark application) calls: {@code NativeTelemetry.report(sparkConf)}.
+ *
+ * <p>It returns at once and never throws. With {@code spark.tispark.telemetry.enable} absent or
+ * {@code false} it does nothing at all: the native library is not even loaded. Otherwise the
+ * native library decides (strictly), and when telemetry is on it builds and sends the report on
+ * its own thread, once per JVM; a shutdown hook waits for that send at most
+ * {@link #flushMillis()} milliseconds.
+ */
+public final class NativeTelemetry {
+    /** The switch. */
+    public static final String ENABLE_KEY = "spark.tispark.telemetry.enable";
+    /** How long JVM shutdown may wait for a report in flight, in milliseconds (default 2000). */
+    public static final String FLUSH_MILLIS_PROPERTY = "tispark.telemetry.flush.millis";
+    static final long DEFAULT_FLUSH_MILLIS = 2000;
+    static final long MAX_FLUSH_MILLIS = 10000;
+
+    private static boolean hookInstalled;
+
+    private NativeTelemetry() {}
+
+    /** Reports once per JVM if the conf (a SparkConf or a java.util.Map) turns telemetry on. */
+    public static void report(Object conf) {
+        report(conf, null);
+    }
+
+    /** As {@link #report(Object)}, with the caller's version (TiSpark's) for the report. */
+    public static void report(Object conf, String tisparkVersion) {
+        try {
+            if (!mayBeEnabled(conf) || !NativeLoader.ensureLoaded()) {
+                return;
+            }
+            if (nativeReport(conf, tisparkVersion)) {
+                installFlushHook();
+            }
+        } catch (Throwable t) {
+            TelemetryLog.log(TelemetryLog.WARN, "Telemetry is off for this application: " + t);
+        }
+    }
+
+    /** Waits for a report in flight, at most {@code timeoutMillis}; true when none is left. */
+    public static boolean flush(long timeoutMillis) {
+        try {
+            return !NativeLoader.isLoaded() || nativeFlush(timeoutMillis);
+        } catch (Throwable t) {
+            return false;
+        }
+    }
+
+    /** The bound of the shutdown wait: the system property, clamped to [0, 10000] ms. */
+    static long flushMillis() {
+        try {
+            String v = System.getProperty(FLUSH_MILLIS_PROPERTY);
+            long ms = v == null ? DEFAULT_FLUSH_MILLIS : Long.parseLong(v.trim());
+            return Math.max(0, Math.min(MAX_FLUSH_MILLIS, ms));
+        } catch (RuntimeException e) {
+            return DEFAULT_FLUSH_MILLIS;
+        }
+    }
+
+    /**
+     * The cheap pre-check: false only when the switch is certainly off (absent or "false"), so
+     * that the default costs nothing. Every other value goes to the native side, which parses it
+     * strictly and says what is wrong with it.
+     */
+    static boolean mayBeEnabled(Object conf) {
+        if (conf == null) {
+            return true; // the native side names the mistake
+        }
+        String value;
+        try {
+            if (conf instanceof Map) {
+                Object v = ((Map<?, ?>) conf).get(ENABLE_KEY);
+                value = v == null ? null : v.toString();
+            } else {
+                Method get = conf.getClass().getMethod("get", String.class, String.class);
+                value = (String) get.invoke(conf, ENABLE_KEY, null);
+            }
+        } catch (Throwable t) {
+            return true; // the native side reports it
+        }
+        return value != null && !value.trim().equalsIgnoreCase("false");
+    }
+
+    private static synchronized void installFlushHook() {
+        if (hookInstalled) {
+            return;
+        }
+        final long bound = flushMillis();
+        Thread hook = new Thread(() -> flush(bound), "tispark-telemetry-flush");
+        try {
+            Runtime.getRuntime().addShutdownHook(hook);
+            hookInstalled = true;
+        } catch (IllegalStateException alreadyShuttingDown) {
+            flush(bound);
+        }
+    }
+
+    /** Spark's version, asked by the native side only once telemetry is on. */
+    static String sparkVersion() {
+        ClassLoader[] loaders = {
+            NativeTelemetry.class.getClassLoader(), Thread.currentThread().getContextClassLoader()
+        };
+        for (ClassLoader loader : loaders) {
+            try {
+                Class<?> pkg = Class.forName("org.apache.spark.package$", true, loader);
+                Object module = pkg.getField("MODULE$").get(null);
+                return (String) pkg.getMethod("SPARK_VERSION").invoke(module);
+            } catch (Throwable ignored) {
+                // not Spark, or not visible from this loader
+            }
+        }
+        return null;
+    }
+
+    static native void nativeInit(Class<?> logClass, int maxLogLevel);
+
+    private static native boolean nativeReport(Object conf, String tisparkVersion);
+
+    private static native boolean nativeFlush(long timeoutMillis);
+}

@@ -1,0 +1,117 @@
+//! The host facts of the report (`hardware`), from `sysinfo`, refreshing only
+//! what the report needs: CPU list (no usage sampling), memory, and the disk
+//! list with sizes. Never the process list, users, networks or host name.
+
+use crate::report::{Cpu, Disk, Hardware, UNKNOWN};
+use sysinfo::{CpuRefreshKind, DiskRefreshKind, Disks, MemoryRefreshKind, RefreshKind, System};
+
+/// Gathers the `hardware` block. Every fact that cannot be read is `UNKNOWN`
+/// (or 0 / empty), never an error: telemetry must not fail for a missing fact.
+pub fn gather() -> Hardware {
+    let refresh = RefreshKind::nothing()
+        .with_cpu(CpuRefreshKind::nothing())
+        .with_memory(MemoryRefreshKind::nothing().with_ram());
+    let sys = System::new_with_specifics(refresh).ok();
+
+    let (model, logical_cores) = match &sys {
+        Some(sys) => (
+            sys.cpus()
+                .first()
+                .map(|c| c.brand().trim().to_string())
+                .filter(|b| !b.is_empty())
+                .unwrap_or_else(|| UNKNOWN.to_string()),
+            sys.cpus().len(),
+        ),
+        None => (UNKNOWN.to_string(), 0),
+    };
+    let memory = match &sys {
+        Some(sys) if sys.total_memory() > 0 => format!(
+            "Available: {}/{}",
+            binary_size(sys.available_memory()),
+            binary_size(sys.total_memory())
+        ),
+        _ => UNKNOWN.to_string(),
+    };
+
+    Hardware {
+        os: System::name().unwrap_or_else(|_| UNKNOWN.to_string()),
+        version: os_version(),
+        cpu: Cpu {
+            model,
+            logical_cores,
+            physical_cores: System::physical_core_count().unwrap_or(0),
+        },
+        memory,
+        disks: disks(),
+    }
+}
+
+/// "<OS version> build <kernel>", as TiSpark shows it.
+fn os_version() -> String {
+    let os = System::os_version().ok().filter(|s| !s.is_empty());
+    let kernel = System::kernel_version().ok().filter(|s| !s.is_empty());
+    match (os, kernel) {
+        (Some(os), Some(k)) => format!("{os} build {k}"),
+        (Some(os), None) => os,
+        (None, Some(k)) => format!("build {k}"),
+        (None, None) => UNKNOWN.to_string(),
+    }
+}
+
+/// Block devices backing mounted file systems, each once, with its size.
+/// Mount points are not reported (they can name users or projects).
+fn disks() -> Vec<Disk> {
+    let Ok(list) =
+        Disks::new_with_refreshed_list_specifics(DiskRefreshKind::nothing().with_storage())
+    else {
+        return Vec::new();
+    };
+    let mut out: Vec<Disk> = Vec::new();
+    for d in &list {
+        let name = d.name().to_string_lossy().to_string();
+        if !name.starts_with("/dev/") || out.iter().any(|o| o.name == name) {
+            continue;
+        }
+        out.push(Disk {
+            name,
+            size: d.total_space(),
+        });
+    }
+    out
+}
+
+/// Binary units with one decimal: `828.1 MiB`, `15.4 GiB`.
+pub fn binary_size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} bytes");
+    }
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_binary_units_with_one_decimal() {
+        assert_eq!(binary_size(512), "512 bytes");
+        assert_eq!(binary_size(868_324_147), "828.1 MiB");
+        assert_eq!(binary_size(16_535_624_089), "15.4 GiB");
+    }
+
+    #[test]
+    fn gathered_facts_describe_this_host() {
+        let hw = gather();
+        assert!(hw.cpu.logical_cores >= 1);
+        assert!(hw.memory.starts_with("Available: "), "{}", hw.memory);
+        assert_ne!(hw.os, UNKNOWN);
+        assert!(hw.disks.iter().all(|d| d.name.starts_with("/dev/")));
+    }
+}

@@ -1,0 +1,19 @@
+//! TiSpark's telemetry as a native library for the Spark driver.
+//!
+//! - [`conf`]: which Spark conf keys are read, the on/off decision, typed values.
+//! - [`report`]: the wire schema, field for field TiSpark's.
+//! - [`host_facts`]: the `hardware` block, from `sysinfo`.
+//! - [`state`]: the host's state directory and track id.
+//! - [`tidb`]: the TiDB version, asked of PD.
+//! - [`sink`]: delivery, over HTTP(S) or to a local file.
+//! - [`driver`]: once per process, off the driver thread, with a bounded flush.
+//! - `jni_bridge`: the JNI entry points the Java side calls, and the log bridge.
+
+pub mod conf;
+pub mod driver;
+pub mod host_facts;
+mod jni_bridge;
+pub mod report;
+pub mod sink;
+pub mod state;
+pub mod tidb;

@@ -1,0 +1,248 @@
+//! Where a report goes and how it gets there: one HTTP(S) POST with hard
+//! deadlines and no retry, or one JSON line appended to a local file
+//! (`file://…`, nothing on the network).
+
+use std::fmt;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Deadline for the TCP (and proxy) connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Deadline for the whole request, from start to the response's status line.
+pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Redirects followed at most (a redirect loop ends here).
+pub const MAX_REDIRECTS: usize = 3;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sink {
+    Http(reqwest::Url),
+    File(PathBuf),
+}
+
+impl Sink {
+    pub fn parse(url: &str) -> Result<Sink, String> {
+        let parsed = reqwest::Url::parse(url.trim()).map_err(|e| {
+            format!(
+                "the telemetry URL {:?} is not a valid URL ({e})",
+                redact(url)
+            )
+        })?;
+        match parsed.scheme() {
+            "http" | "https" if parsed.host_str().is_some() => Ok(Sink::Http(parsed)),
+            "file" => parsed.to_file_path().map(Sink::File).map_err(|_| {
+                format!(
+                    "the telemetry URL {:?} does not name a local file",
+                    redact(url)
+                )
+            }),
+            _ => Err(format!(
+                "the telemetry URL {:?} is neither http(s)://host/… nor file:///path",
+                redact(url)
+            )),
+        }
+    }
+
+    pub fn is_network(&self) -> bool {
+        matches!(self, Sink::Http(_))
+    }
+}
+
+/// The URL without user name, password, query or fragment: safe to log.
+impl fmt::Display for Sink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Sink::Http(url) => {
+                let mut shown = url.clone();
+                let _ = shown.set_username("");
+                let _ = shown.set_password(None);
+                shown.set_query(None);
+                shown.set_fragment(None);
+                write!(f, "{shown}")
+            }
+            Sink::File(path) => write!(f, "file://{}", path.display()),
+        }
+    }
+}
+
+fn redact(url: &str) -> String {
+    match reqwest::Url::parse(url.trim()) {
+        Ok(u) if u.has_host() => Sink::Http(u).to_string(),
+        _ => url.chars().take(200).collect(),
+    }
+}
+
+/// What happened to one delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// `Ok(HTTP status)` (0 for a file) on success, `Err(reason)` otherwise.
+    pub result: Result<u16, String>,
+    pub elapsed: Duration,
+}
+
+impl Outcome {
+    pub fn is_success(&self) -> bool {
+        self.result.is_ok()
+    }
+
+    /// One line for the log.
+    pub fn describe(&self, sink: &Sink) -> String {
+        let ms = self.elapsed.as_millis();
+        match (&self.result, sink) {
+            (Ok(_), Sink::File(_)) => format!("Telemetry report written to {sink} in {ms} ms."),
+            (Ok(status), Sink::Http(_)) => {
+                format!("Telemetry report sent to {sink}: HTTP {status} in {ms} ms.")
+            }
+            (Err(why), _) => format!(
+                "Failed to report telemetry to {sink} after {ms} ms: {why}. It is not retried."
+            ),
+        }
+    }
+}
+
+/// The HTTP client: deadlines, bounded redirects, proxies from the usual
+/// environment variables (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`),
+/// and an extra trusted CA bundle when given.
+pub fn http_client(extra_ca_pem: Option<&[u8]>) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(TOTAL_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
+        .user_agent(concat!("tispark-telemetry/", env!("CARGO_PKG_VERSION")));
+    if let Some(pem) = extra_ca_pem {
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| format!("the CA bundle cannot be read as PEM ({e})"))?;
+        if certs.is_empty() {
+            return Err("the CA bundle holds no certificate".to_string());
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder
+        .build()
+        .map_err(|e| format!("the HTTP client cannot be built ({})", error_chain(&e)))
+}
+
+/// Delivers `body` once. Never panics, never retries, always within the deadlines.
+pub async fn deliver(client: &reqwest::Client, sink: &Sink, body: &str) -> Outcome {
+    let start = Instant::now();
+    let result = match sink {
+        Sink::File(path) => append_line(path, body).map(|()| 0),
+        Sink::Http(url) => post(client, url.clone(), body.to_string()).await,
+    };
+    Outcome {
+        result,
+        elapsed: start.elapsed(),
+    }
+}
+
+async fn post(client: &reqwest::Client, url: reqwest::Url, body: String) -> Result<u16, String> {
+    let response = client
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| error_chain(&e))?;
+    let status = response.status();
+    // The response body is not read: a huge or endless body costs nothing.
+    drop(response);
+    if status.is_success() {
+        Ok(status.as_u16())
+    } else {
+        Err(format!("the endpoint answered HTTP {status}"))
+    }
+}
+
+fn append_line(path: &std::path::Path, body: &str) -> Result<(), String> {
+    let write = || -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        // One write call for the whole line, so concurrent writers do not interleave.
+        f.write_all(format!("{body}\n").as_bytes())
+    };
+    write().map_err(|e| format!("cannot append to {} ({e})", path.display()))
+}
+
+/// An error with its causes, `a: b: c`, without repeating itself.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_http_https_and_file_urls() {
+        assert!(matches!(
+            Sink::parse("https://telemetry.pingcap.com/api/v1/tispark/report"),
+            Ok(Sink::Http(_))
+        ));
+        assert!(matches!(
+            Sink::parse(" http://127.0.0.1:9/x "),
+            Ok(Sink::Http(_))
+        ));
+        assert_eq!(
+            Sink::parse("file:///tmp/t.jsonl"),
+            Ok(Sink::File(PathBuf::from("/tmp/t.jsonl")))
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_and_unsupported_urls_with_a_reason() {
+        for bad in ["", "not a url", "ftp://host/x", "http://", "mailto:a@b"] {
+            let err = Sink::parse(bad).unwrap_err();
+            assert!(err.contains("telemetry URL"), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn shown_url_hides_credentials_and_query() {
+        let sink = Sink::parse("https://user:pw@example.com/r?token=abc#f").unwrap();
+        assert_eq!(sink.to_string(), "https://example.com/r");
+        let err = Sink::parse("ftp://user:pw@example.com/r").unwrap_err();
+        assert!(!err.contains("pw"), "{err}");
+    }
+
+    #[test]
+    fn file_sink_appends_one_line_per_report() {
+        let path =
+            std::env::temp_dir().join(format!("tt-sink-{}/r.jsonl", uuid::Uuid::new_v4().simple()));
+        let sink = Sink::File(path.clone());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let client = http_client(None).unwrap();
+        for body in ["{\"a\":1}", "{\"a\":2}"] {
+            let outcome = rt.block_on(deliver(&client, &sink, body));
+            assert!(outcome.is_success(), "{outcome:?}");
+        }
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"a\":1}\n{\"a\":2}\n"
+        );
+    }
+
+    #[test]
+    fn a_ca_bundle_without_certificates_is_refused() {
+        assert!(http_client(Some(b"not pem")).is_err());
+    }
+}

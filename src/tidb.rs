@@ -1,0 +1,53 @@
+//! The TiDB version, asked of PD (`GET /pd/api/v1/status`, field `version`)
+//! on the first configured PD address, within a short deadline.
+
+use std::time::Duration;
+
+/// PD is asked once; a slow PD costs at most this.
+pub const PD_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The cluster version PD reports, or why it could not be had.
+pub async fn tidb_version(client: &reqwest::Client, pd_address: &str) -> Result<String, String> {
+    let base = if pd_address.contains("://") {
+        pd_address.trim_end_matches('/').to_string()
+    } else {
+        format!("http://{}", pd_address.trim_end_matches('/'))
+    };
+    let url = reqwest::Url::parse(&format!("{base}/pd/api/v1/status"))
+        .map_err(|e| format!("the PD address is not usable ({e})"))?;
+    let response = client
+        .get(url)
+        .timeout(PD_TIMEOUT)
+        .send()
+        .await
+        .map_err(|e| crate::sink::error_chain(&e))?;
+    if !response.status().is_success() {
+        return Err(format!("PD answered HTTP {}", response.status()));
+    }
+    let bytes = read_limited(response, 64 * 1024).await?;
+    let status: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| format!("PD's status is not JSON ({e})"))?;
+    match status
+        .get("version")
+        .and_then(|v| v.as_str())
+        .map(str::trim)
+    {
+        Some(v) if !v.is_empty() => Ok(v.chars().take(64).collect()),
+        _ => Err("PD's status has no version".to_string()),
+    }
+}
+
+async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| crate::sink::error_chain(&e))?
+    {
+        out.extend_from_slice(&chunk);
+        if out.len() > limit {
+            return Err(format!("PD's status is larger than {limit} bytes"));
+        }
+    }
+    Ok(out)
+}

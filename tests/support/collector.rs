@@ -1,0 +1,192 @@
+//! A real HTTP/1.1 collector on loopback for the tests and the demo: it
+//! accepts connections, reads each request in full, records it, and answers
+//! as told (or, for fault tests, misbehaves as told).
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Behaviour {
+    /// 200 with a short body.
+    Accept,
+    /// This status with a short body.
+    Status(u16),
+    /// Accept the connection, read the request, never answer.
+    Silent,
+    /// 302 to the same path, forever.
+    RedirectLoop,
+    /// 200 with a body of this many bytes.
+    HugeBody(usize),
+}
+
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+pub struct Collector {
+    pub addr: SocketAddr,
+    received: Arc<Mutex<Vec<Received>>>,
+    connections: Arc<AtomicUsize>,
+}
+
+impl Collector {
+    pub fn start(behaviour: Behaviour) -> Collector {
+        Self::start_on("127.0.0.1:0", behaviour)
+    }
+
+    pub fn start_on(addr: &str, behaviour: Behaviour) -> Collector {
+        let listener = TcpListener::bind(addr).expect("bind the collector on loopback");
+        let addr = listener.local_addr().unwrap();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (r, c) = (received.clone(), connections.clone());
+        std::thread::Builder::new()
+            .name("test-collector".into())
+            .spawn(move || {
+                for stream in listener.incoming().flatten() {
+                    c.fetch_add(1, Ordering::SeqCst);
+                    let r = r.clone();
+                    std::thread::spawn(move || serve(stream, behaviour, &r));
+                }
+            })
+            .unwrap();
+        Collector {
+            addr,
+            received,
+            connections,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    /// Waits until `n` requests have arrived or `timeout` passes; returns what arrived.
+    pub fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
+        let end = Instant::now() + timeout;
+        while self.received.lock().unwrap().len() < n && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.received()
+    }
+}
+
+fn serve(stream: TcpStream, behaviour: Behaviour, received: &Mutex<Vec<Received>>) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut reader = BufReader::new(match stream.try_clone() {
+        Ok(s) => s,
+        Err(_) => return,
+    });
+    let mut out = stream;
+    loop {
+        let Some(request) = read_request(&mut reader) else {
+            return;
+        };
+        let path = request.path.clone();
+        received.lock().unwrap().push(request);
+        let response = match behaviour {
+            Behaviour::Accept => respond(200, "OK", &[], b"ok"),
+            Behaviour::Status(code) => respond(code, "Status", &[], b"status"),
+            Behaviour::Silent => {
+                std::thread::sleep(Duration::from_secs(60));
+                return;
+            }
+            Behaviour::RedirectLoop => respond(302, "Found", &[("Location", path.as_str())], b""),
+            Behaviour::HugeBody(n) => {
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {n}\r\nContent-Type: text/plain\r\n\r\n"
+                );
+                if out.write_all(head.as_bytes()).is_err() {
+                    return;
+                }
+                let chunk = vec![b'x'; 64 * 1024];
+                let mut left = n;
+                while left > 0 {
+                    let k = left.min(chunk.len());
+                    if out.write_all(&chunk[..k]).is_err() {
+                        return;
+                    }
+                    left -= k;
+                }
+                continue;
+            }
+        };
+        if out.write_all(&response).is_err() {
+            return;
+        }
+    }
+}
+
+fn respond(code: u16, reason: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut head = format!(
+        "HTTP/1.1 {code} {reason}\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut out = head.into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Received> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_string();
+    let path = parts.next()?.to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h).ok()?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let (k, v) = h.split_once(':')?;
+        headers.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).ok()?;
+    Some(Received {
+        method,
+        path,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}

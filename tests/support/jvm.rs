@@ -1,0 +1,146 @@
+//! A real JVM for the tests, through the `jni` crate's invocation API, with
+//! `-Xcheck:jni`. A JVM can be created once per process, and some scenarios
+//! end the JVM, so each scenario runs in its own child process of the test
+//! binary (`isolated`); the parent asserts on what the child printed, how it
+//! exited, and what the loopback collector received.
+
+use jni::objects::{JObject, JValue};
+use jni::{InitArgsBuilder, JNIEnv, JNIVersion, JavaVM};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const CHILD_ENV: &str = "TT_JVM_CHILD";
+
+pub struct ChildRun {
+    pub success: bool,
+    pub output: String,
+    pub elapsed: Duration,
+}
+
+impl ChildRun {
+    /// The child passed and the JVM's JNI checker found nothing to warn about.
+    pub fn assert_clean(&self) {
+        assert!(self.success, "the JVM child failed:\n{}", self.output);
+        for bad in ["WARNING in native method", "FATAL ERROR in native method", "JNI local refs"] {
+            assert!(!self.output.contains(bad), "-Xcheck:jni complained ({bad}):\n{}", self.output);
+        }
+    }
+
+    /// The value printed by the child as `KEY=value`.
+    pub fn value(&self, key: &str) -> Option<String> {
+        let marker = format!("{key}=");
+        self.output.lines().find_map(|l| {
+            let at = l.find(&marker)?;
+            l[at + marker.len()..].split_whitespace().next().map(str::to_string)
+        })
+    }
+}
+
+/// In the parent: runs this same test in a child process with `env`, and
+/// returns what happened. In the child: runs `scenario` and returns `None`.
+pub fn isolated(test_name: &str, env: &[(&str, String)], scenario: impl FnOnce()) -> Option<ChildRun> {
+    if std::env::var(CHILD_ENV).as_deref() == Ok(test_name) {
+        scenario();
+        return None;
+    }
+    let start = Instant::now();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, test_name)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .expect("run the test binary as a child");
+    let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    Some(ChildRun { success: out.status.success(), output, elapsed: start.elapsed() })
+}
+
+/// Starts the JVM of this (child) process with the telemetry jar on its class path.
+pub fn start_jvm(extra_options: &[String]) -> JavaVM {
+    let mut args = InitArgsBuilder::new()
+        .version(JNIVersion::V8)
+        .option("-Xcheck:jni")
+        .option(format!("-Djava.class.path={}", super::jar().display()));
+    for o in extra_options {
+        args = args.option(o);
+    }
+    JavaVM::new(args.build().expect("JVM options")).expect(
+        "start a JVM through JNI invocation (is a JDK installed? set JAVA_HOME to it)",
+    )
+}
+
+/// A `java.util.HashMap<String, String>` with these entries.
+pub fn java_map<'l>(env: &mut JNIEnv<'l>, pairs: &[(&str, &str)]) -> JObject<'l> {
+    let map = env.new_object("java/util/HashMap", "()V", &[]).unwrap();
+    for (k, v) in pairs {
+        let k = env.new_string(k).unwrap();
+        let v = env.new_string(v).unwrap();
+        env.call_method(
+            &map,
+            "put",
+            "(Ljava/lang/Object;Ljava/lang/Object;)Ljava/lang/Object;",
+            &[JValue::Object(&k), JValue::Object(&v)],
+        )
+        .unwrap();
+    }
+    map
+}
+
+pub const API: &str = "com/pingcap/tispark/telemetry/NativeTelemetry";
+
+/// `NativeTelemetry.report(conf, version)`; panics if it threw.
+pub fn report(env: &mut JNIEnv, conf: &JObject, tispark_version: Option<&str>) {
+    let version = match tispark_version {
+        Some(v) => JObject::from(env.new_string(v).unwrap()),
+        None => JObject::null(),
+    };
+    let result = env.call_static_method(
+        API,
+        "report",
+        "(Ljava/lang/Object;Ljava/lang/String;)V",
+        &[JValue::Object(conf), JValue::Object(&version)],
+    );
+    assert_no_exception(env);
+    result.unwrap();
+}
+
+/// `NativeTelemetry.flush(ms)`.
+pub fn flush(env: &mut JNIEnv, millis: i64) -> bool {
+    let done = env.call_static_method(API, "flush", "(J)Z", &[JValue::Long(millis)]).unwrap().z().unwrap();
+    assert_no_exception(env);
+    done
+}
+
+pub fn assert_no_exception(env: &mut JNIEnv) {
+    if env.exception_check().unwrap() {
+        env.exception_describe().unwrap();
+        env.exception_clear().unwrap();
+        panic!("a Java exception escaped the telemetry API");
+    }
+}
+
+/// Threads of this process whose name starts with `prefix` (Linux truncates names to 15 bytes).
+pub fn threads_named(prefix: &str) -> usize {
+    let short: String = prefix.chars().take(15).collect();
+    std::fs::read_dir("/proc/self/task")
+        .map(|tasks| {
+            tasks
+                .flatten()
+                .filter(|t| {
+                    std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim_end() == short)
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Waits up to `timeout` for no thread named `prefix` to be left.
+pub fn wait_no_threads_named(prefix: &str, timeout: Duration) -> usize {
+    let end = Instant::now() + timeout;
+    loop {
+        let n = threads_named(prefix);
+        if n == 0 || Instant::now() >= end {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

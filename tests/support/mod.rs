@@ -1,0 +1,85 @@
+//! Shared by the integration tests: where the real parts are (Spark, the jar,
+//! a JVM), fresh temporary directories, and the loopback collector.
+//! A missing part fails the test loudly; nothing is ever skipped.
+
+#![allow(dead_code)]
+
+pub mod collector;
+pub mod jvm;
+
+use std::path::{Path, PathBuf};
+
+/// The packaged jar; `java/package.sh` writes it (the test command runs it first).
+pub fn jar() -> PathBuf {
+    let jar = std::env::var_os("TISPARK_TELEMETRY_JAR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tispark-telemetry.jar"));
+    assert!(
+        jar.is_file(),
+        "{} is missing: run `bash java/package.sh` (the README's test command does)",
+        jar.display()
+    );
+    jar
+}
+
+/// A required environment variable, set by `scripts/test.sh`.
+pub fn required_env(var: &str) -> String {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => v,
+        _ => panic!("{var} is not set: run the tests with `bash scripts/test.sh`, which provisions Spark and sets it"),
+    }
+}
+
+/// A new empty directory under the system temp dir.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tt-{name}-{}-{}", std::process::id(), nanos()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn nanos() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+}
+
+/// The JSON after `Telemetry report: ` on each matching log line.
+pub fn logged_reports(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|l| l.split_once("Telemetry report: ").map(|(_, json)| json.trim_end().to_string()))
+        .collect()
+}
+
+/// Asserts the JSON has the schema's keys with the schema's types.
+pub fn assert_schema(json: &str) {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("not JSON ({e}): {json}"));
+    let obj = v.as_object().unwrap();
+    let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(keys, ["configuration", "hardware", "instance", "time", "track_id"]);
+    assert!(v["track_id"].as_str().unwrap().starts_with("trkid_") || v["track_id"].as_str().unwrap().starts_with("appid_"));
+    assert!(v["time"].is_u64());
+    let hw = &v["hardware"];
+    assert!(hw["os"].is_string() && hw["version"].is_string() && hw["memory"].is_string());
+    assert!(hw["cpu"]["model"].is_string());
+    assert!(hw["cpu"]["logicalCores"].is_u64() && hw["cpu"]["physicalCores"].is_u64());
+    for d in hw["disks"].as_array().unwrap() {
+        assert!(d["name"].is_string() && d["size"].is_u64());
+    }
+    for k in ["tispark_version", "tidb_version", "spark_version"] {
+        assert!(v["instance"][k].is_string(), "instance.{k}");
+    }
+    let conf = v["configuration"].as_object().unwrap();
+    assert_eq!(conf.len(), 14, "{conf:?}");
+    for (key, value) in conf {
+        let expected_kind = tispark_telemetry::conf::REPORTED_KEYS
+            .iter()
+            .find(|(k, _)| k == key)
+            .unwrap_or_else(|| panic!("unexpected key {key}"))
+            .1;
+        use tispark_telemetry::conf::Typed;
+        match expected_kind {
+            Typed::Bool(_) => assert!(value.is_boolean(), "{key}"),
+            Typed::Int(_) => assert!(value.is_i64(), "{key}"),
+            Typed::Str(_) => assert!(value.is_string(), "{key}"),
+        }
+    }
+}

@@ -72,7 +72,8 @@ fn redact(url: &str) -> String {
     }
 }
 
-/// What happened to one delivery.
+/// What happened to one delivery. Its log line never contains "Telemetry report",
+/// so that `grep "Telemetry report" spark.log | tail -n 1` stays the report itself.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
     /// `Ok(HTTP status)` (0 for a file) on success, `Err(reason)` otherwise.
@@ -89,9 +90,9 @@ impl Outcome {
     pub fn describe(&self, sink: &Sink) -> String {
         let ms = self.elapsed.as_millis();
         match (&self.result, sink) {
-            (Ok(_), Sink::File(_)) => format!("Telemetry report written to {sink} in {ms} ms."),
+            (Ok(_), Sink::File(_)) => format!("Telemetry written to {sink} in {ms} ms."),
             (Ok(status), Sink::Http(_)) => {
-                format!("Telemetry report sent to {sink}: HTTP {status} in {ms} ms.")
+                format!("Telemetry sent to {sink}: HTTP {status} in {ms} ms.")
             }
             (Err(why), _) => format!(
                 "Failed to report telemetry to {sink} after {ms} ms: {why}. It is not retried."

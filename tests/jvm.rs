@@ -15,7 +15,10 @@ const STATE: &str = "spark.tispark.telemetry.state_dir";
 fn child_env(collector: &Collector) -> Vec<(&'static str, String)> {
     vec![
         ("TT_URL", collector.url("/api/v1/tispark/report")),
-        ("TT_STATE", support::temp_dir("jvm-state").display().to_string()),
+        (
+            "TT_STATE",
+            support::temp_dir("jvm-state").display().to_string(),
+        ),
     ]
 }
 
@@ -26,18 +29,26 @@ fn var(name: &str) -> String {
 #[test]
 fn report_with_a_map_conf_posts_the_report_once_and_returns_at_once() {
     let collector = Collector::start(Behaviour::Accept);
-    let run = isolated("report_with_a_map_conf_posts_the_report_once_and_returns_at_once", &child_env(&collector), || {
-        let vm = jvm::start_jvm(&[]);
-        let mut env = vm.attach_current_thread().unwrap();
-        let (url, state) = (var("TT_URL"), var("TT_STATE"));
-        let conf = jvm::java_map(&mut env, &[(ENABLE, "true"), (URL, &url), (STATE, &state)]);
-        let start = Instant::now();
-        jvm::report(&mut env, &conf, Some("3.1.0"));
-        println!("REPORT_RETURNED_MS={}", start.elapsed().as_millis());
-        assert!(jvm::flush(&mut env, 10_000), "the report was still in flight after 10 s");
-        let left = jvm::wait_no_threads_named("tispark-telemetry-sender", Duration::from_secs(2));
-        println!("SENDER_THREADS_LEFT={left}");
-    })
+    let run = isolated(
+        "report_with_a_map_conf_posts_the_report_once_and_returns_at_once",
+        &child_env(&collector),
+        || {
+            let vm = jvm::start_jvm(&[]);
+            let mut env = vm.attach_current_thread().unwrap();
+            let (url, state) = (var("TT_URL"), var("TT_STATE"));
+            let conf = jvm::java_map(&mut env, &[(ENABLE, "true"), (URL, &url), (STATE, &state)]);
+            let start = Instant::now();
+            jvm::report(&mut env, &conf, Some("3.1.0"));
+            println!("REPORT_RETURNED_MS={}", start.elapsed().as_millis());
+            assert!(
+                jvm::flush(&mut env, 10_000),
+                "the report was still in flight after 10 s"
+            );
+            let left =
+                jvm::wait_no_threads_named("tispark-telemetry-sender", Duration::from_secs(2));
+            println!("SENDER_THREADS_LEFT={left}");
+        },
+    )
     .map(|r| {
         r.assert_clean();
         r
@@ -52,8 +63,16 @@ fn report_with_a_map_conf_posts_the_report_once_and_returns_at_once() {
     support::assert_schema(&post.body);
     let v: serde_json::Value = serde_json::from_str(&post.body).unwrap();
     assert_eq!(v["instance"]["tispark_version"], "3.1.0");
-    assert_eq!(v["instance"]["spark_version"], "UNKNOWN", "no Spark on this JVM's class path");
-    assert_eq!(run.value("SENDER_THREADS_LEFT").as_deref(), Some("0"), "{}", run.output);
+    assert_eq!(
+        v["instance"]["spark_version"], "UNKNOWN",
+        "no Spark on this JVM's class path"
+    );
+    assert_eq!(
+        run.value("SENDER_THREADS_LEFT").as_deref(),
+        Some("0"),
+        "{}",
+        run.output
+    );
     // The first call loads the library; even so it returns long before a send could finish.
     let returned_ms: u64 = run.value("REPORT_RETURNED_MS").unwrap().parse().unwrap();
     assert!(returned_ms < 2_000, "report() blocked for {returned_ms} ms");
@@ -62,21 +81,28 @@ fn report_with_a_map_conf_posts_the_report_once_and_returns_at_once() {
 #[test]
 fn report_called_from_many_threads_sends_one_report() {
     let collector = Collector::start(Behaviour::Accept);
-    let Some(run) = isolated("report_called_from_many_threads_sends_one_report", &child_env(&collector), || {
-        let vm = jvm::start_jvm(&[]);
-        let (url, state) = (var("TT_URL"), var("TT_STATE"));
-        std::thread::scope(|s| {
-            for _ in 0..16 {
-                s.spawn(|| {
-                    let mut env = vm.attach_current_thread().unwrap();
-                    let conf = jvm::java_map(&mut env, &[(ENABLE, "true"), (URL, &url), (STATE, &state)]);
-                    jvm::report(&mut env, &conf, None);
-                });
-            }
-        });
-        let mut env = vm.attach_current_thread().unwrap();
-        assert!(jvm::flush(&mut env, 10_000));
-    }) else {
+    let Some(run) = isolated(
+        "report_called_from_many_threads_sends_one_report",
+        &child_env(&collector),
+        || {
+            let vm = jvm::start_jvm(&[]);
+            let (url, state) = (var("TT_URL"), var("TT_STATE"));
+            std::thread::scope(|s| {
+                for _ in 0..16 {
+                    s.spawn(|| {
+                        let mut env = vm.attach_current_thread().unwrap();
+                        let conf = jvm::java_map(
+                            &mut env,
+                            &[(ENABLE, "true"), (URL, &url), (STATE, &state)],
+                        );
+                        jvm::report(&mut env, &conf, None);
+                    });
+                }
+            });
+            let mut env = vm.attach_current_thread().unwrap();
+            assert!(jvm::flush(&mut env, 10_000));
+        },
+    ) else {
         return;
     };
     run.assert_clean();
@@ -87,41 +113,83 @@ fn report_called_from_many_threads_sends_one_report() {
 #[test]
 fn two_class_loaders_in_one_jvm_send_one_report() {
     let collector = Collector::start(Behaviour::Accept);
-    let Some(run) = isolated("two_class_loaders_in_one_jvm_send_one_report", &child_env(&collector), || {
-        // The jar is not on the class path: each loader loads its own classes and library copy.
-        let vm = jni::JavaVM::new(
-            jni::InitArgsBuilder::new().version(jni::JNIVersion::V8).option("-Xcheck:jni").build().unwrap(),
-        )
-        .unwrap();
-        let mut env = vm.attach_current_thread().unwrap();
-        let (url, state) = (var("TT_URL"), var("TT_STATE"));
-        let jar = env.new_string(support::jar().display().to_string()).unwrap();
-        for _ in 0..2 {
-            let file = env.new_object("java/io/File", "(Ljava/lang/String;)V", &[JValue::Object(&jar)]).unwrap();
-            let uri = env.call_method(&file, "toURI", "()Ljava/net/URI;", &[]).unwrap().l().unwrap();
-            let url_obj = env.call_method(&uri, "toURL", "()Ljava/net/URL;", &[]).unwrap().l().unwrap();
-            let urls = env.new_object_array(1, "java/net/URL", &url_obj).unwrap();
-            let loader = env
-                .new_object(
-                    "java/net/URLClassLoader",
-                    "([Ljava/net/URL;Ljava/lang/ClassLoader;)V",
-                    &[JValue::Object(&urls), JValue::Object(&JObject::null())],
+    let Some(run) = isolated(
+        "two_class_loaders_in_one_jvm_send_one_report",
+        &child_env(&collector),
+        || {
+            // The jar is not on the class path: each loader loads its own classes and library copy.
+            let vm = jni::JavaVM::new(
+                jni::InitArgsBuilder::new()
+                    .version(jni::JNIVersion::V8)
+                    .option("-Xcheck:jni")
+                    .build()
+                    .unwrap(),
+            )
+            .unwrap();
+            let mut env = vm.attach_current_thread().unwrap();
+            let (url, state) = (var("TT_URL"), var("TT_STATE"));
+            let jar = env
+                .new_string(support::jar().display().to_string())
+                .unwrap();
+            for _ in 0..2 {
+                let file = env
+                    .new_object(
+                        "java/io/File",
+                        "(Ljava/lang/String;)V",
+                        &[JValue::Object(&jar)],
+                    )
+                    .unwrap();
+                let uri = env
+                    .call_method(&file, "toURI", "()Ljava/net/URI;", &[])
+                    .unwrap()
+                    .l()
+                    .unwrap();
+                let url_obj = env
+                    .call_method(&uri, "toURL", "()Ljava/net/URL;", &[])
+                    .unwrap()
+                    .l()
+                    .unwrap();
+                let urls = env.new_object_array(1, "java/net/URL", &url_obj).unwrap();
+                let loader = env
+                    .new_object(
+                        "java/net/URLClassLoader",
+                        "([Ljava/net/URL;Ljava/lang/ClassLoader;)V",
+                        &[JValue::Object(&urls), JValue::Object(&JObject::null())],
+                    )
+                    .unwrap();
+                let name = env
+                    .new_string("com.pingcap.tispark.telemetry.NativeTelemetry")
+                    .unwrap();
+                let class = env
+                    .call_method(
+                        &loader,
+                        "loadClass",
+                        "(Ljava/lang/String;)Ljava/lang/Class;",
+                        &[JValue::Object(&name)],
+                    )
+                    .unwrap()
+                    .l()
+                    .unwrap();
+                let class = jni::objects::JClass::from(class);
+                let conf =
+                    jvm::java_map(&mut env, &[(ENABLE, "true"), (URL, &url), (STATE, &state)]);
+                env.call_static_method(
+                    &class,
+                    "report",
+                    "(Ljava/lang/Object;)V",
+                    &[JValue::Object(&conf)],
                 )
                 .unwrap();
-            let name = env.new_string("com.pingcap.tispark.telemetry.NativeTelemetry").unwrap();
-            let class = env
-                .call_method(&loader, "loadClass", "(Ljava/lang/String;)Ljava/lang/Class;", &[JValue::Object(&name)])
-                .unwrap()
-                .l()
-                .unwrap();
-            let class = jni::objects::JClass::from(class);
-            let conf = jvm::java_map(&mut env, &[(ENABLE, "true"), (URL, &url), (STATE, &state)]);
-            env.call_static_method(&class, "report", "(Ljava/lang/Object;)V", &[JValue::Object(&conf)]).unwrap();
-            jvm::assert_no_exception(&mut env);
-            let done = env.call_static_method(&class, "flush", "(J)Z", &[JValue::Long(10_000)]).unwrap().z().unwrap();
-            assert!(done);
-        }
-    }) else {
+                jvm::assert_no_exception(&mut env);
+                let done = env
+                    .call_static_method(&class, "flush", "(J)Z", &[JValue::Long(10_000)])
+                    .unwrap()
+                    .z()
+                    .unwrap();
+                assert!(done);
+            }
+        },
+    ) else {
         return;
     };
     run.assert_clean();
@@ -132,25 +200,40 @@ fn two_class_loaders_in_one_jvm_send_one_report() {
 #[test]
 fn telemetry_off_or_invalid_switch_opens_no_connection() {
     let collector = Collector::start(Behaviour::Accept);
-    let Some(run) = isolated("telemetry_off_or_invalid_switch_opens_no_connection", &child_env(&collector), || {
-        let vm = jvm::start_jvm(&[]);
-        let mut env = vm.attach_current_thread().unwrap();
-        let (url, state) = (var("TT_URL"), var("TT_STATE"));
-        for value in [None, Some("false"), Some(" FALSE "), Some("yes"), Some("1"), Some(""), Some("garbage")] {
-            let mut pairs = vec![(URL, url.as_str()), (STATE, state.as_str())];
-            if let Some(v) = value {
-                pairs.push((ENABLE, v));
+    let Some(run) = isolated(
+        "telemetry_off_or_invalid_switch_opens_no_connection",
+        &child_env(&collector),
+        || {
+            let vm = jvm::start_jvm(&[]);
+            let mut env = vm.attach_current_thread().unwrap();
+            let (url, state) = (var("TT_URL"), var("TT_STATE"));
+            for value in [
+                None,
+                Some("false"),
+                Some(" FALSE "),
+                Some("yes"),
+                Some("1"),
+                Some(""),
+                Some("garbage"),
+            ] {
+                let mut pairs = vec![(URL, url.as_str()), (STATE, state.as_str())];
+                if let Some(v) = value {
+                    pairs.push((ENABLE, v));
+                }
+                env.with_local_frame(32, |env| -> jni::errors::Result<()> {
+                    let conf = jvm::java_map(env, &pairs);
+                    jvm::report(env, &conf, None);
+                    Ok(())
+                })
+                .unwrap();
             }
-            env.with_local_frame(32, |env| -> jni::errors::Result<()> {
-                let conf = jvm::java_map(env, &pairs);
-                jvm::report(env, &conf, None);
-                Ok(())
-            })
-            .unwrap();
-        }
-        assert!(jvm::flush(&mut env, 1_000));
-        println!("SENDER_THREADS={}", jvm::threads_named("tispark-telemetry-sender"));
-    }) else {
+            assert!(jvm::flush(&mut env, 1_000));
+            println!(
+                "SENDER_THREADS={}",
+                jvm::threads_named("tispark-telemetry-sender")
+            );
+        },
+    ) else {
         return;
     };
     run.assert_clean();
@@ -161,7 +244,9 @@ fn telemetry_off_or_invalid_switch_opens_no_connection() {
     for v in ["\\\"yes\\\"", "\\\"1\\\"", "\\\"garbage\\\"", "\\\"\\\""] {
         let v = v.replace('\\', "");
         assert!(
-            run.output.lines().any(|l| l.contains("WARN") && l.contains(ENABLE) && l.contains(&v)),
+            run.output
+                .lines()
+                .any(|l| l.contains("WARN") && l.contains(ENABLE) && l.contains(&v)),
             "no WARN for {v}:\n{}",
             run.output
         );
@@ -172,38 +257,56 @@ fn telemetry_off_or_invalid_switch_opens_no_connection() {
 #[test]
 fn null_or_wrong_type_conf_is_one_warning_and_no_exception() {
     let collector = Collector::start(Behaviour::Accept);
-    let Some(run) = isolated("null_or_wrong_type_conf_is_one_warning_and_no_exception", &child_env(&collector), || {
-        let vm = jvm::start_jvm(&[]);
-        let mut env = vm.attach_current_thread().unwrap();
-        jvm::report(&mut env, &JObject::null(), None);
-        let not_a_conf = env.new_object("java/lang/Object", "()V", &[]).unwrap();
-        jvm::report(&mut env, &not_a_conf, None);
-    }) else {
+    let Some(run) = isolated(
+        "null_or_wrong_type_conf_is_one_warning_and_no_exception",
+        &child_env(&collector),
+        || {
+            let vm = jvm::start_jvm(&[]);
+            let mut env = vm.attach_current_thread().unwrap();
+            jvm::report(&mut env, &JObject::null(), None);
+            let not_a_conf = env.new_object("java/lang/Object", "()V", &[]).unwrap();
+            jvm::report(&mut env, &not_a_conf, None);
+        },
+    ) else {
         return;
     };
     run.assert_clean();
     assert!(run.output.contains("was given null"), "{}", run.output);
-    assert!(run.output.contains("was given a java.lang.Object"), "{}", run.output);
+    assert!(
+        run.output.contains("was given a java.lang.Object"),
+        "{}",
+        run.output
+    );
     assert_eq!(collector.connections(), 0);
 }
 
 #[test]
 fn a_missing_native_library_is_one_warning_and_spark_runs_on() {
     let collector = Collector::start(Behaviour::Accept);
-    let Some(run) = isolated("a_missing_native_library_is_one_warning_and_spark_runs_on", &child_env(&collector), || {
-        let vm = jvm::start_jvm(&["-Dtispark.telemetry.native.path=/nonexistent/libtispark_telemetry.so".into()]);
-        let mut env = vm.attach_current_thread().unwrap();
-        let (url, state) = (var("TT_URL"), var("TT_STATE"));
-        let conf = jvm::java_map(&mut env, &[(ENABLE, "true"), (URL, &url), (STATE, &state)]);
-        jvm::report(&mut env, &conf, None);
-        jvm::report(&mut env, &conf, None);
-        println!("AFTER_REPORT=ok");
-    }) else {
+    let Some(run) = isolated(
+        "a_missing_native_library_is_one_warning_and_spark_runs_on",
+        &child_env(&collector),
+        || {
+            let vm = jvm::start_jvm(&[
+                "-Dtispark.telemetry.native.path=/nonexistent/libtispark_telemetry.so".into(),
+            ]);
+            let mut env = vm.attach_current_thread().unwrap();
+            let (url, state) = (var("TT_URL"), var("TT_STATE"));
+            let conf = jvm::java_map(&mut env, &[(ENABLE, "true"), (URL, &url), (STATE, &state)]);
+            jvm::report(&mut env, &conf, None);
+            jvm::report(&mut env, &conf, None);
+            println!("AFTER_REPORT=ok");
+        },
+    ) else {
         return;
     };
     run.assert_clean();
     assert_eq!(run.value("AFTER_REPORT").as_deref(), Some("ok"));
-    let warnings = run.output.lines().filter(|l| l.contains("native library cannot be loaded")).count();
+    let warnings = run
+        .output
+        .lines()
+        .filter(|l| l.contains("native library cannot be loaded"))
+        .count();
     assert_eq!(warnings, 1, "{}", run.output);
     assert_eq!(collector.connections(), 0);
 }
@@ -220,7 +323,9 @@ fn jvm_shutdown_waits_for_a_silent_endpoint_no_longer_than_the_flush_bound() {
             let (url, state) = (var("TT_URL"), var("TT_STATE"));
             let conf = jvm::java_map(&mut env, &[(ENABLE, "true"), (URL, &url), (STATE, &state)]);
             jvm::report(&mut env, &conf, None);
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap();
             println!("EXIT_CALLED_AT_MS={}", now.as_millis());
             let _ = env.call_static_method("java/lang/System", "exit", "(I)V", &[JValue::Int(0)]);
             unreachable!("System.exit returned");
@@ -228,13 +333,27 @@ fn jvm_shutdown_waits_for_a_silent_endpoint_no_longer_than_the_flush_bound() {
     ) else {
         return;
     };
-    let ended = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+    let ended = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
     assert!(run.success, "{}", run.output);
-    let called: u128 = run.value("EXIT_CALLED_AT_MS").expect(&run.output).parse().unwrap();
+    let called: u128 = run
+        .value("EXIT_CALLED_AT_MS")
+        .expect(&run.output)
+        .parse()
+        .unwrap();
     let shutdown_ms = ended - called;
     // The hook waited for the send in flight, but no longer than the 2 s bound (the rest is
     // JVM teardown and process exit).
-    assert!(shutdown_ms >= 1_900, "shutdown did not wait for the send: {shutdown_ms} ms");
-    assert!(shutdown_ms < 3_500, "shutdown took {shutdown_ms} ms:\n{}", run.output);
+    assert!(
+        shutdown_ms >= 1_900,
+        "shutdown did not wait for the send: {shutdown_ms} ms"
+    );
+    assert!(
+        shutdown_ms < 3_500,
+        "shutdown took {shutdown_ms} ms:\n{}",
+        run.output
+    );
     assert!(collector.received().len() <= 1);
 }

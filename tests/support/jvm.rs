@@ -21,8 +21,16 @@ impl ChildRun {
     /// The child passed and the JVM's JNI checker found nothing to warn about.
     pub fn assert_clean(&self) {
         assert!(self.success, "the JVM child failed:\n{}", self.output);
-        for bad in ["WARNING in native method", "FATAL ERROR in native method", "JNI local refs"] {
-            assert!(!self.output.contains(bad), "-Xcheck:jni complained ({bad}):\n{}", self.output);
+        for bad in [
+            "WARNING in native method",
+            "FATAL ERROR in native method",
+            "JNI local refs",
+        ] {
+            assert!(
+                !self.output.contains(bad),
+                "-Xcheck:jni complained ({bad}):\n{}",
+                self.output
+            );
         }
     }
 
@@ -31,14 +39,21 @@ impl ChildRun {
         let marker = format!("{key}=");
         self.output.lines().find_map(|l| {
             let at = l.find(&marker)?;
-            l[at + marker.len()..].split_whitespace().next().map(str::to_string)
+            l[at + marker.len()..]
+                .split_whitespace()
+                .next()
+                .map(str::to_string)
         })
     }
 }
 
 /// In the parent: runs this same test in a child process with `env`, and
 /// returns what happened. In the child: runs `scenario` and returns `None`.
-pub fn isolated(test_name: &str, env: &[(&str, String)], scenario: impl FnOnce()) -> Option<ChildRun> {
+pub fn isolated(
+    test_name: &str,
+    env: &[(&str, String)],
+    scenario: impl FnOnce(),
+) -> Option<ChildRun> {
     if std::env::var(CHILD_ENV).as_deref() == Ok(test_name) {
         scenario();
         return None;
@@ -50,8 +65,16 @@ pub fn isolated(test_name: &str, env: &[(&str, String)], scenario: impl FnOnce()
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .output()
         .expect("run the test binary as a child");
-    let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    Some(ChildRun { success: out.status.success(), output, elapsed: start.elapsed() })
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(ChildRun {
+        success: out.status.success(),
+        output,
+        elapsed: start.elapsed(),
+    })
 }
 
 /// Starts the JVM of this (child) process with the telemetry jar on its class path.
@@ -63,9 +86,8 @@ pub fn start_jvm(extra_options: &[String]) -> JavaVM {
     for o in extra_options {
         args = args.option(o);
     }
-    JavaVM::new(args.build().expect("JVM options")).expect(
-        "start a JVM through JNI invocation (is a JDK installed? set JAVA_HOME to it)",
-    )
+    JavaVM::new(args.build().expect("JVM options"))
+        .expect("start a JVM through JNI invocation (is a JDK installed? set JAVA_HOME to it)")
 }
 
 /// A `java.util.HashMap<String, String>` with these entries.
@@ -105,7 +127,11 @@ pub fn report(env: &mut JNIEnv, conf: &JObject, tispark_version: Option<&str>) {
 
 /// `NativeTelemetry.flush(ms)`.
 pub fn flush(env: &mut JNIEnv, millis: i64) -> bool {
-    let done = env.call_static_method(API, "flush", "(J)Z", &[JValue::Long(millis)]).unwrap().z().unwrap();
+    let done = env
+        .call_static_method(API, "flush", "(J)Z", &[JValue::Long(millis)])
+        .unwrap()
+        .z()
+        .unwrap();
     assert_no_exception(env);
     done
 }
@@ -126,7 +152,8 @@ pub fn threads_named(prefix: &str) -> usize {
             tasks
                 .flatten()
                 .filter(|t| {
-                    std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim_end() == short)
+                    std::fs::read_to_string(t.path().join("comm"))
+                        .is_ok_and(|c| c.trim_end() == short)
                 })
                 .count()
         })

@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 pub fn jar() -> PathBuf {
     let jar = std::env::var_os("TISPARK_TELEMETRY_JAR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tispark-telemetry.jar"));
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tispark-telemetry.jar")
+        });
     assert!(
         jar.is_file(),
         "{} is missing: run `bash java/package.sh` (the README's test command does)",
@@ -38,24 +40,37 @@ pub fn temp_dir(name: &str) -> PathBuf {
 }
 
 fn nanos() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
 }
 
 /// The JSON after `Telemetry report: ` on each matching log line.
 pub fn logged_reports(log: &str) -> Vec<String> {
     log.lines()
-        .filter_map(|l| l.split_once("Telemetry report: ").map(|(_, json)| json.trim_end().to_string()))
+        .filter_map(|l| {
+            l.split_once("Telemetry report: ")
+                .map(|(_, json)| json.trim_end().to_string())
+        })
         .collect()
 }
 
 /// Asserts the JSON has the schema's keys with the schema's types.
 pub fn assert_schema(json: &str) {
-    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("not JSON ({e}): {json}"));
+    let v: serde_json::Value =
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("not JSON ({e}): {json}"));
     let obj = v.as_object().unwrap();
     let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
     keys.sort();
-    assert_eq!(keys, ["configuration", "hardware", "instance", "time", "track_id"]);
-    assert!(v["track_id"].as_str().unwrap().starts_with("trkid_") || v["track_id"].as_str().unwrap().starts_with("appid_"));
+    assert_eq!(
+        keys,
+        ["configuration", "hardware", "instance", "time", "track_id"]
+    );
+    assert!(
+        v["track_id"].as_str().unwrap().starts_with("trkid_")
+            || v["track_id"].as_str().unwrap().starts_with("appid_")
+    );
     assert!(v["time"].is_u64());
     let hw = &v["hardware"];
     assert!(hw["os"].is_string() && hw["version"].is_string() && hw["memory"].is_string());

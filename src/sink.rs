@@ -145,7 +145,8 @@ async fn post(client: &reqwest::Client, url: reqwest::Url, body: String) -> Resu
         .body(body)
         .send()
         .await
-        .map_err(|e| error_chain(&e))?;
+        // The URL is named by the caller, redacted; reqwest's copy may hold credentials.
+        .map_err(|e| error_chain(&e.without_url()))?;
     let status = response.status();
     // The response body is not read: a huge or endless body costs nothing.
     drop(response);

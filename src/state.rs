@@ -51,8 +51,8 @@ pub fn track_id(dir: Option<&Path>, app_id: Option<&str>) -> TrackId {
     };
     let file = dir.join(TRACK_ID_FILE);
     let mut warning = None;
-    match fs::read_to_string(&file) {
-        Ok(content) => match valid_track_id(&content) {
+    match fs::read(&file) {
+        Ok(content) => match std::str::from_utf8(&content).ok().and_then(valid_track_id) {
             Some(id) => return TrackId { id, warning: None },
             None => {
                 warning = Some(format!(

@@ -20,7 +20,7 @@ pub async fn tidb_version(client: &reqwest::Client, pd_address: &str) -> Result<
         .timeout(PD_TIMEOUT)
         .send()
         .await
-        .map_err(|e| crate::sink::error_chain(&e))?;
+        .map_err(|e| crate::sink::error_chain(&e.without_url()))?;
     if !response.status().is_success() {
         return Err(format!("PD answered HTTP {}", response.status()));
     }

@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,6 +22,8 @@ pub enum Behaviour {
     RedirectLoop,
     /// 200 with a body of this many bytes.
     HugeBody(usize),
+    /// 200 with this JSON body (PD's `/pd/api/v1/status` speaks this way).
+    Json(&'static str),
 }
 
 #[derive(Debug, Clone)]
@@ -53,6 +55,19 @@ impl Collector {
     }
 
     pub fn start_on(addr: &str, behaviour: Behaviour) -> Collector {
+        Self::start_with(addr, behaviour, None)
+    }
+
+    /// An HTTPS endpoint with this server configuration.
+    pub fn start_tls(behaviour: Behaviour, tls: Arc<rustls::ServerConfig>) -> Collector {
+        Self::start_with("127.0.0.1:0", behaviour, Some(tls))
+    }
+
+    fn start_with(
+        addr: &str,
+        behaviour: Behaviour,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> Collector {
         let listener = TcpListener::bind(addr).expect("bind the collector on loopback");
         let addr = listener.local_addr().unwrap();
         let received = Arc::new(Mutex::new(Vec::new()));
@@ -64,7 +79,19 @@ impl Collector {
                 for stream in listener.incoming().flatten() {
                     c.fetch_add(1, Ordering::SeqCst);
                     let r = r.clone();
-                    std::thread::spawn(move || serve(stream, behaviour, &r));
+                    let tls = tls.clone();
+                    std::thread::spawn(move || {
+                        let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+                        match tls {
+                            None => serve(stream, behaviour, &r),
+                            Some(config) => {
+                                let Ok(conn) = rustls::ServerConnection::new(config) else {
+                                    return;
+                                };
+                                serve(rustls::StreamOwned::new(conn, stream), behaviour, &r)
+                            }
+                        }
+                    });
                 }
             })
             .unwrap();
@@ -97,13 +124,8 @@ impl Collector {
     }
 }
 
-fn serve(stream: TcpStream, behaviour: Behaviour, received: &Mutex<Vec<Received>>) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-    let mut reader = BufReader::new(match stream.try_clone() {
-        Ok(s) => s,
-        Err(_) => return,
-    });
-    let mut out = stream;
+fn serve<S: Read + Write>(stream: S, behaviour: Behaviour, received: &Mutex<Vec<Received>>) {
+    let mut reader = BufReader::new(stream);
     loop {
         let Some(request) = read_request(&mut reader) else {
             return;
@@ -118,10 +140,17 @@ fn serve(stream: TcpStream, behaviour: Behaviour, received: &Mutex<Vec<Received>
                 return;
             }
             Behaviour::RedirectLoop => respond(302, "Found", &[("Location", path.as_str())], b""),
+            Behaviour::Json(body) => respond(
+                200,
+                "OK",
+                &[("Content-Type", "application/json")],
+                body.as_bytes(),
+            ),
             Behaviour::HugeBody(n) => {
                 let head = format!(
                     "HTTP/1.1 200 OK\r\nContent-Length: {n}\r\nContent-Type: text/plain\r\n\r\n"
                 );
+                let out = reader.get_mut();
                 if out.write_all(head.as_bytes()).is_err() {
                     return;
                 }
@@ -137,7 +166,8 @@ fn serve(stream: TcpStream, behaviour: Behaviour, received: &Mutex<Vec<Received>
                 continue;
             }
         };
-        if out.write_all(&response).is_err() {
+        let out = reader.get_mut();
+        if out.write_all(&response).is_err() || out.flush().is_err() {
             return;
         }
     }
@@ -157,7 +187,7 @@ fn respond(code: u16, reason: &str, headers: &[(&str, &str)], body: &[u8]) -> Ve
     out
 }
 
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Received> {
+fn read_request<S: Read>(reader: &mut BufReader<S>) -> Option<Received> {
     let mut line = String::new();
     if reader.read_line(&mut line).ok()? == 0 {
         return None;

@@ -171,3 +171,83 @@ pub fn wait_no_threads_named(prefix: &str, timeout: Duration) -> usize {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+const CONF_ENV: &str = "TT_CONF";
+
+/// One report in a fresh JVM: `NativeTelemetry.report(map)` with these conf
+/// entries, then a flush of up to 15 s. The child prints
+/// `REPORT_RETURNED_US`, `FLUSHED`, `SEND_MS` and `SENDER_THREADS_LEFT`.
+pub fn report_in_jvm(
+    test_name: &str,
+    conf: &[(&str, String)],
+    env: &[(&str, String)],
+) -> Option<ChildRun> {
+    let pairs: Vec<(String, String)> = conf
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    // Through a file: a huge value would not fit in an environment variable.
+    let conf_file = super::temp_dir("jvm-conf").join("conf.json");
+    if std::env::var_os(CONF_ENV).is_none() {
+        std::fs::write(&conf_file, serde_json::to_string(&pairs).unwrap()).unwrap();
+    }
+    let mut env = env.to_vec();
+    env.push((CONF_ENV, conf_file.display().to_string()));
+    isolated(test_name, &env, || {
+        let file = std::env::var(CONF_ENV).unwrap();
+        let pairs: Vec<(String, String)> =
+            serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+        let pairs: Vec<(&str, &str)> = pairs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let vm = start_jvm(&[]);
+        let mut env = vm.attach_current_thread().unwrap();
+        let map = java_map(&mut env, &pairs);
+        let start = Instant::now();
+        report(&mut env, &map, None);
+        println!("REPORT_RETURNED_US={}", start.elapsed().as_micros());
+        let start = Instant::now();
+        println!("FLUSHED={}", flush(&mut env, 15_000));
+        println!("SEND_MS={}", start.elapsed().as_millis());
+        println!(
+            "SENDER_THREADS_LEFT={}",
+            wait_no_threads_named("tispark-telemetry-sender", Duration::from_secs(2))
+        );
+    })
+}
+
+impl ChildRun {
+    /// The telemetry warnings the child printed (without slf4j they go to stderr).
+    pub fn warnings(&self) -> Vec<&str> {
+        self.output
+            .lines()
+            .filter(|l| l.contains("WARN Telemetry: "))
+            .collect()
+    }
+
+    pub fn number(&self, key: &str) -> u64 {
+        self.value(key)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {key}:\n{}", self.output))
+    }
+
+    /// The driver's call returned without waiting on the network, the send
+    /// ended, and no telemetry thread is left.
+    pub fn assert_returned_at_once_and_left_nothing(&self) {
+        self.assert_clean();
+        let us = self.number("REPORT_RETURNED_US");
+        assert!(
+            us < 1_000_000,
+            "report() took {us} µs: it waited on something\n{}",
+            self.output
+        );
+        assert_eq!(
+            self.value("FLUSHED").as_deref(),
+            Some("true"),
+            "{}",
+            self.output
+        );
+        assert_eq!(self.number("SENDER_THREADS_LEFT"), 0, "{}", self.output);
+    }
+}

@@ -6,6 +6,7 @@
 
 pub mod collector;
 pub mod jvm;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 
@@ -21,7 +22,36 @@ pub fn jar() -> PathBuf {
         "{} is missing: run `bash java/package.sh` (the README's test command does)",
         jar.display()
     );
+    let built = std::fs::metadata(&jar).and_then(|m| m.modified()).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if let Some(newer) =
+        newest_source(&[root.join("src"), root.join("java/src")]).filter(|(t, _)| *t > built)
+    {
+        panic!(
+            "{} is older than {}: run `bash java/package.sh` so the tests load the current code",
+            jar.display(),
+            newer.1.display()
+        );
+    }
     jar
+}
+
+fn newest_source(dirs: &[PathBuf]) -> Option<(std::time::SystemTime, PathBuf)> {
+    let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
+    let mut stack: Vec<PathBuf> = dirs.to_vec();
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(t) = entry.metadata().and_then(|m| m.modified()) {
+                if newest.as_ref().is_none_or(|(n, _)| t > *n) {
+                    newest = Some((t, path));
+                }
+            }
+        }
+    }
+    newest
 }
 
 /// A required environment variable, set by `scripts/test.sh`.

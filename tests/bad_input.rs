@@ -1,0 +1,137 @@
+//! Careless configuration and a damaged state directory, in a real JVM: a
+//! defined result, one WARN naming what is wrong, never an exception, and the
+//! report still goes out wherever it still can.
+
+mod support;
+
+use std::time::Duration;
+use support::collector::{Behaviour, Collector};
+use support::jvm::report_in_jvm;
+
+fn conf(c: &Collector, state_dir: &std::path::Path) -> Vec<(&'static str, String)> {
+    vec![
+        ("spark.tispark.telemetry.enable", " TRUE ".into()),
+        ("spark.tispark.telemetry.url", c.url("/r")),
+        (
+            "spark.tispark.telemetry.state_dir",
+            state_dir.display().to_string(),
+        ),
+    ]
+}
+
+fn received_json(c: &Collector) -> serde_json::Value {
+    let received = c.wait_for(1, Duration::from_secs(2));
+    assert_eq!(received.len(), 1);
+    support::assert_schema(&received[0].body);
+    serde_json::from_str(&received[0].body).unwrap()
+}
+
+#[test]
+fn unparsable_typed_values_are_reported_as_defaults_with_a_warning_each() {
+    let c = Collector::start(Behaviour::Accept);
+    let mut conf = conf(&c, &support::temp_dir("bad-typed"));
+    conf.push(("spark.tispark.index.scan_batch_size", "lots".into()));
+    conf.push(("spark.tispark.coprocess.streaming", "yes".into()));
+    let Some(run) = report_in_jvm(
+        "unparsable_typed_values_are_reported_as_defaults_with_a_warning_each",
+        &conf,
+        &[],
+    ) else {
+        return;
+    };
+    run.assert_returned_at_once_and_left_nothing();
+    let warnings = run.warnings();
+    assert_eq!(warnings.len(), 2, "{}", run.output);
+    assert!(warnings
+        .iter()
+        .any(|w| w.contains("spark.tispark.index.scan_batch_size=\"lots\"")));
+    assert!(warnings
+        .iter()
+        .any(|w| w.contains("spark.tispark.coprocess.streaming=\"yes\"")));
+    let v = received_json(&c);
+    assert_eq!(
+        v["configuration"]["spark.tispark.index.scan_batch_size"],
+        20000
+    );
+    assert_eq!(
+        v["configuration"]["spark.tispark.coprocess.streaming"],
+        false
+    );
+}
+
+#[test]
+fn huge_and_non_ascii_values_are_reported_intact_or_cut_to_256_characters() {
+    let c = Collector::start(Behaviour::Accept);
+    let mut conf = conf(&c, &support::temp_dir("bad-huge"));
+    conf.push((
+        "spark.tispark.isolation_read_engines",
+        "tiflash,引擎,\u{1F680}".into(),
+    ));
+    conf.push((
+        "spark.tispark.type.unsupported_mysql_types",
+        "x".repeat(1 << 20),
+    ));
+    let Some(run) = report_in_jvm(
+        "huge_and_non_ascii_values_are_reported_intact_or_cut_to_256_characters",
+        &conf,
+        &[],
+    ) else {
+        return;
+    };
+    run.assert_returned_at_once_and_left_nothing();
+    assert_eq!(run.warnings().len(), 1, "{}", run.output);
+    assert!(run.warnings()[0].contains("spark.tispark.type.unsupported_mysql_types"));
+    let v = received_json(&c);
+    assert_eq!(
+        v["configuration"]["spark.tispark.isolation_read_engines"],
+        "tiflash,引擎,\u{1F680}"
+    );
+    assert_eq!(
+        v["configuration"]["spark.tispark.type.unsupported_mysql_types"],
+        "x".repeat(256)
+    );
+}
+
+#[test]
+fn an_unwritable_state_dir_falls_back_to_the_application_id() {
+    let c = Collector::start(Behaviour::Accept);
+    let not_a_dir = support::temp_dir("bad-state").join("state");
+    std::fs::write(&not_a_dir, "a file where the directory should be").unwrap();
+    let mut conf = conf(&c, &not_a_dir);
+    conf.push(("spark.app.id", "local-1764000000000".into()));
+    let Some(run) = report_in_jvm(
+        "an_unwritable_state_dir_falls_back_to_the_application_id",
+        &conf,
+        &[],
+    ) else {
+        return;
+    };
+    run.assert_returned_at_once_and_left_nothing();
+    assert_eq!(run.warnings().len(), 1, "{}", run.output);
+    assert!(run.warnings()[0].contains("appid_local-1764000000000"));
+    assert_eq!(received_json(&c)["track_id"], "appid_local-1764000000000");
+}
+
+#[test]
+fn a_corrupt_track_id_file_is_replaced_with_a_warning() {
+    let c = Collector::start(Behaviour::Accept);
+    let dir = support::temp_dir("bad-id");
+    std::fs::write(dir.join("track_id"), [0xff, 0x00, 0x13, 0x37]).unwrap();
+    let Some(run) = report_in_jvm(
+        "a_corrupt_track_id_file_is_replaced_with_a_warning",
+        &conf(&c, &dir),
+        &[],
+    ) else {
+        return;
+    };
+    run.assert_returned_at_once_and_left_nothing();
+    assert_eq!(run.warnings().len(), 1, "{}", run.output);
+    assert!(run.warnings()[0].contains("corrupt"));
+    let id = received_json(&c)["track_id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("trkid_"));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("track_id")).unwrap(),
+        id,
+        "the new id is kept"
+    );
+}

@@ -128,65 +128,13 @@ fn two_class_loaders_in_one_jvm_send_one_report() {
             .unwrap();
             let mut env = vm.attach_current_thread().unwrap();
             let (url, state) = (var("TT_URL"), var("TT_STATE"));
-            let jar = env
-                .new_string(support::jar().display().to_string())
-                .unwrap();
             for _ in 0..2 {
-                let file = env
-                    .new_object(
-                        "java/io/File",
-                        "(Ljava/lang/String;)V",
-                        &[JValue::Object(&jar)],
-                    )
-                    .unwrap();
-                let uri = env
-                    .call_method(&file, "toURI", "()Ljava/net/URI;", &[])
-                    .unwrap()
-                    .l()
-                    .unwrap();
-                let url_obj = env
-                    .call_method(&uri, "toURL", "()Ljava/net/URL;", &[])
-                    .unwrap()
-                    .l()
-                    .unwrap();
-                let urls = env.new_object_array(1, "java/net/URL", &url_obj).unwrap();
-                let loader = env
-                    .new_object(
-                        "java/net/URLClassLoader",
-                        "([Ljava/net/URL;Ljava/lang/ClassLoader;)V",
-                        &[JValue::Object(&urls), JValue::Object(&JObject::null())],
-                    )
-                    .unwrap();
-                let name = env
-                    .new_string("com.pingcap.tispark.telemetry.NativeTelemetry")
-                    .unwrap();
-                let class = env
-                    .call_method(
-                        &loader,
-                        "loadClass",
-                        "(Ljava/lang/String;)Ljava/lang/Class;",
-                        &[JValue::Object(&name)],
-                    )
-                    .unwrap()
-                    .l()
-                    .unwrap();
-                let class = jni::objects::JClass::from(class);
-                let conf =
-                    jvm::java_map(&mut env, &[(ENABLE, "true"), (URL, &url), (STATE, &state)]);
-                env.call_static_method(
-                    &class,
-                    "report",
-                    "(Ljava/lang/Object;)V",
-                    &[JValue::Object(&conf)],
-                )
-                .unwrap();
-                jvm::assert_no_exception(&mut env);
-                let done = env
-                    .call_static_method(&class, "flush", "(J)Z", &[JValue::Long(10_000)])
-                    .unwrap()
-                    .z()
-                    .unwrap();
-                assert!(done);
+                let conf = [
+                    (ENABLE, "true"),
+                    (URL, url.as_str()),
+                    (STATE, state.as_str()),
+                ];
+                report_through_a_new_class_loader(&mut env, &conf);
             }
         },
     ) else {
@@ -356,4 +304,112 @@ fn jvm_shutdown_waits_for_a_silent_endpoint_no_longer_than_the_flush_bound() {
         run.output
     );
     assert!(collector.received().len() <= 1);
+}
+
+/// A fresh `URLClassLoader` over the jar (no parent but the bootstrap loader),
+/// its own `NativeTelemetry`, one `report` and one `flush` through it.
+fn report_through_a_new_class_loader(env: &mut jni::JNIEnv, conf: &[(&str, &str)]) {
+    env.with_local_frame(32, |env| -> jni::errors::Result<()> {
+        let jar = env.new_string(support::jar().display().to_string())?;
+        let file = env.new_object(
+            "java/io/File",
+            "(Ljava/lang/String;)V",
+            &[JValue::Object(&jar)],
+        )?;
+        let uri = env
+            .call_method(&file, "toURI", "()Ljava/net/URI;", &[])?
+            .l()?;
+        let url = env
+            .call_method(&uri, "toURL", "()Ljava/net/URL;", &[])?
+            .l()?;
+        let urls = env.new_object_array(1, "java/net/URL", &url)?;
+        let loader = env.new_object(
+            "java/net/URLClassLoader",
+            "([Ljava/net/URL;Ljava/lang/ClassLoader;)V",
+            &[JValue::Object(&urls), JValue::Object(&JObject::null())],
+        )?;
+        let name = env.new_string("com.pingcap.tispark.telemetry.NativeTelemetry")?;
+        let class = env
+            .call_method(
+                &loader,
+                "loadClass",
+                "(Ljava/lang/String;)Ljava/lang/Class;",
+                &[JValue::Object(&name)],
+            )?
+            .l()?;
+        let class = jni::objects::JClass::from(class);
+        let map = jvm::java_map(env, conf);
+        env.call_static_method(
+            &class,
+            "report",
+            "(Ljava/lang/Object;)V",
+            &[JValue::Object(&map)],
+        )?;
+        jvm::assert_no_exception(env);
+        assert!(env
+            .call_static_method(&class, "flush", "(J)Z", &[JValue::Long(10_000)])?
+            .z()?);
+        env.call_method(&loader, "close", "()V", &[])?;
+        Ok(())
+    })
+    .unwrap();
+}
+
+fn resident_kib() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4
+}
+
+#[test]
+fn repeated_class_loader_load_and_report_cycles_do_not_grow_native_memory() {
+    let collector = Collector::start(Behaviour::Accept);
+    let name = "repeated_class_loader_load_and_report_cycles_do_not_grow_native_memory";
+    let Some(run) = isolated(name, &child_env(&collector), || {
+        let vm = jni::JavaVM::new(
+            jni::InitArgsBuilder::new()
+                .version(jni::JNIVersion::V8)
+                .option("-Xcheck:jni")
+                .option("-Xms64m")
+                .option("-Xmx64m")
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+        let mut env = vm.attach_current_thread().unwrap();
+        let (url, state) = (var("TT_URL"), var("TT_STATE"));
+        let conf = [
+            (ENABLE, "true"),
+            (URL, url.as_str()),
+            (STATE, state.as_str()),
+        ];
+        let gc = |env: &mut jni::JNIEnv| {
+            env.call_static_method("java/lang/System", "gc", "()V", &[])
+                .unwrap();
+        };
+        for _ in 0..5 {
+            report_through_a_new_class_loader(&mut env, &conf);
+        }
+        gc(&mut env);
+        println!("RSS_BEFORE_KIB={}", resident_kib());
+        for i in 0..100 {
+            report_through_a_new_class_loader(&mut env, &conf);
+            if i % 20 == 19 {
+                gc(&mut env);
+            }
+        }
+        gc(&mut env);
+        println!("RSS_AFTER_KIB={}", resident_kib());
+    }) else {
+        return;
+    };
+    run.assert_clean();
+    let growth = run.number("RSS_AFTER_KIB") as i64 - run.number("RSS_BEFORE_KIB") as i64;
+    // A library copy pinned per cycle would cost megabytes each; 100 cycles stay well inside this.
+    assert!(
+        growth < 16 * 1024,
+        "resident memory grew by {growth} KiB over 100 cycles:\n{}",
+        run.output
+    );
+    assert_eq!(collector.wait_for(1, Duration::from_secs(2)).len(), 1);
 }

@@ -17,7 +17,8 @@ use jni::JNIEnv;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
-/// The JVM-wide mark of "this JVM has reported": a system property, because
+/// The JVM-wide mark of "this JVM has reported" (its value: the application
+/// id; visible in Spark UI's Environment tab): a system property, because
 /// it is shared by every class loader that may have loaded its own copy of
 /// this library, and `Properties.putIfAbsent` is atomic.
 const REPORTED_PROPERTY: &str = "tispark.telemetry.reported";
@@ -124,11 +125,14 @@ fn report<'local>(
         }
     }
     let snapshot = Snapshot::read(&mut source)?;
-    let plan = Plan::new(&snapshot)?;
+    // The first decision stands for the JVM: claimed before the URL is checked,
+    // so later callers (other sessions, other class loaders) do not even load
+    // the library again, whatever the outcome.
     if !claim_this_jvm(env, snapshot.app_id().unwrap_or("unknown"))? {
         log::debug!("Telemetry was already reported by this JVM; nothing more is sent.");
         return Ok(false);
     }
+    let plan = Plan::new(&snapshot)?;
     let request = Request {
         snapshot,
         spark_version: spark_version(env, class),

@@ -19,6 +19,8 @@ public final class NativeTelemetry {
     public static final String FLUSH_MILLIS_PROPERTY = "tispark.telemetry.flush.millis";
     static final long DEFAULT_FLUSH_MILLIS = 2000;
     static final long MAX_FLUSH_MILLIS = 10000;
+    /** Set (to the application id) once this JVM has reported; shared by all class loaders. */
+    static final String REPORTED_PROPERTY = "tispark.telemetry.reported";
 
     private static boolean hookInstalled;
 
@@ -32,7 +34,7 @@ public final class NativeTelemetry {
     /** As {@link #report(Object)}, with the caller's version (TiSpark's) for the report. */
     public static void report(Object conf, String tisparkVersion) {
         try {
-            if (!mayBeEnabled(conf) || !NativeLoader.ensureLoaded()) {
+            if (!mayBeEnabled(conf) || alreadyReported() || !NativeLoader.ensureLoaded()) {
                 return;
             }
             if (nativeReport(conf, tisparkVersion)) {
@@ -85,6 +87,15 @@ public final class NativeTelemetry {
             return true; // the native side reports it
         }
         return value != null && !value.trim().equalsIgnoreCase("false");
+    }
+
+    /** This JVM has reported already (maybe through another class loader): nothing to load. */
+    static boolean alreadyReported() {
+        try {
+            return System.getProperty(REPORTED_PROPERTY) != null;
+        } catch (SecurityException e) {
+            return false;
+        }
     }
 
     private static synchronized void installFlushHook() {

@@ -135,3 +135,51 @@ fn a_corrupt_track_id_file_is_replaced_with_a_warning() {
         "the new id is kept"
     );
 }
+
+/// Runs the child with a file size limit of zero: every write fails, as on a full disk.
+const FULL_DISK: [&str; 4] = ["bash", "-c", "ulimit -f 0; exec \"$@\"", "full-disk"];
+
+#[test]
+fn a_full_disk_where_the_library_is_extracted_is_one_warning_and_the_jvm_runs_on() {
+    let c = Collector::start(Behaviour::Accept);
+    let conf = conf(&c, &support::temp_dir("full-extract"));
+    let name = "a_full_disk_where_the_library_is_extracted_is_one_warning_and_the_jvm_runs_on";
+    let Some(run) = support::jvm::report_in_jvm_under(&FULL_DISK, &[], name, &conf, &[]) else {
+        return;
+    };
+    run.assert_returned_at_once_and_left_nothing();
+    assert_eq!(run.warnings().len(), 1, "{}", run.output);
+    assert!(
+        run.warnings()[0].contains("native library cannot be loaded"),
+        "{}",
+        run.output
+    );
+    assert_eq!(c.connections(), 0);
+}
+
+#[test]
+fn a_full_state_dir_still_sends_the_report_with_the_application_id() {
+    let c = Collector::start(Behaviour::Accept);
+    let mut conf = conf(&c, &support::temp_dir("full-state").join("state"));
+    conf.push(("spark.app.id", "app-20261124000000-0001".into()));
+    // The library is loaded from the build (extracting it would need the disk too).
+    let lib = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/release/libtispark_telemetry.so");
+    let options = [format!("-Dtispark.telemetry.native.path={}", lib.display())];
+    let name = "a_full_state_dir_still_sends_the_report_with_the_application_id";
+    let Some(run) = support::jvm::report_in_jvm_under(&FULL_DISK, &options, name, &conf, &[])
+    else {
+        return;
+    };
+    run.assert_returned_at_once_and_left_nothing();
+    assert_eq!(run.warnings().len(), 1, "{}", run.output);
+    assert!(
+        run.warnings()[0].contains("cannot be stored"),
+        "{}",
+        run.output
+    );
+    assert_eq!(
+        received_json(&c)["track_id"],
+        "appid_app-20261124000000-0001"
+    );
+}

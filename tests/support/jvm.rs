@@ -54,12 +54,32 @@ pub fn isolated(
     env: &[(&str, String)],
     scenario: impl FnOnce(),
 ) -> Option<ChildRun> {
+    isolated_under(&[], test_name, env, scenario)
+}
+
+/// As `isolated`, with the child started through `wrapper` (a command that
+/// ends by running its arguments, e.g. `bash -c 'ulimit -f 0; exec "$@"' _`).
+pub fn isolated_under(
+    wrapper: &[&str],
+    test_name: &str,
+    env: &[(&str, String)],
+    scenario: impl FnOnce(),
+) -> Option<ChildRun> {
     if std::env::var(CHILD_ENV).as_deref() == Ok(test_name) {
         scenario();
         return None;
     }
     let start = Instant::now();
-    let out = Command::new(std::env::current_exe().unwrap())
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(&exe);
+            c
+        }
+        None => Command::new(&exe),
+    };
+    let out = cmd
         .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, test_name)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
@@ -182,6 +202,18 @@ pub fn report_in_jvm(
     conf: &[(&str, String)],
     env: &[(&str, String)],
 ) -> Option<ChildRun> {
+    report_in_jvm_under(&[], &[], test_name, conf, env)
+}
+
+/// As `report_in_jvm`, with the child started through `wrapper` and the JVM
+/// given `jvm_options`.
+pub fn report_in_jvm_under(
+    wrapper: &[&str],
+    jvm_options: &[String],
+    test_name: &str,
+    conf: &[(&str, String)],
+    env: &[(&str, String)],
+) -> Option<ChildRun> {
     let pairs: Vec<(String, String)> = conf
         .iter()
         .map(|(k, v)| (k.to_string(), v.clone()))
@@ -193,7 +225,8 @@ pub fn report_in_jvm(
     }
     let mut env = env.to_vec();
     env.push((CONF_ENV, conf_file.display().to_string()));
-    isolated(test_name, &env, || {
+    let jvm_options = jvm_options.to_vec();
+    isolated_under(wrapper, test_name, &env, || {
         let file = std::env::var(CONF_ENV).unwrap();
         let pairs: Vec<(String, String)> =
             serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
@@ -201,7 +234,7 @@ pub fn report_in_jvm(
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        let vm = start_jvm(&[]);
+        let vm = start_jvm(&jvm_options);
         let mut env = vm.attach_current_thread().unwrap();
         let map = java_map(&mut env, &pairs);
         let start = Instant::now();

@@ -128,3 +128,41 @@ pub fn assert_schema(json: &str) {
         }
     }
 }
+
+/// Conf values that must never leave the machine, each unique enough to grep for.
+pub const SECRETS: [(&str, &str); 6] = [
+    ("spark.tispark.tikv.jks_key_password", "JKS-KEY-SECRET-7f3a"),
+    (
+        "spark.tispark.tikv.jks_trust_password",
+        "JKS-TRUST-SECRET-9b2c",
+    ),
+    (
+        "spark.tispark.tikv.key_file",
+        "/secret/path/KEYFILE-SECRET-4d1e.pem",
+    ),
+    ("spark.tispark.tikv.host_mapping", "HOSTMAP-SECRET-10.1.2.3"),
+    ("spark.myapp.api_token", "TOKEN-SECRET-c0ffee"),
+    (
+        "spark.tispark.tikv.cert_chain_file",
+        "/secret/CHAIN-SECRET.pem",
+    ),
+];
+
+/// Environment values (user, host, credentials) that must never leave the machine.
+pub const ENV_SECRETS: [(&str, &str); 4] = [
+    ("USER", "USER-SECRET-1"),
+    ("LOGNAME", "LOGNAME-SECRET-2"),
+    ("HOSTNAME", "HOSTNAME-SECRET-3"),
+    ("AWS_SECRET_ACCESS_KEY", "ENV-SECRET-4"),
+];
+
+/// Fails if `text` holds any planted secret or any of `also`.
+pub fn assert_no_secrets(place: &str, text: &str, also: &[&str]) {
+    let planted = SECRETS.iter().chain(ENV_SECRETS.iter()).map(|(_, v)| *v);
+    for secret in planted.chain(also.iter().copied()) {
+        assert!(
+            !text.contains(secret),
+            "{secret} leaked into {place}: {text}"
+        );
+    }
+}

@@ -46,9 +46,15 @@ pub fn gather() -> Hardware {
     }
 }
 
-/// "<OS version> build <kernel>", as TiSpark shows it.
+/// "<OS version> build <kernel>", as TiSpark shows it: on Linux the
+/// os-release VERSION ("20.04.4 LTS (Focal Fossa)"), elsewhere sysinfo's.
 fn os_version() -> String {
-    let os = System::os_version().ok().filter(|s| !s.is_empty());
+    let os = ["/etc/os-release", "/usr/lib/os-release"]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .and_then(|text| os_release_version(&text))
+        .or_else(|| System::os_version().ok())
+        .filter(|s| !s.is_empty());
     let kernel = System::kernel_version().ok().filter(|s| !s.is_empty());
     match (os, kernel) {
         (Some(os), Some(k)) => format!("{os} build {k}"),
@@ -56,6 +62,14 @@ fn os_version() -> String {
         (None, Some(k)) => format!("build {k}"),
         (None, None) => UNKNOWN.to_string(),
     }
+}
+
+/// The `VERSION` of an os-release file, unquoted.
+fn os_release_version(text: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("VERSION="))
+        .map(|v| v.trim().trim_matches(|c| c == '"' || c == '\'').to_string())
+        .filter(|v| !v.is_empty())
 }
 
 /// Block devices backing mounted file systems, each once, with its size.
@@ -104,6 +118,17 @@ mod tests {
         assert_eq!(binary_size(512), "512 bytes");
         assert_eq!(binary_size(868_324_147), "828.1 MiB");
         assert_eq!(binary_size(16_535_624_089), "15.4 GiB");
+    }
+
+    #[test]
+    fn os_release_version_is_the_full_version_with_code_name() {
+        let ubuntu =
+            "NAME=\"Ubuntu\"\nVERSION_ID=\"20.04\"\nVERSION=\"20.04.4 LTS (Focal Fossa)\"\n";
+        assert_eq!(
+            os_release_version(ubuntu).as_deref(),
+            Some("20.04.4 LTS (Focal Fossa)")
+        );
+        assert_eq!(os_release_version("VERSION_ID=12\n"), None);
     }
 
     #[test]

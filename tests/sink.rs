@@ -1,0 +1,98 @@
+//! The sinks and the PD lookup, in Rust, against real HTTP servers on loopback.
+
+mod support;
+
+use std::time::Duration;
+use support::collector::{Behaviour, Collector};
+use tispark_telemetry::sink::{self, Sink};
+
+fn deliver(url: &str, body: &str) -> sink::Outcome {
+    let rt = tispark_telemetry::driver::runtime().unwrap();
+    let client = sink::http_client(None).unwrap();
+    rt.block_on(sink::deliver(&client, &Sink::parse(url).unwrap(), body))
+}
+
+#[test]
+fn an_http_sink_posts_the_body_as_json_once() {
+    let c = Collector::start(Behaviour::Accept);
+    let outcome = deliver(&c.url("/api/v1/tispark/report"), r#"{"k":"v"}"#);
+    assert_eq!(outcome.result, Ok(200));
+    let received = c.wait_for(1, Duration::from_secs(1));
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].method, "POST");
+    assert_eq!(received[0].body, r#"{"k":"v"}"#);
+    assert_eq!(received[0].header("content-type"), Some("application/json"));
+    assert!(received[0]
+        .header("user-agent")
+        .unwrap()
+        .starts_with("tispark-telemetry/"));
+}
+
+#[test]
+fn a_non_2xx_answer_is_a_failure_that_names_the_status() {
+    let c = Collector::start(Behaviour::Status(503));
+    let outcome = deliver(&c.url("/r"), "{}");
+    let why = outcome.result.clone().unwrap_err();
+    assert!(why.contains("503"), "{why}");
+    let line = outcome.describe(&Sink::parse(&c.url("/r")).unwrap());
+    assert!(
+        line.starts_with("Failed to report telemetry to http://127.0.0.1:"),
+        "{line}"
+    );
+    assert!(
+        !line.contains("Telemetry report"),
+        "the grep idiom must find only the report: {line}"
+    );
+}
+
+#[test]
+fn credentials_in_the_url_are_sent_but_never_shown() {
+    let c = Collector::start(Behaviour::Status(500));
+    let url = format!("http://user:hunter2@{}/r?token=abc", c.addr);
+    let outcome = deliver(&url, "{}");
+    let line = outcome.describe(&Sink::parse(&url).unwrap());
+    assert!(
+        !line.contains("hunter2") && !line.contains("token=abc"),
+        "{line}"
+    );
+    let received = c.wait_for(1, Duration::from_secs(1));
+    assert!(received[0]
+        .header("authorization")
+        .is_some_and(|a| a.starts_with("Basic ")));
+}
+
+fn tidb_version(pd: &str) -> Result<String, String> {
+    let rt = tispark_telemetry::driver::runtime().unwrap();
+    let client = sink::http_client(None).unwrap();
+    rt.block_on(tispark_telemetry::tidb::tidb_version(&client, pd))
+}
+
+#[test]
+fn pd_status_gives_the_tidb_version() {
+    let pd = Collector::start(Behaviour::Json(
+        r#"{"build_ts":"2024-01-01 00:00:00","version":"v8.1.0","git_hash":"abc","start_timestamp":1}"#,
+    ));
+    assert_eq!(tidb_version(&pd.addr.to_string()), Ok("v8.1.0".to_string()));
+    assert_eq!(
+        tidb_version(&format!("http://{}/", pd.addr)),
+        Ok("v8.1.0".to_string())
+    );
+    let asked = pd.received();
+    assert_eq!(asked[0].path, "/pd/api/v1/status");
+}
+
+#[test]
+fn a_pd_without_a_version_or_with_garbage_is_an_error() {
+    let pd = Collector::start(Behaviour::Json(r#"{"build_ts":"x"}"#));
+    assert!(tidb_version(&pd.addr.to_string())
+        .unwrap_err()
+        .contains("no version"));
+    let pd = Collector::start(Behaviour::Accept);
+    assert!(tidb_version(&pd.addr.to_string())
+        .unwrap_err()
+        .contains("not JSON"));
+    let pd = Collector::start(Behaviour::HugeBody(1 << 20));
+    assert!(tidb_version(&pd.addr.to_string())
+        .unwrap_err()
+        .contains("larger than"));
+}

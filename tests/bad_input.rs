@@ -183,3 +183,33 @@ fn a_full_state_dir_still_sends_the_report_with_the_application_id() {
         "appid_app-20261124000000-0001"
     );
 }
+
+#[test]
+fn a_noexec_temp_dir_is_one_warning_that_names_the_fix() {
+    let c = Collector::start(Behaviour::Accept);
+    let conf = conf(&c, &support::temp_dir("noexec-state"));
+    let noexec = support::temp_dir("noexec-mount");
+    // A private mount namespace with a noexec tmpfs where the library is extracted.
+    let script = format!(
+        "mount -t tmpfs -o noexec,size=16m tmpfs {} && exec \"$@\"",
+        noexec.display()
+    );
+    let wrapper = ["unshare", "-m", "bash", "-c", script.as_str(), "noexec"];
+    let options = [format!(
+        "-Dtispark.telemetry.native.tmpdir={}",
+        noexec.display()
+    )];
+    let name = "a_noexec_temp_dir_is_one_warning_that_names_the_fix";
+    let Some(run) = support::jvm::report_in_jvm_under(&wrapper, &options, name, &conf, &[]) else {
+        return;
+    };
+    run.assert_returned_at_once_and_left_nothing();
+    assert_eq!(run.warnings().len(), 1, "{}", run.output);
+    let w = run.warnings()[0];
+    assert!(
+        w.contains("native library cannot be loaded")
+            && w.contains("-Dtispark.telemetry.native.tmpdir="),
+        "{w}"
+    );
+    assert_eq!(c.connections(), 0);
+}

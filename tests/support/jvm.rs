@@ -218,18 +218,23 @@ pub fn report_in_jvm_under(
         .iter()
         .map(|(k, v)| (k.to_string(), v.clone()))
         .collect();
-    // Through a file: a huge value would not fit in an environment variable.
-    let conf_file = super::temp_dir("jvm-conf").join("conf.json");
+    // Through a file, written by the parent only (the child computes its own
+    // temporary paths): a huge value would not fit in an environment variable.
+    let scenario_file = super::temp_dir("jvm-scenario").join("scenario.json");
     if std::env::var_os(CONF_ENV).is_none() {
-        std::fs::write(&conf_file, serde_json::to_string(&pairs).unwrap()).unwrap();
+        let scenario = serde_json::json!({ "conf": pairs, "jvm_options": jvm_options });
+        std::fs::write(&scenario_file, scenario.to_string()).unwrap();
     }
     let mut env = env.to_vec();
-    env.push((CONF_ENV, conf_file.display().to_string()));
-    let jvm_options = jvm_options.to_vec();
+    env.push((CONF_ENV, scenario_file.display().to_string()));
     isolated_under(wrapper, test_name, &env, || {
         let file = std::env::var(CONF_ENV).unwrap();
-        let pairs: Vec<(String, String)> =
+        let scenario: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+        let pairs: Vec<(String, String)> =
+            serde_json::from_value(scenario["conf"].clone()).unwrap();
+        let jvm_options: Vec<String> =
+            serde_json::from_value(scenario["jvm_options"].clone()).unwrap();
         let pairs: Vec<(&str, &str)> = pairs
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))

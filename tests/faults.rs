@@ -301,3 +301,29 @@ fn the_http_proxy_from_the_environment_is_used() {
     );
     support::assert_schema(&received[0].body);
 }
+
+#[test]
+fn the_https_proxy_from_the_environment_is_asked_to_tunnel() {
+    let proxy = Collector::start(Behaviour::Status(403));
+    let url = "https://telemetry.invalid/api/v1/tispark/report".to_string();
+    let env = [
+        ("HTTPS_PROXY", format!("http://{}", proxy.addr)),
+        ("NO_PROXY", String::new()),
+    ];
+    let name = "the_https_proxy_from_the_environment_is_asked_to_tunnel";
+    let Some(run) = report_in_jvm(name, &conf(url), &env) else {
+        return;
+    };
+    run.assert_returned_at_once_and_left_nothing();
+    // The proxy refuses the tunnel: the failure is one WARN, and nothing went direct.
+    one_warning(
+        &run,
+        "Failed to report telemetry to https://telemetry.invalid/",
+    );
+    let received = proxy.wait_for(1, Duration::from_secs(2));
+    assert_eq!(received.len(), 1);
+    assert_eq!(
+        (received[0].method.as_str(), received[0].path.as_str()),
+        ("CONNECT", "telemetry.invalid:443")
+    );
+}

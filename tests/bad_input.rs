@@ -79,8 +79,7 @@ fn huge_and_non_ascii_values_are_reported_intact_or_cut_to_256_characters() {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
-    assert_eq!(run.warnings().len(), 1, "{}", run.output);
-    assert!(run.warnings()[0].contains("spark.tispark.type.unsupported_mysql_types"));
+    run.one_warning("spark.tispark.type.unsupported_mysql_types");
     let v = received_json(&c);
     assert_eq!(
         v["configuration"]["spark.tispark.isolation_read_engines"],
@@ -107,8 +106,7 @@ fn an_unwritable_state_dir_falls_back_to_the_application_id() {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
-    assert_eq!(run.warnings().len(), 1, "{}", run.output);
-    assert!(run.warnings()[0].contains("appid_local-1764000000000"));
+    run.one_warning("appid_local-1764000000000");
     assert_eq!(received_json(&c)["track_id"], "appid_local-1764000000000");
 }
 
@@ -125,8 +123,7 @@ fn a_corrupt_track_id_file_is_replaced_with_a_warning() {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
-    assert_eq!(run.warnings().len(), 1, "{}", run.output);
-    assert!(run.warnings()[0].contains("corrupt"));
+    run.one_warning("corrupt");
     let id = received_json(&c)["track_id"].as_str().unwrap().to_string();
     assert!(id.starts_with("trkid_"));
     assert_eq!(
@@ -148,12 +145,7 @@ fn a_full_disk_where_the_library_is_extracted_is_one_warning_and_the_jvm_runs_on
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
-    assert_eq!(run.warnings().len(), 1, "{}", run.output);
-    assert!(
-        run.warnings()[0].contains("native library cannot be loaded"),
-        "{}",
-        run.output
-    );
+    run.one_warning("native library cannot be loaded");
     assert_eq!(c.connections(), 0);
 }
 
@@ -172,12 +164,7 @@ fn a_full_state_dir_still_sends_the_report_with_the_application_id() {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
-    assert_eq!(run.warnings().len(), 1, "{}", run.output);
-    assert!(
-        run.warnings()[0].contains("cannot be stored"),
-        "{}",
-        run.output
-    );
+    run.one_warning("cannot be stored");
     assert_eq!(
         received_json(&c)["track_id"],
         "appid_app-20261124000000-0001"
@@ -204,12 +191,7 @@ fn a_noexec_temp_dir_is_one_warning_that_names_the_fix() {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
-    assert_eq!(run.warnings().len(), 1, "{}", run.output);
-    let w = run.warnings()[0];
-    assert!(
-        w.contains("native library cannot be loaded")
-            && w.contains("-Dtispark.telemetry.native.tmpdir="),
-        "{w}"
-    );
+    let w = run.one_warning("native library cannot be loaded");
+    assert!(w.contains("-Dtispark.telemetry.native.tmpdir="), "{w}");
     assert_eq!(c.connections(), 0);
 }

@@ -7,7 +7,7 @@ mod support;
 
 use std::time::Duration;
 use support::collector::{Behaviour, Collector};
-use support::jvm::{report_in_jvm, ChildRun};
+use support::jvm::report_in_jvm;
 
 const REPORT_PATH: &str = "/api/v1/tispark/report";
 
@@ -22,17 +22,6 @@ fn conf(url: String) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn one_warning<'a>(run: &'a ChildRun, says: &str) -> &'a str {
-    let warnings = run.warnings();
-    assert_eq!(warnings.len(), 1, "expected one WARN:\n{}", run.output);
-    assert!(
-        warnings[0].contains(says),
-        "the WARN should say {says:?}: {}",
-        warnings[0]
-    );
-    warnings[0]
-}
-
 #[test]
 fn connection_refused_is_one_warning() {
     let port = {
@@ -44,7 +33,7 @@ fn connection_refused_is_one_warning() {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
-    let w = one_warning(&run, "Failed to report telemetry");
+    let w = run.one_warning("Failed to report telemetry");
     assert!(w.to_lowercase().contains("refused"), "{w}");
 }
 
@@ -59,7 +48,7 @@ fn an_endpoint_that_never_answers_is_cut_off_at_the_total_deadline() {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
-    one_warning(&run, "timed out");
+    run.one_warning("timed out");
     let send_ms = run.number("SEND_MS");
     assert!(
         (4_500..8_000).contains(&send_ms),
@@ -79,7 +68,7 @@ fn http_500_is_one_warning_and_no_retry() {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
-    one_warning(&run, "HTTP 500");
+    run.one_warning("HTTP 500");
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(c.received().len(), 1, "no retry");
 }
@@ -95,7 +84,7 @@ fn a_redirect_loop_stops_after_a_few_hops() {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
-    one_warning(&run, "redirect");
+    run.one_warning("redirect");
     let hops = c.received().len();
     assert!(
         hops <= 1 + tispark_telemetry::sink::MAX_REDIRECTS,
@@ -135,7 +124,7 @@ fn an_untrusted_tls_certificate_is_one_warning() {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
-    let w = one_warning(&run, "Failed to report telemetry");
+    let w = run.one_warning("Failed to report telemetry");
     assert!(w.to_lowercase().contains("certificate"), "{w}");
     assert!(
         c.received().is_empty(),
@@ -184,7 +173,7 @@ fn an_unreadable_ca_bundle_is_one_warning_and_nothing_sent() {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
-    one_warning(&run, "spark.tispark.telemetry.ca_file");
+    run.one_warning("spark.tispark.telemetry.ca_file");
     assert_eq!(c.connections(), 0);
 }
 
@@ -195,10 +184,7 @@ fn an_unresolvable_host_is_one_warning() {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
-    one_warning(
-        &run,
-        "Failed to report telemetry to http://telemetry.invalid/",
-    );
+    run.one_warning("Failed to report telemetry to http://telemetry.invalid/");
 }
 
 #[test]
@@ -213,7 +199,7 @@ fn a_malformed_url_is_one_warning_and_starts_nothing() {
             return;
         };
         run.assert_returned_at_once_and_left_nothing();
-        one_warning(&run, "telemetry URL");
+        run.one_warning("telemetry URL");
     }
 }
 
@@ -234,7 +220,7 @@ fn an_unreachable_pd_reports_unknown_tidb_version_and_still_sends() {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
-    one_warning(&run, "TiDB version is reported as UNKNOWN");
+    run.one_warning("TiDB version is reported as UNKNOWN");
     let send_ms = run.number("SEND_MS");
     assert!(
         send_ms < 4_000,
@@ -316,10 +302,7 @@ fn the_https_proxy_from_the_environment_is_asked_to_tunnel() {
     };
     run.assert_returned_at_once_and_left_nothing();
     // The proxy refuses the tunnel: the failure is one WARN, and nothing went direct.
-    one_warning(
-        &run,
-        "Failed to report telemetry to https://telemetry.invalid/",
-    );
+    run.one_warning("Failed to report telemetry to https://telemetry.invalid/");
     let received = proxy.wait_for(1, Duration::from_secs(2));
     assert_eq!(received.len(), 1);
     assert_eq!(

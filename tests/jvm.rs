@@ -118,14 +118,7 @@ fn two_class_loaders_in_one_jvm_send_one_report() {
         &child_env(&collector),
         || {
             // The jar is not on the class path: each loader loads its own classes and library copy.
-            let vm = jni::JavaVM::new(
-                jni::InitArgsBuilder::new()
-                    .version(jni::JNIVersion::V8)
-                    .option("-Xcheck:jni")
-                    .build()
-                    .unwrap(),
-            )
-            .unwrap();
+            let vm = jvm::start_jvm_without_the_jar(&[]);
             let mut env = vm.attach_current_thread().unwrap();
             let (url, state) = (var("TT_URL"), var("TT_STATE"));
             for _ in 0..2 {
@@ -366,16 +359,7 @@ fn repeated_class_loader_load_and_report_cycles_do_not_grow_native_memory() {
     let collector = Collector::start(Behaviour::Accept);
     let name = "repeated_class_loader_load_and_report_cycles_do_not_grow_native_memory";
     let Some(run) = isolated(name, &child_env(&collector), || {
-        let vm = jni::JavaVM::new(
-            jni::InitArgsBuilder::new()
-                .version(jni::JNIVersion::V8)
-                .option("-Xcheck:jni")
-                .option("-Xms64m")
-                .option("-Xmx64m")
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
+        let vm = jvm::start_jvm_without_the_jar(&["-Xms64m".into(), "-Xmx64m".into()]);
         let mut env = vm.attach_current_thread().unwrap();
         let (url, state) = (var("TT_URL"), var("TT_STATE"));
         let conf = [

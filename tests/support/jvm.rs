@@ -99,11 +99,17 @@ pub fn isolated_under(
 
 /// Starts the JVM of this (child) process with the telemetry jar on its class path.
 pub fn start_jvm(extra_options: &[String]) -> JavaVM {
+    let mut options = vec![format!("-Djava.class.path={}", super::jar().display())];
+    options.extend_from_slice(extra_options);
+    start_jvm_without_the_jar(&options)
+}
+
+/// Starts the JVM of this (child) process, under -Xcheck:jni, with only these options.
+pub fn start_jvm_without_the_jar(options: &[String]) -> JavaVM {
     let mut args = InitArgsBuilder::new()
         .version(JNIVersion::V8)
-        .option("-Xcheck:jni")
-        .option(format!("-Djava.class.path={}", super::jar().display()));
-    for o in extra_options {
+        .option("-Xcheck:jni");
+    for o in options {
         args = args.option(o);
     }
     JavaVM::new(args.build().expect("JVM options"))
@@ -262,6 +268,18 @@ impl ChildRun {
             .lines()
             .filter(|l| l.contains("WARN Telemetry: "))
             .collect()
+    }
+
+    /// Exactly one telemetry warning was printed, and it says `says`.
+    pub fn one_warning(&self, says: &str) -> &str {
+        let warnings = self.warnings();
+        assert_eq!(warnings.len(), 1, "expected one WARN:\n{}", self.output);
+        assert!(
+            warnings[0].contains(says),
+            "the WARN should say {says:?}: {}",
+            warnings[0]
+        );
+        warnings[0]
     }
 
     pub fn number(&self, key: &str) -> u64 {

@@ -77,9 +77,10 @@ pub fn first_time_notice(sink: &Sink, dir: Option<&Path>) -> String {
         "TiSpark telemetry is on for the first time on this host. Once per application it \
          delivers to {sink}: a random id for this host, the OS, CPU, memory and disk sizes, \
          the TiSpark, TiDB and Spark versions and {settings} TiSpark settings (no host name, \
-         address, user name, path or other setting). The exact JSON is logged at INFO before it leaves, {kept}. \
-         To turn it off: {ENABLE_KEY}=false (`tispark-telemetry disable`), or \
-         TISPARK_TELEMETRY_DISABLED=1 or DO_NOT_TRACK=1 in the driver's environment."
+         address, user name, path or other setting). The exact JSON is logged at INFO \
+         before it leaves, {kept}. To turn it off: {ENABLE_KEY}=false \
+         (`tispark-telemetry disable`), or TISPARK_TELEMETRY_DISABLED=1 or DO_NOT_TRACK=1 \
+         in the driver's environment."
     )
 }
 

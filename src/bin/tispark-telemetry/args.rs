@@ -303,7 +303,7 @@ mod tests {
             parse_str(&["--help"]).unwrap().command,
             Command::Help(MAIN_HELP)
         );
-        assert_eq!(parse_str(&[]).unwrap_err().contains("command"), true);
+        assert!(parse_str(&[]).unwrap_err().contains("command"));
         for (command, text) in [
             ("status", STATUS_HELP),
             ("enable", ENABLE_HELP),

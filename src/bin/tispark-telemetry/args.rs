@@ -153,9 +153,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, String> {
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         if arg == "--conf" {
-            let path = args
-                .next()
-                .ok_or("--conf needs a path: --conf /path/to/spark-defaults.conf")?;
+            let path = args.next().filter(|p| !p.is_empty()).ok_or(NEEDS_PATH)?;
             conf = Some(PathBuf::from(path));
             continue;
         }
@@ -164,6 +162,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, String> {
             .and_then(|a| a.strip_prefix("--conf="))
             .map(str::to_string)
         {
+            if path.is_empty() {
+                return Err(NEEDS_PATH.into());
+            }
             conf = Some(PathBuf::from(path));
             continue;
         }
@@ -246,6 +247,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, String> {
     };
     Ok(Cli { conf, command })
 }
+
+const NEEDS_PATH: &str = "--conf needs a path: --conf /path/to/spark-defaults.conf";
 
 fn unknown_command(name: &str) -> String {
     format!("unknown command {name:?}: the commands are status, enable, disable, reset and preview")
@@ -334,6 +337,8 @@ mod tests {
             &["enable", "--json"],
             &["status", "extra"],
             &["status", "--conf"],
+            &["status", "--conf", ""],
+            &["status", "--conf="],
             &["preview", "--spark-version"],
             &["help", "nothing"],
         ] {

@@ -1,13 +1,16 @@
 //! What happens once telemetry is on: build the report off the driver thread,
-//! log it, deliver it, log the outcome. Once per process, on one named
-//! thread that ends when it is done; `flush` lets JVM shutdown wait for it,
-//! for a bounded time.
+//! log it, deliver it, log the outcome and record it in the audit trail. Once
+//! per process, on one named thread that ends when it is done; `flush` lets
+//! JVM shutdown wait for it, for a bounded time. The command-line `preview`
+//! builds its report here too, through [`preview`].
 
-use crate::conf::{Snapshot, CA_FILE_KEY, STATE_DIR_KEY};
+use crate::conf::{Snapshot, CA_FILE_KEY, ENABLE_KEY, STATE_DIR_KEY};
 use crate::report::{Facts, Report};
 use crate::sink::{self, Outcome, Sink};
-use crate::{host_facts, state, tidb};
+use crate::{audit, host_facts, state, tidb};
 use once_cell::sync::Lazy;
+use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -53,6 +56,34 @@ impl Plan {
     }
 }
 
+/// The state directory (track id, audit trail) for this conf and the process environment.
+pub fn state_dir(snapshot: &Snapshot) -> Option<PathBuf> {
+    state::resolve_dir(snapshot.get(STATE_DIR_KEY), crate::conf::process_env)
+}
+
+/// The one INFO line logged the first time telemetry runs on a host: what is
+/// collected, where it goes, and how to turn it off. It never contains the
+/// words the report line is found by.
+pub fn first_time_notice(sink: &Sink, dir: Option<&Path>) -> String {
+    let kept = match dir {
+        Some(d) => format!(
+            "and each delivery is recorded in {}",
+            audit::path(d).display()
+        ),
+        None => "and no audit trail can be kept (no state directory)".to_string(),
+    };
+    let settings = crate::conf::REPORTED_KEYS.len();
+    format!(
+        "TiSpark telemetry is on for the first time on this host. Once per application it \
+         delivers to {sink}: a random id for this host, the OS, CPU, memory and disk sizes, \
+         the TiSpark, TiDB and Spark versions and {settings} TiSpark settings (no host name, \
+         address, user name, path or other setting). The exact JSON is logged at INFO \
+         before it leaves, {kept}. To turn it off: {ENABLE_KEY}=false \
+         (`tispark-telemetry disable`), or TISPARK_TELEMETRY_DISABLED=1 or DO_NOT_TRACK=1 \
+         in the driver's environment."
+    )
+}
+
 /// A current-thread runtime: no pool, no extra thread but DNS look-ups.
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
@@ -63,8 +94,14 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 /// Builds the report exactly as it will be sent. The driver and the
 /// command-line `preview` both come here. Warnings are logged.
 pub async fn build_report(request: &Request, client: &reqwest::Client) -> Report {
+    build_report_noting_state(request, client).await.0
+}
+
+/// [`build_report`], also telling whether a WARN about the state directory
+/// was already logged (so that one broken directory is one WARN, not two).
+async fn build_report_noting_state(request: &Request, client: &reqwest::Client) -> (Report, bool) {
     let snapshot = &request.snapshot;
-    let dir = state::resolve_dir(snapshot.get(STATE_DIR_KEY), crate::conf::process_env);
+    let dir = state_dir(snapshot);
     let track = state::track_id(dir.as_deref(), snapshot.app_id());
     if let Some(w) = &track.warning {
         log::warn!("{w}");
@@ -91,37 +128,83 @@ pub async fn build_report(request: &Request, client: &reqwest::Client) -> Report
     for w in warnings {
         log::warn!("{w}");
     }
-    report
+    (report, track.warning.is_some())
 }
 
-/// Builds, logs and delivers one report; returns the outcome.
+/// Runs `work` to completion on a current-thread runtime that is dropped
+/// without waiting for DNS look-ups still blocked in the OS.
+fn block_on<T>(work: impl Future<Output = T>) -> Result<T, String> {
+    let rt = runtime().map_err(|e| format!("no async runtime ({e})"))?;
+    let out = rt.block_on(work);
+    rt.shutdown_background();
+    Ok(out)
+}
+
+/// The body [`report_and_deliver`] would send for `request` now, without
+/// sending it or recording anything in the audit trail. Like the driver, it
+/// uses (and on first use stores) the host's track id and asks PD when one is
+/// configured. Warnings are logged.
+pub fn preview(request: &Request, plan: &Plan) -> Result<String, String> {
+    block_on(build_report(request, &plan.client)).map(|report| report.to_json())
+}
+
+/// Builds, logs and delivers one report, records it in the audit trail;
+/// returns the outcome. The first time on a host, logs [`first_time_notice`].
 pub fn report_and_deliver(request: &Request, plan: &Plan) -> Outcome {
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => {
-            return Outcome {
-                result: Err(format!("no async runtime ({e})")),
-                elapsed: Duration::ZERO,
-            };
-        }
-    };
-    let outcome = rt.block_on(async {
-        let report = build_report(request, &plan.client).await;
+    let dir = state_dir(&request.snapshot);
+    if audit::never_reported(dir.as_deref()) {
+        log::info!("{}", first_time_notice(&plan.sink, dir.as_deref()));
+    }
+    let delivered = block_on(async {
+        let (report, state_warned) = build_report_noting_state(request, &plan.client).await;
         let body = report.to_json();
         log::info!("Telemetry report: {body}");
         if std::env::var(DEBUG_ENV).is_ok_and(|v| v.trim().eq_ignore_ascii_case("enable")) {
             eprintln!("Telemetry report: {body}");
         }
-        sink::deliver(&plan.client, &plan.sink, &body).await
+        let outcome = sink::deliver(&plan.client, &plan.sink, &body).await;
+        (body, outcome, state_warned)
     });
-    // DNS look-ups still blocked in the OS must not hold this thread.
-    rt.shutdown_background();
+    let (body, outcome, state_warned) = match delivered {
+        Ok(done) => done,
+        Err(why) => {
+            return Outcome {
+                result: Err(why),
+                elapsed: Duration::ZERO,
+            }
+        }
+    };
     if outcome.is_success() {
         log::info!("{}", outcome.describe(&plan.sink));
     } else {
         log::warn!("{}", outcome.describe(&plan.sink));
     }
+    record_in_audit_trail(dir.as_deref(), &plan.sink, &outcome, &body, state_warned);
     outcome
+}
+
+/// Records the delivery; a failure is a WARN unless the state directory was
+/// already warned about for this report.
+fn record_in_audit_trail(
+    dir: Option<&Path>,
+    sink: &Sink,
+    outcome: &Outcome,
+    body: &str,
+    state_warned: bool,
+) {
+    let Some(dir) = dir else {
+        log::debug!("No telemetry audit trail is kept: there is no state directory.");
+        return;
+    };
+    let Some(entry) = audit::Entry::new(sink, outcome, body) else {
+        return;
+    };
+    match audit::record(dir, &entry) {
+        Ok(None) => {}
+        Ok(Some(warning)) => log::warn!("{warning}"),
+        Err(why) if state_warned => log::debug!("The telemetry audit trail is not kept: {why}."),
+        Err(why) => log::warn!("The telemetry audit trail is not kept: {why}."),
+    }
 }
 
 static STARTED: AtomicBool = AtomicBool::new(false);
@@ -181,5 +264,29 @@ struct DoneOnDrop;
 impl Drop for DoneOnDrop {
     fn drop(&mut self) {
         set_running(false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_time_notice_says_what_where_and_how_to_turn_it_off() {
+        let sink = Sink::parse("https://u:secret@collector.example/r?k=v").unwrap();
+        let notice = first_time_notice(&sink, Some(Path::new("/var/state")));
+        assert!(!notice.contains('\n'), "{notice}");
+        assert!(!notice.contains("Telemetry report"), "{notice}");
+        assert!(!notice.contains("secret"), "{notice}");
+        for part in [
+            "https://collector.example/r",
+            "disk sizes",
+            "/var/state/audit.jsonl",
+            "spark.tispark.telemetry.enable=false",
+            "TISPARK_TELEMETRY_DISABLED=1",
+            "DO_NOT_TRACK=1",
+        ] {
+            assert!(notice.contains(part), "{part} missing: {notice}");
+        }
     }
 }

@@ -4,11 +4,14 @@
 //! - [`report`]: the wire schema, field for field TiSpark's.
 //! - [`host_facts`]: the `hardware` block, from `sysinfo`.
 //! - [`state`]: the host's state directory and track id.
+//! - [`audit`]: the record of every report delivered, kept in the state directory.
 //! - [`tidb`]: the TiDB version, asked of PD.
 //! - [`sink`]: delivery, over HTTP(S) or to a local file.
-//! - [`driver`]: once per process, off the driver thread, with a bounded flush.
+//! - [`driver`]: once per process, off the driver thread, with a bounded flush;
+//!   also the report `preview` of the command-line tool (`src/bin/tispark-telemetry/`).
 //! - `jni_bridge`: the JNI entry points the Java side calls, and the log bridge.
 
+pub mod audit;
 pub mod conf;
 pub mod driver;
 pub mod host_facts;

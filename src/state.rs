@@ -1,5 +1,6 @@
 //! The library's small state directory on the host: the track id that lets
-//! the same host keep the same id across applications.
+//! the same host keep the same id across applications (and, see `audit`, the
+//! record of what was sent).
 //!
 //! Location, first that is set: the conf key `spark.tispark.telemetry.state_dir`,
 //! the environment variable `TISPARK_TELEMETRY_STATE_DIR`,
@@ -117,6 +118,7 @@ fn fallback(app_id: Option<&str>, why: String) -> TrackId {
 
 /// Writes `bytes` to `path` through a temporary file and a rename, so that a
 /// crash never leaves a half-written file. Creates the directory if needed.
+/// A file that is replaced keeps its permissions.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
@@ -133,6 +135,9 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let mut f = fs::File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
+        if let Ok(existing) = fs::metadata(path) {
+            fs::set_permissions(&tmp, existing.permissions())?;
+        }
         fs::rename(&tmp, path)
     })();
     if result.is_err() {
@@ -189,6 +194,21 @@ mod tests {
         let after = reset_track_id(&dir).unwrap();
         assert_ne!(before, after);
         assert_eq!(track_id(Some(&dir), None).id, after);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_replaced_file_keeps_its_permissions() {
+        use std::os::unix::fs::PermissionsExt;
+        let file = temp_dir("perm").join("kept");
+        fs::write(&file, b"old").unwrap();
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o640)).unwrap();
+        write_atomically(&file, b"new").unwrap();
+        assert_eq!(fs::read(&file).unwrap(), b"new");
+        assert_eq!(
+            fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
     }
 
     #[test]

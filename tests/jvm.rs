@@ -397,3 +397,95 @@ fn repeated_class_loader_load_and_report_cycles_do_not_grow_native_memory() {
     );
     assert_eq!(collector.wait_for(1, Duration::from_secs(2)).len(), 1);
 }
+
+/// A JVM whose conf turns telemetry on, with PD at `TT_PD`: the scenario the
+/// administrator's off switches must silence.
+fn report_with_telemetry_and_pd_on() {
+    let vm = jvm::start_jvm(&[]);
+    let mut env = vm.attach_current_thread().unwrap();
+    let (url, state, pd) = (var("TT_URL"), var("TT_STATE"), var("TT_PD"));
+    let conf = jvm::java_map(
+        &mut env,
+        &[
+            (ENABLE, "true"),
+            (URL, &url),
+            (STATE, &state),
+            ("spark.tispark.pd.addresses", &pd),
+        ],
+    );
+    jvm::report(&mut env, &conf, Some("3.1.0"));
+    assert!(jvm::flush(&mut env, 10_000));
+    println!(
+        "SENDER_THREADS={}",
+        jvm::threads_named("tispark-telemetry-sender")
+    );
+}
+
+/// With `var` set to 1 nothing is collected or sent: no connection to PD or
+/// to the endpoint, no thread, nothing stored. The same child with `var`
+/// empty (the control) asks PD and posts the report.
+fn an_environment_off_switch_stops_all_network_traffic(test_name: &str, var: &'static str) {
+    let run_with = |value: &str, collector: &Collector| {
+        let mut env = child_env(collector);
+        env.push(("TT_PD", collector.addr.to_string()));
+        env.push(("TISPARK_TELEMETRY_DEBUG", "enable".into()));
+        // The parent's own environment must not decide the control run.
+        for v in tispark_telemetry::conf::DISABLE_ENV_VARS {
+            env.push((v, String::new()));
+        }
+        env.push((var, value.to_string()));
+        let state = env
+            .iter()
+            .find(|(k, _)| *k == "TT_STATE")
+            .unwrap()
+            .1
+            .clone();
+        isolated(test_name, &env, report_with_telemetry_and_pd_on).map(|run| (run, state))
+    };
+
+    let control = Collector::start(Behaviour::Accept);
+    let Some((run, _)) = run_with("", &control) else {
+        return;
+    };
+    run.assert_clean();
+    let received = control.wait_for(2, Duration::from_secs(5));
+    let paths: Vec<&str> = received.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["/pd/api/v1/status", "/api/v1/tispark/report"],
+        "{}",
+        run.output
+    );
+    let debug_printed = support::logged_reports(&run.output);
+    assert_eq!(
+        debug_printed,
+        [received[1].body.clone()],
+        "TISPARK_TELEMETRY_DEBUG=enable"
+    );
+
+    let silenced = Collector::start(Behaviour::Accept);
+    let (run, state) = run_with("1", &silenced).unwrap();
+    run.assert_clean();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(silenced.connections(), 0, "{}", run.output);
+    assert_eq!(run.value("SENDER_THREADS").as_deref(), Some("0"));
+    assert!(!run.output.contains("Telemetry report"), "{}", run.output);
+    let stored: Vec<_> = std::fs::read_dir(&state).unwrap().flatten().collect();
+    assert!(stored.is_empty(), "nothing is stored: {stored:?}");
+}
+
+#[test]
+fn tispark_telemetry_disabled_stops_all_network_traffic() {
+    an_environment_off_switch_stops_all_network_traffic(
+        "tispark_telemetry_disabled_stops_all_network_traffic",
+        "TISPARK_TELEMETRY_DISABLED",
+    );
+}
+
+#[test]
+fn do_not_track_stops_all_network_traffic() {
+    an_environment_off_switch_stops_all_network_traffic(
+        "do_not_track_stops_all_network_traffic",
+        "DO_NOT_TRACK",
+    );
+}

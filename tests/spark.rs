@@ -144,6 +144,51 @@ fn telemetry_on_logs_the_report_and_posts_the_same_json_once() {
         .last()
         .unwrap();
     assert!(last.ends_with(&logged[0]), "{last}");
+
+    // The first time on this host (a fresh state directory): one notice at INFO.
+    let notices: Vec<&str> = run
+        .log
+        .lines()
+        .filter(|l| l.contains("for the first time on this host"))
+        .collect();
+    assert_eq!(notices.len(), 1, "{}", run.log);
+    assert!(
+        notices[0].contains(" INFO Telemetry: TiSpark telemetry is on"),
+        "{}",
+        notices[0]
+    );
+
+    // Afterwards the operator's tool shows what left, from the audit trail.
+    let state = Path::new(&confs[2].1);
+    let entries = tispark_telemetry::audit::read(state).unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].report.get(), logged[0]);
+    let status = tool_status(state);
+    assert_eq!(status["last_report"]["outcome"], "sent", "{status}");
+    assert_eq!(status["last_report"]["http_status"], 200);
+    assert_eq!(
+        status["last_report"]["destination"],
+        collector.url("/api/v1/tispark/report")
+    );
+    assert_eq!(status["track_id"], v["track_id"]);
+}
+
+/// `tispark-telemetry status --json` for a spark-defaults.conf naming `state` as the state directory.
+fn tool_status(state: &Path) -> serde_json::Value {
+    let conf = support::temp_dir("tool-conf").join("spark-defaults.conf");
+    std::fs::write(
+        &conf,
+        format!("spark.tispark.telemetry.state_dir {}\n", state.display()),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tispark-telemetry"))
+        .arg("--conf")
+        .arg(&conf)
+        .args(["status", "--json"])
+        .output()
+        .expect("run tispark-telemetry");
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[test]
@@ -204,6 +249,12 @@ fn a_file_url_appends_the_report_locally_and_uses_no_network() {
     );
     assert_eq!(logged.len(), 1);
     assert_eq!(collector.connections(), 0);
+    let status = tool_status(Path::new(&confs[2].1));
+    assert_eq!(status["last_report"]["outcome"], "written", "{status}");
+    assert_eq!(
+        status["last_report"]["destination"],
+        format!("file://{}", sink.display())
+    );
 }
 
 #[test]

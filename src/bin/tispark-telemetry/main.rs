@@ -1,0 +1,264 @@
+//! `tispark-telemetry`: the operator's view of TiSpark's telemetry on a host,
+//! for one Spark configuration file (`spark-defaults.conf`) and the library's
+//! state directory: `status`, `enable`, `disable`, `reset`, `preview`.
+//!
+//! - `args`: the command line and the help texts.
+//! - `spark_defaults`: reading the file as Spark does, and setting one key in it.
+//! - `status`: what is on and why, and the last report from the audit trail.
+//!
+//! Everything about telemetry itself (the decision, the state directory, the
+//! report) comes from the library, the code the Spark driver runs.
+
+mod args;
+mod spark_defaults;
+mod status;
+
+use args::Command;
+use spark_defaults::{Change, ConfFile};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use tispark_telemetry::conf::{self, Snapshot, ENABLE_KEY};
+use tispark_telemetry::{driver, state};
+
+const NAME: &str = "tispark-telemetry";
+
+/// Why the command did not do what was asked; each is one line on stderr.
+#[derive(Debug)]
+enum Failure {
+    /// Exit code 1: something failed (I/O, an unusable endpoint, …).
+    Failed(String),
+    /// Exit code 2: the command line is wrong, or no configuration file is named.
+    Usage(String),
+    /// Exit code 3: the configuration file cannot be parsed safely; it was not changed.
+    Refused(String),
+}
+
+fn main() -> ExitCode {
+    if log::set_logger(&StderrLog).is_ok() {
+        log::set_max_level(log::LevelFilter::Warn);
+    }
+    let result = args::parse(std::env::args_os().skip(1))
+        .map_err(Failure::Usage)
+        .and_then(run);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Failed(why)) => fail(1, &why),
+        Err(Failure::Usage(why)) => fail(2, &format!("{why} (see `{NAME} --help`)")),
+        Err(Failure::Refused(why)) => fail(3, &why),
+    }
+}
+
+fn fail(code: u8, why: &str) -> ExitCode {
+    eprintln!("{NAME}: error: {}", why.replace('\n', " "));
+    ExitCode::from(code)
+}
+
+fn run(cli: args::Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Help(text) => print(text),
+        Command::Version => print(&format!("{NAME} {}\n", env!("CARGO_PKG_VERSION"))),
+        Command::Status { json } => {
+            let path = conf_path(cli.conf)?;
+            let loaded = load(&path)?;
+            let status = status::gather(&path, loaded.exists, &loaded.file.values());
+            if json {
+                print(&format!("{}\n", status.to_json()));
+            } else {
+                print(&status.to_text());
+            }
+        }
+        Command::Enable => set_switch(&conf_path(cli.conf)?, true)?,
+        Command::Disable => set_switch(&conf_path(cli.conf)?, false)?,
+        Command::Reset => reset(&conf_path(cli.conf)?)?,
+        Command::Preview {
+            spark_version,
+            tispark_version,
+        } => preview(&conf_path(cli.conf)?, spark_version, tispark_version)?,
+    }
+    Ok(())
+}
+
+/// `--conf`, else `$SPARK_CONF_DIR/spark-defaults.conf`, else `$SPARK_HOME/conf/spark-defaults.conf`.
+fn conf_path(given: Option<PathBuf>) -> Result<PathBuf, Failure> {
+    if let Some(path) = given {
+        return Ok(std::path::absolute(&path).unwrap_or(path));
+    }
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(dir) = var("SPARK_CONF_DIR") {
+        return Ok(PathBuf::from(dir).join("spark-defaults.conf"));
+    }
+    if let Some(home) = var("SPARK_HOME") {
+        return Ok(PathBuf::from(home).join("conf/spark-defaults.conf"));
+    }
+    Err(Failure::Usage(
+        "no configuration file: pass --conf PATH, or set SPARK_CONF_DIR or SPARK_HOME".into(),
+    ))
+}
+
+struct Loaded {
+    exists: bool,
+    file: ConfFile,
+}
+
+/// The file, parsed; an empty configuration when it does not exist.
+fn load(path: &Path) -> Result<Loaded, Failure> {
+    match std::fs::read(path) {
+        Ok(bytes) => ConfFile::parse(&bytes)
+            .map(|file| Loaded { exists: true, file })
+            .map_err(|why| {
+                Failure::Refused(format!(
+                    "{} cannot be parsed safely, so it is left as it is: {why}",
+                    path.display()
+                ))
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Loaded {
+            exists: false,
+            file: ConfFile::default(),
+        }),
+        Err(e) => Err(Failure::Failed(format!(
+            "{} cannot be read ({e})",
+            path.display()
+        ))),
+    }
+}
+
+fn snapshot_of(file: &ConfFile) -> Snapshot {
+    let mut values = file.values();
+    Snapshot::read(&mut values).unwrap_or_default()
+}
+
+/// `enable` / `disable`.
+fn set_switch(path: &Path, on: bool) -> Result<(), Failure> {
+    // Through a symbolic link, the file it points to is rewritten (not replaced by a copy).
+    let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let loaded = load(&target)?;
+    let value = if on { "true" } else { "false" };
+    let lines = loaded.file.lines_defining(ENABLE_KEY);
+    let current = loaded.file.values().get(ENABLE_KEY).cloned();
+    if lines.len() == 1 && current.as_deref().and_then(conf::parse_bool) == Some(on) {
+        print(&format!(
+            "{ENABLE_KEY} is already {value} in {} (line {}); the file is unchanged.\n",
+            target.display(),
+            lines[0]
+        ));
+    } else {
+        let (text, change) = loaded.file.set(ENABLE_KEY, value).map_err(|why| {
+            Failure::Refused(format!("{} is left as it is: {why}", target.display()))
+        })?;
+        state::write_atomically(&target, text.as_bytes()).map_err(|e| {
+            Failure::Failed(format!("{} cannot be written ({e})", target.display()))
+        })?;
+        let how = match change {
+            Change::Appended { .. } if !loaded.exists => "a new file".to_string(),
+            Change::Appended { line } => format!("added as line {line}"),
+            Change::Replaced { line } => format!("line {line} rewritten"),
+        };
+        print(&format!(
+            "Set {ENABLE_KEY} {value} in {} ({how}).\n",
+            target.display()
+        ));
+    }
+    if on {
+        if let Some(var) = conf::disabled_by_env(conf::process_env) {
+            print(&format!(
+                "Note: telemetry stays off wherever {var} is set, as it is in this environment.\n"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn reset(path: &Path) -> Result<(), Failure> {
+    let snapshot = snapshot_of(&load(path)?.file);
+    let dir = driver::state_dir(&snapshot).ok_or_else(|| {
+        Failure::Failed(
+            "there is no state directory (HOME is unset): set TISPARK_TELEMETRY_STATE_DIR \
+             or spark.tispark.telemetry.state_dir"
+                .into(),
+        )
+    })?;
+    let id = state::reset_track_id(&dir).map_err(|e| {
+        Failure::Failed(format!(
+            "the track id cannot be stored in {} ({e})",
+            dir.display()
+        ))
+    })?;
+    print(&format!(
+        "New track id {id}, stored in {}; later reports carry it.\n",
+        dir.display()
+    ));
+    Ok(())
+}
+
+fn preview(
+    path: &Path,
+    spark_version: Option<String>,
+    tispark_version: Option<String>,
+) -> Result<(), Failure> {
+    let file = load(path)?.file;
+    let snapshot = snapshot_of(&file);
+    let plan = driver::Plan::new(&snapshot).map_err(|why| {
+        Failure::Failed(format!(
+            "with this configuration nothing would be sent: {why}"
+        ))
+    })?;
+    let decision = conf::decide(
+        file.values().get(ENABLE_KEY).map(String::as_str),
+        conf::process_env,
+    );
+    if !decision.is_on() {
+        eprintln!(
+            "{NAME}: telemetry is {}; this is what it would send if it were on.",
+            decision.explain()
+        );
+    }
+    let request = driver::Request {
+        snapshot,
+        spark_version: spark_version.or_else(spark_version_of_spark_home),
+        tispark_version,
+    };
+    let body = driver::preview(&request, &plan).map_err(Failure::Failed)?;
+    print(&format!("{body}\n"));
+    Ok(())
+}
+
+/// The version in `$SPARK_HOME/jars/spark-core_<scala>-<version>.jar`.
+fn spark_version_of_spark_home() -> Option<String> {
+    let home = std::env::var_os("SPARK_HOME").filter(|v| !v.is_empty())?;
+    std::fs::read_dir(Path::new(&home).join("jars"))
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            let rest = name.strip_prefix("spark-core_")?.strip_suffix(".jar")?;
+            let (_scala, version) = rest.split_once('-')?;
+            version
+                .starts_with(|c: char| c.is_ascii_digit())
+                .then(|| version.to_string())
+        })
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error worth a panic.
+fn print(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+/// The library's warnings (a conf value replaced by its default, a corrupt
+/// track id file, …), one line each on stderr.
+struct StderrLog;
+
+impl log::Log for StderrLog {
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        metadata.level() <= log::Level::Warn && metadata.target().starts_with("tispark_telemetry")
+    }
+
+    fn log(&self, record: &log::Record) {
+        if self.enabled(record.metadata()) {
+            eprintln!("{NAME}: warning: {}", record.args());
+        }
+    }
+
+    fn flush(&self) {}
+}

@@ -1,0 +1,234 @@
+//! `status`: what telemetry does for a configuration on this host, and what
+//! it last did. Reads only: no track id is created, nothing is sent.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use tispark_telemetry::conf::{self, Decision, ENABLE_KEY};
+use tispark_telemetry::sink::Sink;
+use tispark_telemetry::{audit, driver, state};
+
+/// Everything `status` shows; `status --json` prints it as is.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub conf_file: String,
+    pub conf_file_exists: bool,
+    /// Whether an application started with this configuration here would report.
+    pub enabled: bool,
+    /// Why, in one sentence.
+    pub reason: String,
+    /// The value of spark.tispark.telemetry.enable in the file, as written.
+    pub enable_value: Option<String>,
+    /// The environment variable that turns telemetry off whatever the file says.
+    pub env_override: Option<&'static str>,
+    /// Where reports go, without credentials, query or fragment.
+    pub endpoint: Option<String>,
+    /// Why nothing could be sent although the switch is on (a bad URL or CA bundle).
+    pub endpoint_error: Option<String>,
+    pub state_dir: Option<String>,
+    /// The stored track id; `None` until the first report (or preview) stores one.
+    pub track_id: Option<String>,
+    pub audit_file: Option<String>,
+    /// Why the audit trail could not be read (it is replaced at the next report).
+    pub audit_error: Option<String>,
+    pub reports_recorded: usize,
+    pub last_report: Option<LastReport>,
+}
+
+/// The newest audit entry, without its body.
+#[derive(Debug, Serialize)]
+pub struct LastReport {
+    pub time: u64,
+    pub time_utc: String,
+    pub destination: String,
+    pub outcome: audit::Delivery,
+    pub http_status: Option<u16>,
+    pub error: Option<String>,
+    pub elapsed_ms: u64,
+}
+
+pub fn gather(conf_file: &Path, exists: bool, values: &BTreeMap<String, String>) -> Status {
+    let mut source = values.clone();
+    let snapshot = conf::Snapshot::read(&mut source).unwrap_or_default();
+    let enable_value = values.get(ENABLE_KEY).cloned();
+    let decision = conf::decide(enable_value.as_deref(), conf::process_env);
+    let env_override = match decision {
+        Decision::OffByEnv(var) => Some(var),
+        _ => None,
+    };
+    let endpoint = Sink::parse(&snapshot.url());
+    let plan_error = driver::Plan::new(&snapshot).err();
+    let enabled = decision.is_on() && plan_error.is_none();
+    let reason = match (&decision, &plan_error) {
+        (Decision::On, Some(why)) => {
+            format!("off ({ENABLE_KEY}=true, but nothing can be sent: {why})")
+        }
+        (Decision::OffByEnv(var), _) => {
+            let file_says = match &enable_value {
+                Some(v) => format!("{ENABLE_KEY}={v} in the file"),
+                None => format!("the file, which does not set {ENABLE_KEY}"),
+            };
+            format!("off (the environment variable {var} is set; it overrides {file_says})")
+        }
+        (d, _) => d.explain(),
+    };
+    let dir = driver::state_dir(&snapshot);
+    let track_id = dir.as_deref().and_then(state::stored_track_id);
+    let (entries, audit_error) = match dir.as_deref().map(audit::read) {
+        None => (Vec::new(), None),
+        Some(Ok(entries)) => (entries, None),
+        Some(Err(why)) => (Vec::new(), Some(why)),
+    };
+    Status {
+        conf_file: conf_file.display().to_string(),
+        conf_file_exists: exists,
+        enabled,
+        reason,
+        enable_value,
+        env_override,
+        endpoint: endpoint.as_ref().ok().map(Sink::to_string),
+        endpoint_error: plan_error,
+        state_dir: dir.as_ref().map(|d| d.display().to_string()),
+        track_id,
+        audit_file: dir.as_deref().map(|d| audit::path(d).display().to_string()),
+        audit_error,
+        reports_recorded: entries.len(),
+        last_report: entries.last().map(|e| LastReport {
+            time: e.time,
+            time_utc: utc(e.time),
+            destination: e.destination.clone(),
+            outcome: e.outcome,
+            http_status: e.http_status,
+            error: e.error.clone(),
+            elapsed_ms: e.elapsed_ms,
+        }),
+    }
+}
+
+impl Status {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a status always serializes")
+    }
+
+    /// The text for a terminal, one fact a line.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let missing = if self.conf_file_exists {
+            ""
+        } else {
+            " (does not exist: nothing in it is set)"
+        };
+        let _ = writeln!(out, "Configuration: {}{missing}", self.conf_file);
+        let _ = writeln!(out, "Telemetry:     {}", self.reason);
+        let endpoint = match (&self.endpoint, &self.endpoint_error) {
+            (Some(e), None) => e.clone(),
+            (Some(e), Some(why)) => format!("{e} (unusable: {why})"),
+            (None, Some(why)) => format!("none ({why})"),
+            (None, None) => "none".to_string(),
+        };
+        let _ = writeln!(out, "Endpoint:      {endpoint}");
+        let _ = writeln!(
+            out,
+            "State:         {}",
+            self.state_dir.as_deref().unwrap_or(
+                "none (HOME is unset; set TISPARK_TELEMETRY_STATE_DIR or spark.tispark.telemetry.state_dir)"
+            )
+        );
+        let _ = writeln!(
+            out,
+            "Track id:      {}",
+            self.track_id
+                .as_deref()
+                .unwrap_or("none yet (the first report creates one)")
+        );
+        let last = match (&self.last_report, &self.audit_error) {
+            (_, Some(why)) => format!("unknown: the audit trail {why}"),
+            (None, None) => "none recorded".to_string(),
+            (Some(r), None) => {
+                let how = match (r.outcome, r.http_status, &r.error) {
+                    (audit::Delivery::Sent, Some(status), _) => format!("sent, HTTP {status}"),
+                    (audit::Delivery::Sent, None, _) => "sent".to_string(),
+                    (audit::Delivery::Written, ..) => "written".to_string(),
+                    (audit::Delivery::Failed, _, Some(why)) => format!("failed: {why}"),
+                    (audit::Delivery::Failed, _, None) => "failed".to_string(),
+                };
+                format!(
+                    "{} to {}: {how} ({} ms)",
+                    r.time_utc, r.destination, r.elapsed_ms
+                )
+            }
+        };
+        let _ = writeln!(out, "Last report:   {last}");
+        if let Some(file) = &self.audit_file {
+            let _ = writeln!(
+                out,
+                "Audit trail:   {file} ({} of at most {} reports kept)",
+                self.reports_recorded,
+                audit::MAX_ENTRIES
+            );
+        }
+        out
+    }
+}
+
+/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn utc(unix: u64) -> String {
+    let (mut days, secs) = (unix / 86_400, unix % 86_400);
+    let mut year = 1970;
+    loop {
+        let in_year = if is_leap(year) { 366 } else { 365 };
+        if days < in_year {
+            break;
+        }
+        days -= in_year;
+        year += 1;
+    }
+    let month_days = [
+        31,
+        if is_leap(year) { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    let mut month = 1;
+    for len in month_days {
+        if days < len {
+            break;
+        }
+        days -= len;
+        month += 1;
+    }
+    format!(
+        "{year:04}-{month:02}-{:02}T{:02}:{:02}:{:02}Z",
+        days + 1,
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+fn is_leap(year: u64) -> bool {
+    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formats_unix_seconds() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(utc(1_795_545_079), "2026-11-24T18:31:19Z");
+        assert_eq!(utc(4_107_542_399), "2100-02-28T23:59:59Z");
+        assert_eq!(utc(4_107_542_400), "2100-03-01T00:00:00Z");
+    }
+}

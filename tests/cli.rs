@@ -1,0 +1,842 @@
+//! The command-line tool, run as built, against a real spark-defaults.conf
+//! (comments, blank lines, `key value`, `key=value` and `key:value` lines) in
+//! a fresh directory, with a clean environment: what an operator sees on
+//! stdout, stderr, in the exit code and in the files.
+
+mod support;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+use support::collector::{Behaviour, Collector};
+use tispark_telemetry::conf::Snapshot;
+use tispark_telemetry::driver::{self, Plan, Request};
+use tispark_telemetry::report::Report;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tispark-telemetry");
+const ENABLE: &str = "spark.tispark.telemetry.enable";
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", self.stdout, self.stderr))
+    }
+
+    /// Failed with `code` and exactly one line on stderr.
+    fn assert_failed(&self, code: i32) {
+        assert_eq!(
+            self.code, code,
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        assert_eq!(self.stderr.lines().count(), 1, "{}", self.stderr);
+        assert!(
+            self.stderr.starts_with("tispark-telemetry: error: "),
+            "{}",
+            self.stderr
+        );
+    }
+
+    fn assert_ok(&self) {
+        assert_eq!(
+            self.code, 0,
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+    }
+}
+
+/// A host: a home, a state directory and a Spark configuration file, all in a fresh directory.
+struct Host {
+    root: PathBuf,
+    conf: PathBuf,
+    state: PathBuf,
+}
+
+impl Host {
+    fn new(name: &str) -> Host {
+        let root = support::temp_dir(&format!("cli-{name}"));
+        Host {
+            conf: root.join("conf/spark-defaults.conf"),
+            state: root.join("state"),
+            root,
+        }
+    }
+
+    /// The operator's file, with `switch` (a line or nothing) before the last comment.
+    fn write_conf(&self, switch: &str, url: &str) -> String {
+        let text = format!(
+            "\
+# Default system properties included when running spark-submit.
+# This is useful for setting default environmental settings.
+
+# Example:
+# spark.master                     spark://master:7077
+spark.master                     local[2]
+spark.eventLog.enabled=true
+spark.serializer:org.apache.spark.serializer.KryoSerializer
+   spark.driver.memory    5g
+! a comment in the other style
+
+spark.tispark.isolation_read_engines=tiflash
+spark.tispark.index.scan_concurrency   12
+spark.tispark.tikv.jks_key_password = not-to-be-sent
+spark.tispark.telemetry.url {url}
+spark.tispark.telemetry.state_dir={state}
+{switch}# the end
+",
+            state = self.state.display()
+        );
+        std::fs::create_dir_all(self.conf.parent().unwrap()).unwrap();
+        std::fs::write(&self.conf, &text).unwrap();
+        text
+    }
+
+    /// What Spark reads from that file, as the driver would be given it.
+    fn spark_conf(&self, url: &str, enable: &str) -> HashMap<String, String> {
+        [
+            ("spark.master", "local[2]"),
+            ("spark.eventLog.enabled", "true"),
+            (
+                "spark.serializer",
+                "org.apache.spark.serializer.KryoSerializer",
+            ),
+            ("spark.driver.memory", "5g"),
+            ("spark.tispark.isolation_read_engines", "tiflash"),
+            ("spark.tispark.index.scan_concurrency", "12"),
+            ("spark.tispark.tikv.jks_key_password", "not-to-be-sent"),
+            ("spark.tispark.telemetry.url", url),
+            (
+                "spark.tispark.telemetry.state_dir",
+                &self.state.display().to_string(),
+            ),
+            (ENABLE, enable),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    fn conf_text(&self) -> String {
+        std::fs::read_to_string(&self.conf).unwrap()
+    }
+
+    /// Runs the tool with `--conf` this host's file, HOME in this host, and only `env` besides.
+    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let conf = self.conf.display().to_string();
+        let mut all = vec!["--conf", conf.as_str()];
+        all.extend_from_slice(args);
+        let home = self.home();
+        let mut vars = vec![("HOME", home.as_str())];
+        vars.extend_from_slice(env);
+        run_bare(&all, &vars)
+    }
+
+    fn home(&self) -> String {
+        self.root.join("home").display().to_string()
+    }
+}
+
+/// Runs the tool with exactly these arguments and environment variables.
+fn run_bare(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let out = Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .expect("run tispark-telemetry");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+const NOWHERE: &str = "http://127.0.0.1:9/api/v1/tispark/report";
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+// ---- enable / disable ----
+
+#[test]
+fn enable_rewrites_a_key_value_switch_in_place_and_keeps_every_other_byte() {
+    let host = Host::new("enable-inplace");
+    let before = host.write_conf("spark.tispark.telemetry.enable   false\n", NOWHERE);
+    let run = host.run(&["enable"], &[]);
+    run.assert_ok();
+    assert!(run.stdout.contains("line 17 rewritten"), "{}", run.stdout);
+    let expected = before.replace(
+        "spark.tispark.telemetry.enable   false\n",
+        "spark.tispark.telemetry.enable   true\n",
+    );
+    assert_eq!(host.conf_text(), expected);
+
+    host.run(&["disable"], &[]).assert_ok();
+    assert_eq!(
+        host.conf_text(),
+        before,
+        "disable undoes enable byte for byte"
+    );
+    assert_eq!(
+        files_in(host.conf.parent().unwrap()),
+        ["spark-defaults.conf"]
+    );
+}
+
+#[test]
+fn enable_and_disable_rewrite_the_key_equals_and_key_colon_forms_in_place() {
+    for (off, on) in [
+        (
+            "spark.tispark.telemetry.enable=false\n",
+            "spark.tispark.telemetry.enable=true\n",
+        ),
+        (
+            "spark.tispark.telemetry.enable: yes\n",
+            "spark.tispark.telemetry.enable: true\n",
+        ),
+    ] {
+        let host = Host::new("enable-forms");
+        let before = host.write_conf(off, NOWHERE);
+        host.run(&["enable"], &[]).assert_ok();
+        assert_eq!(host.conf_text(), before.replace(off, on));
+        host.run(&["disable"], &[]).assert_ok();
+        let off_again = on.replace("true", "false");
+        assert_eq!(host.conf_text(), before.replace(off, &off_again));
+    }
+}
+
+#[test]
+fn enable_adds_the_switch_at_the_end_when_it_is_absent() {
+    let host = Host::new("enable-append");
+    let before = host.write_conf("", NOWHERE);
+    let run = host.run(&["enable"], &[]);
+    run.assert_ok();
+    assert!(run.stdout.contains("added as line 18"), "{}", run.stdout);
+    assert_eq!(
+        host.conf_text(),
+        format!("{before}spark.tispark.telemetry.enable true\n")
+    );
+    let status = host.run(&["status", "--json"], &[]).json();
+    assert_eq!(status["enabled"], true);
+}
+
+#[test]
+fn enable_on_a_file_without_a_final_newline_adds_one_first() {
+    let host = Host::new("enable-no-newline");
+    std::fs::create_dir_all(host.conf.parent().unwrap()).unwrap();
+    std::fs::write(&host.conf, "spark.master local[2]").unwrap();
+    host.run(&["enable"], &[]).assert_ok();
+    assert_eq!(
+        host.conf_text(),
+        "spark.master local[2]\nspark.tispark.telemetry.enable true\n"
+    );
+}
+
+#[test]
+fn enable_creates_a_missing_file_and_its_directory() {
+    let host = Host::new("enable-create");
+    assert!(!host.conf.parent().unwrap().exists());
+    let run = host.run(&["enable"], &[]);
+    run.assert_ok();
+    assert!(run.stdout.contains("a new file"), "{}", run.stdout);
+    assert_eq!(host.conf_text(), "spark.tispark.telemetry.enable true\n");
+}
+
+#[test]
+fn disable_on_a_missing_file_writes_the_switch_off_explicitly() {
+    let host = Host::new("disable-create");
+    host.run(&["disable"], &[]).assert_ok();
+    assert_eq!(host.conf_text(), "spark.tispark.telemetry.enable false\n");
+    let status = host.run(&["status", "--json"], &[]).json();
+    assert_eq!(status["enabled"], false);
+    assert_eq!(status["enable_value"], "false");
+}
+
+#[test]
+fn enable_twice_leaves_the_file_as_it_is() {
+    let host = Host::new("enable-twice");
+    host.write_conf("spark.tispark.telemetry.enable TRUE\n", NOWHERE);
+    let before = std::fs::metadata(&host.conf).unwrap().modified().unwrap();
+    let text = host.conf_text();
+    let run = host.run(&["enable"], &[]);
+    run.assert_ok();
+    assert!(run.stdout.contains("already true"), "{}", run.stdout);
+    assert_eq!(host.conf_text(), text);
+    assert_eq!(
+        std::fs::metadata(&host.conf).unwrap().modified().unwrap(),
+        before
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn enable_through_a_symbolic_link_rewrites_the_file_it_points_to() {
+    let host = Host::new("enable-symlink");
+    let real = host.root.join("real.conf");
+    std::fs::write(&real, "spark.master local[2]\n").unwrap();
+    std::fs::create_dir_all(host.conf.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(&real, &host.conf).unwrap();
+    host.run(&["enable"], &[]).assert_ok();
+    assert!(std::fs::symlink_metadata(&host.conf)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(
+        std::fs::read_to_string(&real).unwrap(),
+        "spark.master local[2]\nspark.tispark.telemetry.enable true\n"
+    );
+}
+
+#[test]
+fn enable_says_when_an_environment_variable_keeps_telemetry_off() {
+    let host = Host::new("enable-env");
+    host.write_conf("", NOWHERE);
+    let run = host.run(&["enable"], &[("DO_NOT_TRACK", "1")]);
+    run.assert_ok();
+    assert!(
+        run.stdout.contains("stays off") && run.stdout.contains("DO_NOT_TRACK"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_file_that_cannot_be_parsed_safely_is_refused_and_left_untouched() {
+    let cases: [(&str, &[u8], &str); 4] = [
+        (
+            "not UTF-8",
+            b"spark.master local[2]\nspark.app.name caf\xe9\nspark.tispark.telemetry.enable false\n",
+            "line 2 is not UTF-8",
+        ),
+        (
+            "defined twice",
+            b"spark.tispark.telemetry.enable false\n# later\nspark.tispark.telemetry.enable=true\n",
+            "lines 1, 3",
+        ),
+        (
+            "a dangling continuation",
+            b"spark.master local[2]\nspark.driver.extraJavaOptions -Da=b \\\n",
+            "line 2, the last, ends with a line continuation",
+        ),
+        (
+            "a malformed unicode escape",
+            b"spark.app.name \\u00zz\n",
+            "malformed \\uXXXX escape",
+        ),
+    ];
+    for (what, bytes, why) in cases {
+        for command in ["enable", "disable"] {
+            let host = Host::new("refuse");
+            std::fs::create_dir_all(host.conf.parent().unwrap()).unwrap();
+            std::fs::write(&host.conf, bytes).unwrap();
+            let run = host.run(&[command], &[]);
+            run.assert_failed(3);
+            assert!(run.stderr.contains(why), "{what}: {}", run.stderr);
+            assert!(
+                run.stderr.contains("left as it is"),
+                "{what}: {}",
+                run.stderr
+            );
+            assert_eq!(std::fs::read(&host.conf).unwrap(), bytes, "{what}");
+            assert_eq!(
+                files_in(host.conf.parent().unwrap()),
+                ["spark-defaults.conf"],
+                "{what}: no temporary file is left"
+            );
+        }
+    }
+}
+
+// ---- status ----
+
+#[test]
+fn status_says_off_by_default_and_creates_nothing() {
+    let host = Host::new("status-default");
+    host.write_conf("", NOWHERE);
+    let run = host.run(&["status"], &[]);
+    run.assert_ok();
+    assert!(
+        run.stdout
+            .contains("Telemetry:     off (spark.tispark.telemetry.enable is unset or false)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("Track id:      none yet"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("Last report:   none recorded"),
+        "{}",
+        run.stdout
+    );
+    assert!(!host.state.exists(), "status must not create state");
+}
+
+#[test]
+fn status_explains_an_invalid_switch_value() {
+    let host = Host::new("status-invalid");
+    host.write_conf("spark.tispark.telemetry.enable yes\n", NOWHERE);
+    let status = host.run(&["status", "--json"], &[]).json();
+    assert_eq!(status["enabled"], false);
+    assert_eq!(status["enable_value"], "yes");
+    assert!(
+        status["reason"]
+            .as_str()
+            .unwrap()
+            .contains("is not true or false"),
+        "{status}"
+    );
+}
+
+#[test]
+fn status_json_reflects_the_environment_overrides() {
+    let host = Host::new("status-env");
+    host.write_conf("spark.tispark.telemetry.enable=true\n", NOWHERE);
+    let on = host.run(&["status", "--json"], &[]).json();
+    assert_eq!(on["enabled"], true, "{on}");
+    assert_eq!(on["env_override"], serde_json::Value::Null);
+
+    for var in ["TISPARK_TELEMETRY_DISABLED", "DO_NOT_TRACK"] {
+        let run = host.run(&["status", "--json"], &[(var, "1")]);
+        run.assert_ok();
+        let off = run.json();
+        assert_eq!(off["enabled"], false, "{var}: {off}");
+        assert_eq!(off["env_override"], var);
+        assert_eq!(off["enable_value"], "true");
+        let reason = off["reason"].as_str().unwrap();
+        assert!(
+            reason.contains(var) && reason.contains("overrides"),
+            "{reason}"
+        );
+
+        let text = host.run(&["status"], &[(var, "1")]).stdout;
+        assert!(
+            text.contains(&format!("the environment variable {var} is set")),
+            "{text}"
+        );
+    }
+    let zero = host
+        .run(&["status", "--json"], &[("DO_NOT_TRACK", "0")])
+        .json();
+    assert_eq!(zero["enabled"], true, "DO_NOT_TRACK=0 does not disable");
+}
+
+#[test]
+fn status_json_has_every_documented_field() {
+    let host = Host::new("status-fields");
+    host.write_conf("", "https://user:secret@collector.example/report?token=t");
+    let status = host.run(&["status", "--json"], &[]).json();
+    let mut keys: Vec<&str> = status
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "audit_error",
+            "audit_file",
+            "conf_file",
+            "conf_file_exists",
+            "enable_value",
+            "enabled",
+            "endpoint",
+            "endpoint_error",
+            "env_override",
+            "last_report",
+            "reason",
+            "reports_recorded",
+            "state_dir",
+            "track_id"
+        ]
+    );
+    assert_eq!(status["endpoint"], "https://collector.example/report");
+    assert_eq!(status["conf_file"], host.conf.display().to_string());
+    assert_eq!(status["state_dir"], host.state.display().to_string());
+    assert_eq!(
+        status["audit_file"],
+        host.state.join("audit.jsonl").display().to_string()
+    );
+}
+
+#[test]
+fn status_says_when_the_endpoint_is_unusable() {
+    let host = Host::new("status-bad-url");
+    host.write_conf("spark.tispark.telemetry.enable true\n", "ftp://x/y");
+    let status = host.run(&["status", "--json"], &[]).json();
+    assert_eq!(status["enabled"], false);
+    assert!(
+        status["endpoint_error"]
+            .as_str()
+            .unwrap()
+            .contains("telemetry URL"),
+        "{status}"
+    );
+}
+
+#[test]
+fn status_shows_the_last_report_from_the_audit_trail() {
+    let ok = Collector::start(Behaviour::Accept);
+    let host = Host::new("status-last");
+    let url = ok.url("/api/v1/tispark/report");
+    host.write_conf("spark.tispark.telemetry.enable true\n", &url);
+    deliver_in_process(&host.spark_conf(&url, "true"));
+
+    let status = host.run(&["status", "--json"], &[]).json();
+    let last = &status["last_report"];
+    assert_eq!(last["outcome"], "sent", "{status}");
+    assert_eq!(last["http_status"], 200);
+    assert_eq!(last["destination"], url);
+    assert!(last["time"].is_u64() && last["time_utc"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(status["reports_recorded"], 1);
+    assert!(status["track_id"].as_str().unwrap().starts_with("trkid_"));
+
+    // Then a failed one: status shows the newest, with its reason.
+    let refusing = Collector::start(Behaviour::Status(503));
+    let url = refusing.url("/r");
+    deliver_in_process(&host.spark_conf(&url, "true"));
+    let text = host.run(&["status"], &[]).stdout;
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("Last report:"))
+        .unwrap();
+    assert!(
+        line.contains(&format!("to {url}: failed:")) && line.contains("503"),
+        "{text}"
+    );
+    assert!(text.contains("(2 of at most 10 reports kept)"), "{text}");
+}
+
+#[test]
+fn status_reads_a_corrupt_audit_trail_without_failing() {
+    let host = Host::new("status-corrupt");
+    host.write_conf("", NOWHERE);
+    std::fs::create_dir_all(&host.state).unwrap();
+    std::fs::write(host.state.join("audit.jsonl"), "garbage\n").unwrap();
+    let run = host.run(&["status", "--json"], &[]);
+    run.assert_ok();
+    let status = run.json();
+    assert!(
+        status["audit_error"]
+            .as_str()
+            .unwrap()
+            .contains("not an audit entry"),
+        "{status}"
+    );
+    assert_eq!(status["last_report"], serde_json::Value::Null);
+}
+
+// ---- reset ----
+
+#[test]
+fn reset_prints_a_new_track_id_that_status_then_shows() {
+    let host = Host::new("reset");
+    host.write_conf("", NOWHERE);
+    let first = host.run(&["reset"], &[]);
+    first.assert_ok();
+    let id = track_id_in(&first.stdout);
+    let second = track_id_in(&host.run(&["reset"], &[]).stdout);
+    assert_ne!(id, second);
+    let status = host.run(&["status", "--json"], &[]).json();
+    assert_eq!(status["track_id"], second);
+    assert_eq!(
+        std::fs::read_to_string(host.state.join("track_id")).unwrap(),
+        second
+    );
+}
+
+#[test]
+fn reset_uses_the_state_directory_of_the_environment_when_the_file_names_none() {
+    let host = Host::new("reset-env");
+    std::fs::create_dir_all(host.conf.parent().unwrap()).unwrap();
+    std::fs::write(&host.conf, "spark.master local[2]\n").unwrap();
+    let elsewhere = host.root.join("env-state");
+    let run = host.run(
+        &["reset"],
+        &[(
+            "TISPARK_TELEMETRY_STATE_DIR",
+            &elsewhere.display().to_string(),
+        )],
+    );
+    run.assert_ok();
+    assert_eq!(
+        std::fs::read_to_string(elsewhere.join("track_id")).unwrap(),
+        track_id_in(&run.stdout)
+    );
+}
+
+fn track_id_in(text: &str) -> String {
+    text.split_whitespace()
+        .find(|w| w.starts_with("trkid_"))
+        .unwrap_or_else(|| panic!("no track id in {text:?}"))
+        .trim_end_matches(',')
+        .to_string()
+}
+
+// ---- preview ----
+
+/// Sends one report through the library, as the driver does, in this process.
+fn deliver_in_process(conf: &HashMap<String, String>) {
+    let mut source = conf.clone();
+    let snapshot = Snapshot::read(&mut source).unwrap();
+    let plan = Plan::new(&snapshot).unwrap();
+    let request = Request {
+        snapshot,
+        spark_version: Some("3.5.7".into()),
+        tispark_version: Some("3.1.0".into()),
+    };
+    driver::report_and_deliver(&request, &plan);
+}
+
+#[test]
+fn preview_prints_exactly_the_body_the_collector_receives() {
+    let collector = Collector::start(Behaviour::Accept);
+    let host = Host::new("preview-equal");
+    let url = collector.url("/api/v1/tispark/report");
+    host.write_conf("spark.tispark.telemetry.enable true\n", &url);
+    let run = host.run(
+        &[
+            "preview",
+            "--spark-version",
+            "3.5.7",
+            "--tispark-version",
+            "3.1.0",
+        ],
+        &[],
+    );
+    run.assert_ok();
+    assert_eq!(run.stderr, "");
+    assert_eq!(run.stdout.lines().count(), 1);
+    let previewed = run.stdout.trim_end();
+    support::assert_schema(previewed);
+
+    deliver_in_process(&host.spark_conf(&url, "true"));
+    let received = collector.wait_for(1, Duration::from_secs(5));
+    assert_eq!(received.len(), 1);
+    let sent = &received[0].body;
+
+    // Two facts are of the moment they are read: the time, and the memory
+    // available. With those two taken from what was sent, the preview must
+    // serialize to the very same bytes.
+    let sent_report: Report = serde_json::from_str(sent).unwrap();
+    let mut preview: Report = serde_json::from_str(previewed).unwrap();
+    assert!(sent_report.time >= preview.time);
+    let total = |memory: &str| memory.rsplit('/').next().unwrap().to_string();
+    assert_eq!(
+        total(&preview.hardware.memory),
+        total(&sent_report.hardware.memory)
+    );
+    preview.time = sent_report.time;
+    preview.hardware.memory = sent_report.hardware.memory.clone();
+    assert_eq!(&preview.to_json(), sent);
+    // That includes the host's track id, kept between the preview and the report.
+    assert!(previewed.contains(&sent_report.track_id));
+}
+
+#[test]
+fn preview_sends_nothing_and_records_nothing() {
+    let collector = Collector::start(Behaviour::Accept);
+    let host = Host::new("preview-quiet");
+    host.write_conf(
+        "spark.tispark.telemetry.enable true\n",
+        &collector.url("/r"),
+    );
+    host.run(&["preview"], &[]).assert_ok();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(collector.connections(), 0);
+    assert!(!host.state.join("audit.jsonl").exists());
+    let status = host.run(&["status", "--json"], &[]).json();
+    assert_eq!(status["last_report"], serde_json::Value::Null);
+    // The track id it showed is the one the first report will carry.
+    assert!(status["track_id"].as_str().unwrap().starts_with("trkid_"));
+}
+
+#[test]
+fn preview_shows_only_the_reported_keys() {
+    let host = Host::new("preview-keys");
+    host.write_conf("spark.tispark.telemetry.enable true\n", NOWHERE);
+    let run = host.run(&["preview"], &[]);
+    run.assert_ok();
+    for secret in [
+        "not-to-be-sent",
+        "jks",
+        "spark.master",
+        "state_dir",
+        "127.0.0.1",
+    ] {
+        assert!(
+            !run.stdout.contains(secret),
+            "{secret} leaked: {}",
+            run.stdout
+        );
+    }
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        v["configuration"]["spark.tispark.isolation_read_engines"],
+        "tiflash"
+    );
+    assert_eq!(
+        v["configuration"]["spark.tispark.index.scan_concurrency"],
+        12
+    );
+}
+
+#[test]
+fn preview_of_a_configuration_that_is_off_says_so_on_stderr() {
+    let host = Host::new("preview-off");
+    host.write_conf("", NOWHERE);
+    let run = host.run(&["preview"], &[("DO_NOT_TRACK", "1")]);
+    run.assert_ok();
+    support::assert_schema(run.stdout.trim_end());
+    assert!(
+        run.stderr.contains("DO_NOT_TRACK") && run.stderr.contains("if it were on"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn preview_takes_the_spark_version_from_spark_home() {
+    let host = Host::new("preview-spark-home");
+    host.write_conf("", NOWHERE);
+    let spark_home = host.root.join("spark");
+    std::fs::create_dir_all(spark_home.join("jars")).unwrap();
+    for jar in ["spark-sql_2.12-3.5.7.jar", "spark-core_2.12-3.4.2.jar"] {
+        std::fs::write(spark_home.join("jars").join(jar), b"").unwrap();
+    }
+    let run = host.run(
+        &["preview"],
+        &[("SPARK_HOME", &spark_home.display().to_string())],
+    );
+    run.assert_ok();
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(v["instance"]["spark_version"], "3.4.2");
+    assert_eq!(v["instance"]["tispark_version"], "UNKNOWN");
+}
+
+#[test]
+fn preview_of_an_unusable_endpoint_fails_with_the_reason() {
+    let host = Host::new("preview-bad-url");
+    host.write_conf("spark.tispark.telemetry.enable true\n", "gopher://x");
+    let run = host.run(&["preview"], &[]);
+    run.assert_failed(1);
+    assert!(
+        run.stderr.contains("nothing would be sent"),
+        "{}",
+        run.stderr
+    );
+}
+
+// ---- the file, help and errors ----
+
+#[test]
+fn the_default_file_is_spark_conf_dir_then_spark_home() {
+    let host = Host::new("default-file");
+    let conf_dir = host.root.join("conf-dir");
+    let spark_home = host.root.join("spark-home");
+    let home = host.home();
+    let conf_dir_s = conf_dir.display().to_string();
+    let spark_home_s = spark_home.display().to_string();
+
+    let run = run_bare(
+        &["enable"],
+        &[
+            ("HOME", &home),
+            ("SPARK_CONF_DIR", &conf_dir_s),
+            ("SPARK_HOME", &spark_home_s),
+        ],
+    );
+    run.assert_ok();
+    assert!(conf_dir.join("spark-defaults.conf").is_file());
+    assert!(!spark_home.exists());
+
+    run_bare(
+        &["enable"],
+        &[("HOME", &home), ("SPARK_HOME", &spark_home_s)],
+    )
+    .assert_ok();
+    assert!(spark_home.join("conf/spark-defaults.conf").is_file());
+
+    let run = run_bare(&["status"], &[("HOME", &home)]);
+    run.assert_failed(2);
+    assert!(
+        run.stderr.contains("--conf") && run.stderr.contains("SPARK_CONF_DIR"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        &["--help"][..],
+        &["help"],
+        &["status", "--help"],
+        &["enable", "--help"],
+        &["disable", "-h"],
+        &["reset", "--help"],
+        &["preview", "--help"],
+        &["help", "status"],
+    ] {
+        let run = run_bare(args, &[]);
+        run.assert_ok();
+        assert!(run.stdout.contains("Usage: tispark-telemetry"), "{args:?}");
+        let named = args.iter().find(|a| !a.starts_with('-') && **a != "help");
+        if let Some(command) = named {
+            assert!(
+                run.stdout.contains(&format!("] {command}")),
+                "{args:?}: {}",
+                run.stdout
+            );
+        }
+    }
+    let version = run_bare(&["--version"], &[]);
+    version.assert_ok();
+    assert!(version.stdout.starts_with("tispark-telemetry "));
+}
+
+#[test]
+fn wrong_usage_is_one_line_and_exit_code_2() {
+    for args in [
+        &[][..],
+        &["frobnicate"],
+        &["status", "--yaml"],
+        &["enable", "now"],
+        &["--conf"],
+    ] {
+        let run = run_bare(args, &[("HOME", "/nonexistent")]);
+        run.assert_failed(2);
+        assert!(run.stderr.contains("--help"), "{args:?}: {}", run.stderr);
+        assert_eq!(run.stdout, "");
+    }
+}
+
+#[test]
+fn an_unreadable_file_is_one_line_and_exit_code_1() {
+    let host = Host::new("unreadable");
+    std::fs::create_dir_all(&host.conf).unwrap(); // a directory where the file should be
+    let run = host.run(&["status"], &[]);
+    run.assert_failed(1);
+    assert!(run.stderr.contains("cannot be read"), "{}", run.stderr);
+}

@@ -75,7 +75,11 @@ pub fn track_id(dir: Option<&Path>, app_id: Option<&str>) -> TrackId {
         Ok(()) => TrackId { id, warning },
         Err(e) => fallback(
             app_id,
-            format!("the track id cannot be stored in {} ({e})", dir.display()),
+            format!(
+                "the state directory {} cannot be written ({e}): neither the track id nor the \
+                 audit trail can be kept there",
+                dir.display()
+            ),
         ),
     }
 }

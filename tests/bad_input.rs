@@ -164,7 +164,7 @@ fn a_full_state_dir_still_sends_the_report_with_the_application_id() {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
-    run.one_warning("cannot be stored");
+    run.one_warning("cannot be written");
     assert_eq!(
         received_json(&c)["track_id"],
         "appid_app-20261124000000-0001"

@@ -20,6 +20,21 @@ public final class NativeTelemetry {
     static final long DEFAULT_FLUSH_MILLIS = 2000;
     static final long MAX_FLUSH_MILLIS = 10000;
 
+    /** Set by the native side when a report starts; see {@link #alreadyReported()}. */
+    static final String REPORTED_PROPERTY = "tispark.telemetry.reported";
+
+    /** {@code String get(String, String)} of a conf class, looked up once per class. */
+    private static final ClassValue<Method> GETTER = new ClassValue<Method>() {
+        @Override
+        protected Method computeValue(Class<?> type) {
+            try {
+                return type.getMethod("get", String.class, String.class);
+            } catch (NoSuchMethodException | SecurityException e) {
+                return null;
+            }
+        }
+    };
+
     private static boolean hookInstalled;
 
     private NativeTelemetry() {}
@@ -32,7 +47,7 @@ public final class NativeTelemetry {
     /** As {@link #report(Object)}, with the caller's version (TiSpark's) for the report. */
     public static void report(Object conf, String tisparkVersion) {
         try {
-            if (!mayBeEnabled(conf) || !NativeLoader.ensureLoaded()) {
+            if (alreadyReported() || !mayBeEnabled(conf) || !NativeLoader.ensureLoaded()) {
                 return;
             }
             if (nativeReport(conf, tisparkVersion)) {
@@ -64,6 +79,15 @@ public final class NativeTelemetry {
     }
 
     /**
+     * True once any copy of this library in this JVM (any class loader) has started the report:
+     * the native side sets this system property atomically when it claims the JVM. Later calls
+     * then cost one property look-up, and a class loader that comes late never loads its copy.
+     */
+    static boolean alreadyReported() {
+        return System.getProperty(REPORTED_PROPERTY) != null;
+    }
+
+    /**
      * The cheap pre-check: false only when the switch is certainly off (absent or "false"), so
      * that the default costs nothing. Every other value goes to the native side, which parses it
      * strictly and says what is wrong with it.
@@ -78,7 +102,10 @@ public final class NativeTelemetry {
                 Object v = ((Map<?, ?>) conf).get(ENABLE_KEY);
                 value = v == null ? null : v.toString();
             } else {
-                Method get = conf.getClass().getMethod("get", String.class, String.class);
+                Method get = GETTER.get(conf.getClass());
+                if (get == null) {
+                    return true; // no get(String, String): the native side names the mistake
+                }
                 value = (String) get.invoke(conf, ENABLE_KEY, null);
             }
         } catch (Throwable t) {

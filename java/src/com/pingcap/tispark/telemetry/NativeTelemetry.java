@@ -23,7 +23,20 @@ public final class NativeTelemetry {
     /** Set by the native side when a report starts; see {@link #alreadyReported()}. */
     static final String REPORTED_PROPERTY = "tispark.telemetry.reported";
 
-    /** {@code String get(String, String)} of a conf class, looked up once per class. */
+    /**
+     * A SparkConf is read by a direct call: looking its getter up by reflection made the JVM
+     * resolve every signature of SparkConf, loading Avro's classes, ~2 ms on the driver thread.
+     * Kept apart so that a JVM without Spark never loads this class.
+     */
+    private static final class SparkConfs {
+        static final String CLASS_NAME = "org.apache.spark.SparkConf";
+
+        static String get(Object conf, String key) {
+            return ((org.apache.spark.SparkConf) conf).get(key, null);
+        }
+    }
+
+    /** {@code String get(String, String)} of any other conf class, looked up once per class. */
     private static final ClassValue<Method> GETTER = new ClassValue<Method>() {
         @Override
         protected Method computeValue(Class<?> type) {
@@ -101,6 +114,8 @@ public final class NativeTelemetry {
             if (conf instanceof Map) {
                 Object v = ((Map<?, ?>) conf).get(ENABLE_KEY);
                 value = v == null ? null : v.toString();
+            } else if (conf.getClass().getName().equals(SparkConfs.CLASS_NAME)) {
+                value = SparkConfs.get(conf, ENABLE_KEY);
             } else {
                 Method get = GETTER.get(conf.getClass());
                 if (get == null) {

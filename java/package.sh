@@ -24,11 +24,14 @@ lib=libtispark_telemetry.so
 [ "${platform#macos}" != "$platform" ] && lib=libtispark_telemetry.dylib
 
 stage=target/jar-stage
-rm -rf "$stage"; mkdir -p "$stage/classes" "$stage/native/native/$platform"
-cp "target/release/$lib" "$stage/native/native/$platform/"
+rm -rf "$stage"; mkdir -p "$stage/classes" "$stage/native/native"
+# Libraries built for other platforms (scripts/build-native.sh), then this
+# platform's, just built, over any older copy of it.
 if [ -d target/native ]; then
   cp -r target/native/. "$stage/native/native/"
 fi
+mkdir -p "$stage/native/native/$platform"
+cp "target/release/$lib" "$stage/native/native/$platform/$lib"
 
 javac -nowarn -Xlint:-options --release 8 -d "$stage/classes" \
   -cp "$spark_home/jars/*" $(find java/src -name '*.java')

@@ -8,7 +8,7 @@
 //! with `cargo bench --bench overhead`. Sizes of the run, from the environment:
 //! `TT_BENCH_JVMS` (driver JVMs per mode, default 5), `TT_BENCH_CALLS` (calls
 //! timed after the first in each, 2000), `TT_BENCH_SPARK_ROUNDS` (rounds of
-//! the three Spark applications, 6), `TT_BENCH_BUILDS` (report builds in one
+//! the four Spark applications, 5), `TT_BENCH_BUILDS` (report builds in one
 //! process, 200; in fresh processes, a tenth of that).
 
 #[path = "../tests/support/collector.rs"]
@@ -250,7 +250,7 @@ impl Bench {
             work,
             jvms: env_usize("TT_BENCH_JVMS", 5),
             calls: env_usize("TT_BENCH_CALLS", 2000),
-            rounds: env_usize("TT_BENCH_SPARK_ROUNDS", 6),
+            rounds: env_usize("TT_BENCH_SPARK_ROUNDS", 5),
             builds: env_usize("TT_BENCH_BUILDS", 200),
         };
         for f in [&bench.jar, &bench.harness_jar] {
@@ -556,30 +556,37 @@ impl Bench {
         let state = self.work.join("state-spark");
         let url =
             |c: &Collector| format!("http://localhost:{}/api/v1/tispark/report", c.addr.port());
-        let kinds = ["without", "on", "silent"];
+        // "jar": our jar and plugin, telemetry off: what Spark's own handling of
+        // one more jar and plugin costs, apart from telemetry.
+        let kinds = ["without", "jar", "on", "silent"];
+        let with_jar = [
+            ("jar", "our jar and plugin, telemetry off"),
+            ("on", "telemetry on"),
+            ("silent", "telemetry on, endpoint never answers"),
+        ];
         let mut times: HashMap<&str, Vec<f64>> = HashMap::new();
         let mut round_ratios: HashMap<&str, Vec<f64>> = HashMap::new();
         let mut cpu: HashMap<&str, Vec<f64>> = HashMap::new();
         for round in 0..self.rounds {
             let mut this_round = HashMap::new();
-            // Alternate: each kind runs first, second and third in turn.
+            // Alternate: each kind runs first, second, third and fourth in turn.
             for k in 0..kinds.len() {
                 let kind = kinds[(round + k) % kinds.len()];
                 let mut cmd = self.spark_submit(&format!("app-{kind}-{round}.log"));
                 cmd.args(["--master", "local[2]"]);
                 if kind != "without" {
+                    cmd.arg("--jars").arg(&self.jar).args([
+                        "--conf",
+                        "spark.plugins=com.pingcap.tispark.telemetry.TelemetryPlugin",
+                    ]);
+                }
+                if kind == "on" || kind == "silent" {
                     let endpoint = if kind == "on" {
                         url(&accept)
                     } else {
                         url(&silent)
                     };
-                    cmd.arg("--jars")
-                        .arg(&self.jar)
-                        .args([
-                            "--conf",
-                            "spark.plugins=com.pingcap.tispark.telemetry.TelemetryPlugin",
-                        ])
-                        .args(["--conf", "spark.tispark.telemetry.enable=true"])
+                    cmd.args(["--conf", "spark.tispark.telemetry.enable=true"])
                         .arg("--conf")
                         .arg(format!("spark.tispark.telemetry.url={endpoint}"))
                         .arg("--conf")
@@ -611,7 +618,7 @@ impl Bench {
                 times.entry(kind).or_default().push(secs * 1e9);
                 this_round.insert(kind, secs);
             }
-            for kind in ["on", "silent"] {
+            for (kind, _) in with_jar {
                 round_ratios
                     .entry(kind)
                     .or_default()
@@ -625,10 +632,7 @@ impl Bench {
             duration_ns,
             "",
         );
-        for (kind, what) in [
-            ("on", "telemetry on"),
-            ("silent", "telemetry on, endpoint never answers"),
-        ] {
+        for (kind, what) in with_jar {
             let s = Stats::of(&times[kind]);
             table.range(
                 &format!("Spark application wall time, {what}"),
@@ -658,10 +662,7 @@ impl Bench {
             duration_ns,
             "",
         );
-        for (kind, what) in [
-            ("on", "telemetry on"),
-            ("silent", "telemetry on, endpoint never answers"),
-        ] {
+        for (kind, what) in with_jar {
             let s = Stats::of(&cpu[kind]);
             table.range(
                 &format!("Spark application CPU time, {what}"),

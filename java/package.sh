@@ -24,13 +24,19 @@ lib=libtispark_telemetry.so
 [ "${platform#macos}" != "$platform" ] && lib=libtispark_telemetry.dylib
 
 stage=target/jar-stage
-rm -rf "$stage"; mkdir -p "$stage/classes" "$stage/classes/native/$platform"
-cp "target/release/$lib" "$stage/classes/native/$platform/"
+rm -rf "$stage"; mkdir -p "$stage/classes" "$stage/native/native"
+# Libraries built for other platforms (scripts/build-native.sh), then this
+# platform's, just built, over any older copy of it.
 if [ -d target/native ]; then
-  cp -r target/native/. "$stage/classes/native/"
+  cp -r target/native/. "$stage/native/native/"
 fi
+mkdir -p "$stage/native/native/$platform"
+cp "target/release/$lib" "$stage/native/native/$platform/$lib"
 
 javac -nowarn -Xlint:-options --release 8 -d "$stage/classes" \
   -cp "$spark_home/jars/*" $(find java/src -name '*.java')
 jar --create --file target/tispark-telemetry.jar -C "$stage/classes" .
-echo "wrote target/tispark-telemetry.jar ($(du -k target/tispark-telemetry.jar | cut -f1) KiB; native: $(cd "$stage/classes/native" && ls | tr '\n' ' '))"
+# The native libraries are stored, not deflated: the driver's first call copies
+# the library out of the jar, and inflating it took longer than the copy itself.
+jar --update --no-compress --file target/tispark-telemetry.jar -C "$stage/native" native
+echo "wrote target/tispark-telemetry.jar ($(du -k target/tispark-telemetry.jar | cut -f1) KiB; native: $(cd "$stage/native/native" && ls | tr '\n' ' '))"

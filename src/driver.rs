@@ -84,10 +84,13 @@ pub fn first_time_notice(sink: &Sink, dir: Option<&Path>) -> String {
     )
 }
 
-/// A current-thread runtime: no pool, no extra thread but DNS look-ups.
+/// A current-thread runtime: no pool and no extra thread (host names are
+/// resolved on this thread too, see [`sink::ResolveOnThisThread`]).
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        // Should anything ever use tokio's blocking pool, its threads say whose they are.
+        .thread_name("tispark-telemetry-pool")
         .build()
 }
 

@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::io::Write;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -103,9 +104,11 @@ impl Outcome {
 
 /// The HTTP client: deadlines, bounded redirects, proxies from the usual
 /// environment variables (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`),
-/// and an extra trusted CA bundle when given.
+/// an extra trusted CA bundle when given, and host names resolved on the
+/// calling thread ([`ResolveOnThisThread`]).
 pub fn http_client(extra_ca_pem: Option<&[u8]>) -> Result<reqwest::Client, String> {
     let mut builder = reqwest::Client::builder()
+        .dns_resolver(std::sync::Arc::new(ResolveOnThisThread))
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(TOTAL_TIMEOUT)
         .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
@@ -123,6 +126,26 @@ pub fn http_client(extra_ca_pem: Option<&[u8]>) -> Result<reqwest::Client, Strin
     builder
         .build()
         .map_err(|e| format!("the HTTP client cannot be built ({})", error_chain(&e)))
+}
+
+/// Resolves host names with the system resolver on the thread that sends, so
+/// that telemetry never has more than its one thread: reqwest's default
+/// resolver runs each look-up on a thread of tokio's blocking pool, a second
+/// thread while the report is sent. The cost: a system resolver that hangs
+/// holds the telemetry thread past the deadlines above until it gives up
+/// (its own timeouts, `/etc/resolv.conf`); the driver never waits for that
+/// thread, and JVM shutdown waits for it at most the flush bound.
+pub struct ResolveOnThisThread;
+
+impl reqwest::dns::Resolve for ResolveOnThisThread {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            // Port 0: the connector puts the URL's port in.
+            let addrs: Vec<SocketAddr> = (host.as_str(), 0).to_socket_addrs()?.collect();
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
 }
 
 /// Delivers `body` once. Never panics, never retries, always within the deadlines.
@@ -241,6 +264,54 @@ mod tests {
             std::fs::read_to_string(&path).unwrap(),
             "{\"a\":1}\n{\"a\":2}\n"
         );
+    }
+
+    /// Threads of this process named `name` (cut to the 15 bytes Linux keeps).
+    fn threads_named(name: &str) -> usize {
+        let short: String = name.chars().take(15).collect();
+        std::fs::read_dir("/proc/self/task")
+            .map(|tasks| {
+                tasks
+                    .flatten()
+                    .filter(|t| {
+                        std::fs::read_to_string(t.path().join("comm"))
+                            .is_ok_and(|c| c.trim_end() == short)
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn a_host_name_is_resolved_without_starting_a_thread() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            for mut stream in listener.incoming().flatten() {
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !seen.ends_with(b"{}") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+            }
+        });
+        let pool = "tt-sink-pool";
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .thread_name(pool)
+            .build()
+            .unwrap();
+        let client = http_client(None).unwrap();
+        let sink = Sink::parse(&format!("http://localhost:{port}/r")).unwrap();
+        let outcome = rt.block_on(deliver(&client, &sink, "{}"));
+        assert_eq!(outcome.result, Ok(200), "{outcome:?}");
+        // A look-up on tokio's blocking pool would have left an idle pool thread behind.
+        assert_eq!(threads_named(pool), 0);
     }
 
     #[test]

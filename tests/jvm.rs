@@ -253,6 +253,51 @@ fn a_missing_native_library_is_one_warning_and_spark_runs_on() {
 }
 
 #[test]
+fn a_platform_missing_from_the_jar_is_one_warning_and_spark_runs_on() {
+    let collector = Collector::start(Behaviour::Accept);
+    let Some(run) = isolated(
+        "a_platform_missing_from_the_jar_is_one_warning_and_spark_runs_on",
+        &child_env(&collector),
+        || {
+            // As on a platform the jar carries no library for (say, Linux on RISC-V).
+            let vm = jvm::start_jvm(&["-Dtispark.telemetry.native.platform=linux-riscv64".into()]);
+            let mut env = vm.attach_current_thread().unwrap();
+            let (url, state) = (var("TT_URL"), var("TT_STATE"));
+            let conf = jvm::java_map(&mut env, &[(ENABLE, "true"), (URL, &url), (STATE, &state)]);
+            jvm::report(&mut env, &conf, None);
+            jvm::report(&mut env, &conf, None);
+            assert!(jvm::flush(&mut env, 1_000));
+            println!(
+                "SENDER_THREADS={}",
+                jvm::threads_named("tispark-telemetry-sender")
+            );
+            println!("AFTER_REPORT=ok");
+        },
+    ) else {
+        return;
+    };
+    run.assert_clean();
+    assert_eq!(run.value("AFTER_REPORT").as_deref(), Some("ok"));
+    assert_eq!(run.value("SENDER_THREADS").as_deref(), Some("0"));
+    let warnings: Vec<&str> = run.output.lines().filter(|l| l.contains("WARN")).collect();
+    assert_eq!(warnings.len(), 1, "{}", run.output);
+    // It names the platform, where it looked, and what to do.
+    for says in [
+        "native library cannot be loaded",
+        "no native library for linux-riscv64",
+        "/native/linux-riscv64/libtispark_telemetry.so",
+        "Build the library for this platform",
+    ] {
+        assert!(
+            warnings[0].contains(says),
+            "{says:?} not in {}",
+            warnings[0]
+        );
+    }
+    assert_eq!(collector.connections(), 0);
+}
+
+#[test]
 fn jvm_shutdown_waits_for_a_silent_endpoint_no_longer_than_the_flush_bound() {
     let collector = Collector::start(Behaviour::Silent);
     let Some(run) = isolated(

@@ -20,7 +20,9 @@ use std::time::Duration;
 /// The JVM-wide mark of "this JVM has reported" (its value: the application
 /// id; visible in Spark UI's Environment tab): a system property, because
 /// it is shared by every class loader that may have loaded its own copy of
-/// this library, and `Properties.putIfAbsent` is atomic.
+/// this library, and `Properties.putIfAbsent` is atomic. The Java side reads
+/// it first (`NativeTelemetry.alreadyReported`), so that once it is set a
+/// call returns without crossing into native code.
 const REPORTED_PROPERTY: &str = "tispark.telemetry.reported";
 
 fn guarded<'local, T>(

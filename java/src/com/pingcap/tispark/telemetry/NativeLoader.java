@@ -14,13 +14,16 @@ import java.util.Locale;
  * <p>The library for the running platform is at {@code /native/<platform>/<lib name>} in the
  * jar ({@link #platform()}); it is copied to a unique temporary file (several class loaders may
  * each load their own copy) and loaded from there. System properties:
- * {@code tispark.telemetry.native.path} loads that file instead, and
+ * {@code tispark.telemetry.native.path} loads that file instead,
  * {@code tispark.telemetry.native.tmpdir} chooses where the copy goes (for a {@code /tmp}
- * mounted noexec). Any failure is one WARN and telemetry off; it is remembered, never retried.
+ * mounted noexec), and {@code tispark.telemetry.native.platform} names the platform directory
+ * to look in instead of the detected one (for tests, and for a platform detected wrongly). Any
+ * failure is one WARN and telemetry off; it is remembered, never retried.
  */
 final class NativeLoader {
     static final String PATH_PROPERTY = "tispark.telemetry.native.path";
     static final String TMPDIR_PROPERTY = "tispark.telemetry.native.tmpdir";
+    static final String PLATFORM_PROPERTY = "tispark.telemetry.native.platform";
     static final String LIBRARY = "tispark_telemetry";
 
     private static Boolean loaded;
@@ -54,8 +57,15 @@ final class NativeLoader {
         return failure;
     }
 
-    /** {@code <os>-<arch>}: linux-x86_64, linux-aarch64, linux-musl-x86_64, macos-aarch64, ... */
+    /**
+     * {@code <os>-<arch>}: linux-x86_64, linux-aarch64, linux-musl-x86_64, linux-musl-aarch64,
+     * macos-x86_64, macos-aarch64; or {@code tispark.telemetry.native.platform} when set.
+     */
     static String platform() {
+        String forced = System.getProperty(PLATFORM_PROPERTY);
+        if (forced != null && !forced.trim().isEmpty()) {
+            return forced.trim();
+        }
         String os = System.getProperty("os.name", "").toLowerCase(Locale.ROOT);
         String arch = System.getProperty("os.arch", "").toLowerCase(Locale.ROOT);
         if (arch.equals("amd64") || arch.equals("x86_64")) {

@@ -19,8 +19,33 @@ public final class NativeTelemetry {
     public static final String FLUSH_MILLIS_PROPERTY = "tispark.telemetry.flush.millis";
     static final long DEFAULT_FLUSH_MILLIS = 2000;
     static final long MAX_FLUSH_MILLIS = 10000;
-    /** Set (to the application id) once this JVM has reported; shared by all class loaders. */
+    /** Set by the native side when a report starts; see {@link #alreadyReported()}. */
     static final String REPORTED_PROPERTY = "tispark.telemetry.reported";
+
+    /**
+     * A SparkConf is read by a direct call: looking its getter up by reflection made the JVM
+     * resolve every signature of SparkConf, loading Avro's classes, ~2 ms on the driver thread.
+     * Kept apart so that a JVM without Spark never loads this class.
+     */
+    private static final class SparkConfs {
+        static final String CLASS_NAME = "org.apache.spark.SparkConf";
+
+        static String get(Object conf, String key) {
+            return ((org.apache.spark.SparkConf) conf).get(key, null);
+        }
+    }
+
+    /** {@code String get(String, String)} of any other conf class, looked up once per class. */
+    private static final ClassValue<Method> GETTER = new ClassValue<Method>() {
+        @Override
+        protected Method computeValue(Class<?> type) {
+            try {
+                return type.getMethod("get", String.class, String.class);
+            } catch (NoSuchMethodException | SecurityException e) {
+                return null;
+            }
+        }
+    };
 
     private static boolean hookInstalled;
 
@@ -34,7 +59,7 @@ public final class NativeTelemetry {
     /** As {@link #report(Object)}, with the caller's version (TiSpark's) for the report. */
     public static void report(Object conf, String tisparkVersion) {
         try {
-            if (!mayBeEnabled(conf) || alreadyReported() || !NativeLoader.ensureLoaded()) {
+            if (alreadyReported() || !mayBeEnabled(conf) || !NativeLoader.ensureLoaded()) {
                 return;
             }
             if (nativeReport(conf, tisparkVersion)) {
@@ -66,6 +91,15 @@ public final class NativeTelemetry {
     }
 
     /**
+     * True once any copy of this library in this JVM (any class loader) has started the report:
+     * the native side sets this system property atomically when it claims the JVM. Later calls
+     * then cost one property look-up, and a class loader that comes late never loads its copy.
+     */
+    static boolean alreadyReported() {
+        return System.getProperty(REPORTED_PROPERTY) != null;
+    }
+
+    /**
      * The cheap pre-check: false only when the switch is certainly off (absent or "false"), so
      * that the default costs nothing. Every other value goes to the native side, which parses it
      * strictly and says what is wrong with it.
@@ -79,23 +113,19 @@ public final class NativeTelemetry {
             if (conf instanceof Map) {
                 Object v = ((Map<?, ?>) conf).get(ENABLE_KEY);
                 value = v == null ? null : v.toString();
+            } else if (conf.getClass().getName().equals(SparkConfs.CLASS_NAME)) {
+                value = SparkConfs.get(conf, ENABLE_KEY);
             } else {
-                Method get = conf.getClass().getMethod("get", String.class, String.class);
+                Method get = GETTER.get(conf.getClass());
+                if (get == null) {
+                    return true; // no get(String, String): the native side names the mistake
+                }
                 value = (String) get.invoke(conf, ENABLE_KEY, null);
             }
         } catch (Throwable t) {
             return true; // the native side reports it
         }
         return value != null && !value.trim().equalsIgnoreCase("false");
-    }
-
-    /** This JVM has reported already (maybe through another class loader): nothing to load. */
-    static boolean alreadyReported() {
-        try {
-            return System.getProperty(REPORTED_PROPERTY) != null;
-        } catch (SecurityException e) {
-            return false;
-        }
     }
 
     private static synchronized void installFlushHook() {

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Builds the release library for one platform and puts it where java/package.sh
+# takes it into the jar: target/native/<platform>/<library>.
+#   bash scripts/build-native.sh <rust target triple>
+# The triple's standard library (`rustup target add <triple>`) and a C compiler
+# and linker for it must be installed (ring compiles C); see the README,
+# "Platforms", for each one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+triple=${1:?usage: bash scripts/build-native.sh <rust target triple>}
+lib=libtispark_telemetry.so
+case "$triple" in
+  x86_64-unknown-linux-gnu)   platform=linux-x86_64 ;;
+  aarch64-unknown-linux-gnu)  platform=linux-aarch64 ;;
+  x86_64-unknown-linux-musl)  platform=linux-musl-x86_64 ;;
+  aarch64-unknown-linux-musl) platform=linux-musl-aarch64 ;;
+  x86_64-apple-darwin)        platform=macos-x86_64; lib=libtispark_telemetry.dylib ;;
+  aarch64-apple-darwin)       platform=macos-aarch64; lib=libtispark_telemetry.dylib ;;
+  *) echo "build-native.sh: no platform directory for $triple (see NativeLoader.platform())" >&2; exit 1 ;;
+esac
+case "$triple" in
+  # musl targets link the C runtime statically by default, which rules out a
+  # shared library; a musl JVM (Alpine) has the C runtime to link against.
+  *-musl) export RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=-crt-static" ;;
+esac
+cargo build --release --lib --target "$triple"
+mkdir -p "target/native/$platform"
+cp "target/$triple/release/$lib" "target/native/$platform/$lib"
+echo "target/native/$platform/$lib"

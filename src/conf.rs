@@ -128,7 +128,8 @@ impl Decision {
 }
 
 /// The environment variable that disables telemetry, if any is set to a
-/// non-empty value other than `0`/`false`.
+/// non-empty value other than `0`/`false`. `NativeTelemetry.disabledByEnvironment`
+/// applies the same rule on the Java side, so that not even a thread starts.
 pub fn disabled_by_env(lookup: impl Fn(&str) -> Option<String>) -> Option<&'static str> {
     DISABLE_ENV_VARS.into_iter().find(|var| {
         lookup(var).is_some_and(|v| {

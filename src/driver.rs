@@ -1,26 +1,19 @@
-//! What happens once telemetry is on: build the report off the driver thread,
-//! log it, deliver it, log the outcome and record it in the audit trail. Once
-//! per process, on one named thread that ends when it is done; `flush` lets
-//! JVM shutdown wait for it, for a bounded time. The command-line `preview`
-//! builds its report here too, through [`preview`].
+//! What happens once telemetry is on: build the report, log it, deliver it,
+//! log the outcome and record it in the audit trail, all on the calling thread
+//! (in the driver, the Java side's `tispark-telemetry-sender` thread, which
+//! JVM shutdown waits for at most 2 s). The command-line `preview` builds its
+//! report here too, through [`preview`].
 
 use crate::conf::{Snapshot, CA_FILE_KEY, ENABLE_KEY, STATE_DIR_KEY};
 use crate::report::{Facts, Report};
 use crate::sink::{self, Outcome, Sink};
 use crate::{audit, host_facts, state, tidb};
-use once_cell::sync::Lazy;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// The name of the one thread telemetry starts.
-pub const THREAD_NAME: &str = "tispark-telemetry-sender";
 /// With this set to `enable`, the report is printed to stderr too, whatever the log level.
 pub const DEBUG_ENV: &str = "TISPARK_TELEMETRY_DEBUG";
-/// How long JVM shutdown waits for a report still being sent, by default.
-pub const DEFAULT_FLUSH: Duration = Duration::from_secs(2);
 
 /// What the driver hands over once telemetry is on.
 #[derive(Debug, Clone)]
@@ -207,66 +200,6 @@ fn record_in_audit_trail(
         Ok(Some(warning)) => log::warn!("{warning}"),
         Err(why) if state_warned => log::debug!("The telemetry audit trail is not kept: {why}."),
         Err(why) => log::warn!("The telemetry audit trail is not kept: {why}."),
-    }
-}
-
-static STARTED: AtomicBool = AtomicBool::new(false);
-static RUNNING: Lazy<(Mutex<bool>, Condvar)> = Lazy::new(|| (Mutex::new(false), Condvar::new()));
-
-/// Starts the one report of this process on its own thread and returns at
-/// once. `Ok(false)` when a report was already started in this process.
-pub fn start(request: Request, plan: Plan) -> Result<bool, String> {
-    if STARTED.swap(true, Ordering::SeqCst) {
-        return Ok(false);
-    }
-    set_running(true);
-    let spawned = std::thread::Builder::new()
-        .name(THREAD_NAME.to_string())
-        .spawn(move || {
-            let _done = DoneOnDrop;
-            // A panic here must end this thread only, never the JVM.
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                report_and_deliver(&request, &plan)
-            }));
-        });
-    match spawned {
-        Ok(_) => Ok(true),
-        Err(e) => {
-            set_running(false);
-            Err(format!("the telemetry thread cannot be started ({e})"))
-        }
-    }
-}
-
-/// Waits until the report of this process is delivered or has failed, at most
-/// `timeout`. True when nothing is left running.
-pub fn flush(timeout: Duration) -> bool {
-    let (lock, cvar) = &*RUNNING;
-    let deadline = Instant::now() + timeout;
-    let mut running = lock.lock().unwrap_or_else(|p| p.into_inner());
-    while *running {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return false;
-        }
-        running = cvar
-            .wait_timeout(running, left)
-            .unwrap_or_else(|p| p.into_inner())
-            .0;
-    }
-    true
-}
-
-fn set_running(value: bool) {
-    let (lock, cvar) = &*RUNNING;
-    *lock.lock().unwrap_or_else(|p| p.into_inner()) = value;
-    cvar.notify_all();
-}
-
-struct DoneOnDrop;
-impl Drop for DoneOnDrop {
-    fn drop(&mut self) {
-        set_running(false);
     }
 }
 

@@ -164,14 +164,15 @@ fn telemetry_off_or_invalid_switch_opens_no_connection() {
                 env.with_local_frame(32, |env| -> jni::errors::Result<()> {
                     let conf = jvm::java_map(env, &pairs);
                     jvm::report(env, &conf, None);
+                    // Calls while one is in flight are dropped: let each be decided.
+                    assert!(jvm::flush(env, 5_000));
                     Ok(())
                 })
                 .unwrap();
             }
-            assert!(jvm::flush(&mut env, 1_000));
             println!(
                 "SENDER_THREADS={}",
-                jvm::threads_named("tispark-telemetry-sender")
+                jvm::wait_no_threads_named("tispark-telemetry-sender", Duration::from_secs(2))
             );
         },
     ) else {
@@ -205,8 +206,10 @@ fn null_or_wrong_type_conf_is_one_warning_and_no_exception() {
             let vm = jvm::start_jvm(&[]);
             let mut env = vm.attach_current_thread().unwrap();
             jvm::report(&mut env, &JObject::null(), None);
+            assert!(jvm::flush(&mut env, 5_000));
             let not_a_conf = env.new_object("java/lang/Object", "()V", &[]).unwrap();
             jvm::report(&mut env, &not_a_conf, None);
+            assert!(jvm::flush(&mut env, 5_000));
         },
     ) else {
         return;
@@ -234,8 +237,10 @@ fn a_missing_native_library_is_one_warning_and_spark_runs_on() {
             let mut env = vm.attach_current_thread().unwrap();
             let (url, state) = (var("TT_URL"), var("TT_STATE"));
             let conf = jvm::java_map(&mut env, &[(ENABLE, "true"), (URL, &url), (STATE, &state)]);
-            jvm::report(&mut env, &conf, None);
-            jvm::report(&mut env, &conf, None);
+            for _ in 0..2 {
+                jvm::report(&mut env, &conf, None);
+                assert!(jvm::flush(&mut env, 5_000));
+            }
             println!("AFTER_REPORT=ok");
         },
     ) else {
@@ -264,12 +269,13 @@ fn a_platform_missing_from_the_jar_is_one_warning_and_spark_runs_on() {
             let mut env = vm.attach_current_thread().unwrap();
             let (url, state) = (var("TT_URL"), var("TT_STATE"));
             let conf = jvm::java_map(&mut env, &[(ENABLE, "true"), (URL, &url), (STATE, &state)]);
-            jvm::report(&mut env, &conf, None);
-            jvm::report(&mut env, &conf, None);
-            assert!(jvm::flush(&mut env, 1_000));
+            for _ in 0..2 {
+                jvm::report(&mut env, &conf, None);
+                assert!(jvm::flush(&mut env, 5_000));
+            }
             println!(
                 "SENDER_THREADS={}",
-                jvm::threads_named("tispark-telemetry-sender")
+                jvm::wait_no_threads_named("tispark-telemetry-sender", Duration::from_secs(2))
             );
             println!("AFTER_REPORT=ok");
         },
@@ -462,7 +468,7 @@ fn report_with_telemetry_and_pd_on() {
     assert!(jvm::flush(&mut env, 10_000));
     println!(
         "SENDER_THREADS={}",
-        jvm::threads_named("tispark-telemetry-sender")
+        jvm::wait_no_threads_named("tispark-telemetry-sender", Duration::from_secs(2))
     );
 }
 

@@ -12,10 +12,9 @@ use crate::conf::{self, Decision, Snapshot};
 use crate::driver::{self, Plan, Request};
 use conf_object::{take_exception, JavaConf};
 use jni::objects::{JClass, JObject, JString, JValue};
-use jni::sys::{jboolean, jint, jlong, JNI_FALSE, JNI_TRUE};
+use jni::sys::{jboolean, jint, JNI_FALSE, JNI_TRUE};
 use jni::JNIEnv;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::time::Duration;
 
 /// The JVM-wide mark of "this JVM has reported" (its value: the application
 /// id; visible in Spark UI's Environment tab): a system property, because
@@ -68,8 +67,10 @@ pub extern "system" fn Java_com_pingcap_tispark_telemetry_NativeTelemetry_native
     })
 }
 
-/// `static native boolean nativeReport(Object conf, String tisparkVersion)`:
-/// true when a report was started (the caller then arranges the flush).
+/// `static native boolean nativeReport(Object conf, String tisparkVersion)`,
+/// called on the Java side's sender thread: decides, and when telemetry is on
+/// builds, logs and delivers the report right here. True when it was delivered
+/// (successfully or not); false when telemetry is off or was already reported.
 #[no_mangle]
 pub extern "system" fn Java_com_pingcap_tispark_telemetry_NativeTelemetry_nativeReport<'local>(
     mut env: JNIEnv<'local>,
@@ -81,25 +82,6 @@ pub extern "system" fn Java_com_pingcap_tispark_telemetry_NativeTelemetry_native
         report(env, &class, &conf, &tispark_version)
     });
     if started {
-        JNI_TRUE
-    } else {
-        JNI_FALSE
-    }
-}
-
-/// `static native boolean nativeFlush(long timeoutMillis)`: true when no report is left in flight.
-#[no_mangle]
-pub extern "system" fn Java_com_pingcap_tispark_telemetry_NativeTelemetry_nativeFlush<'local>(
-    mut env: JNIEnv<'local>,
-    _class: JClass<'local>,
-    timeout_millis: jlong,
-) -> jboolean {
-    let done = guarded(&mut env, false, |_| {
-        Ok(driver::flush(Duration::from_millis(
-            timeout_millis.max(0) as u64
-        )))
-    });
-    if done {
         JNI_TRUE
     } else {
         JNI_FALSE
@@ -140,7 +122,8 @@ fn report<'local>(
         spark_version: spark_version(env, class),
         tispark_version: java_string(env, tispark_version),
     };
-    driver::start(request, plan)
+    driver::report_and_deliver(&request, &plan);
+    Ok(true)
 }
 
 fn claim_this_jvm(env: &mut JNIEnv, app_id: &str) -> Result<bool, String> {

@@ -7,10 +7,10 @@ import java.util.Map;
  * The API TiSpark (or any Spark application) calls: {@code NativeTelemetry.report(sparkConf)}.
  *
  * <p>It returns at once and never throws. With {@code spark.tispark.telemetry.enable} absent or
- * {@code false} it does nothing at all: the native library is not even loaded. Otherwise the
- * native library decides (strictly), and when telemetry is on it builds and sends the report on
- * its own thread, once per JVM; a shutdown hook waits for that send at most
- * {@link #flushMillis()} milliseconds.
+ * {@code false} it does nothing at all: no thread, and the native library is not even loaded.
+ * Otherwise one daemon thread, {@code tispark-telemetry-sender}, loads the native library, which
+ * decides (strictly) and, when telemetry is on, builds and sends the report, once per JVM; a
+ * shutdown hook waits for that thread at most {@link #flushMillis()} milliseconds.
  */
 public final class NativeTelemetry {
     /** The switch. */
@@ -47,6 +47,11 @@ public final class NativeTelemetry {
         }
     };
 
+    /** The name of the one thread telemetry starts. */
+    static final String SENDER_THREAD = "tispark-telemetry-sender";
+
+    private static final Object SENDER_LOCK = new Object();
+    private static Thread sender; // guarded by SENDER_LOCK
     private static boolean hookInstalled;
 
     private NativeTelemetry() {}
@@ -59,12 +64,10 @@ public final class NativeTelemetry {
     /** As {@link #report(Object)}, with the caller's version (TiSpark's) for the report. */
     public static void report(Object conf, String tisparkVersion) {
         try {
-            if (alreadyReported() || !mayBeEnabled(conf) || !NativeLoader.ensureLoaded()) {
+            if (alreadyReported() || disabledByEnvironment() || !mayBeEnabled(conf)) {
                 return;
             }
-            if (nativeReport(conf, tisparkVersion)) {
-                installFlushHook();
-            }
+            startSender(conf, tisparkVersion);
         } catch (Throwable t) {
             TelemetryLog.log(TelemetryLog.WARN, "Telemetry is off for this application: " + t);
         }
@@ -72,10 +75,49 @@ public final class NativeTelemetry {
 
     /** Waits for a report in flight, at most {@code timeoutMillis}; true when none is left. */
     public static boolean flush(long timeoutMillis) {
+        Thread t;
+        synchronized (SENDER_LOCK) {
+            t = sender;
+        }
         try {
-            return !NativeLoader.isLoaded() || nativeFlush(timeoutMillis);
-        } catch (Throwable t) {
+            if (t != null && timeoutMillis > 0) {
+                t.join(timeoutMillis);
+            }
+            return t == null || !t.isAlive();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return t == null || !t.isAlive();
+        } catch (Throwable e) {
             return false;
+        }
+    }
+
+    /**
+     * Everything else happens on one daemon thread: loading the native library, reading the conf,
+     * deciding, building and sending. One at a time: while one is in flight, further calls (the
+     * same application asking again) are dropped; once it has claimed the JVM, they stop at
+     * {@link #alreadyReported()}.
+     */
+    private static void startSender(final Object conf, final String tisparkVersion) {
+        synchronized (SENDER_LOCK) {
+            if ((sender != null && sender.isAlive()) || alreadyReported()) {
+                return;
+            }
+            Thread t = new Thread(() -> send(conf, tisparkVersion), SENDER_THREAD);
+            t.setDaemon(true);
+            sender = t;
+            t.start();
+        }
+        installFlushHook();
+    }
+
+    private static void send(Object conf, String tisparkVersion) {
+        try {
+            if (NativeLoader.ensureLoaded()) {
+                nativeReport(conf, tisparkVersion);
+            }
+        } catch (Throwable t) {
+            TelemetryLog.log(TelemetryLog.WARN, "Telemetry is off for this application: " + t);
         }
     }
 
@@ -97,6 +139,25 @@ public final class NativeTelemetry {
      */
     static boolean alreadyReported() {
         return System.getProperty(REPORTED_PROPERTY) != null;
+    }
+
+    /**
+     * An administrator's hard off switch, {@code TISPARK_TELEMETRY_DISABLED} or
+     * {@code DO_NOT_TRACK} set to anything but empty, {@code 0} or {@code false}: then not even a
+     * thread is started. The same rule as the native side's {@code conf::disabled_by_env}, which
+     * the command-line tool's {@code status} and {@code preview} use.
+     */
+    static boolean disabledByEnvironment() {
+        for (String var : new String[] {"TISPARK_TELEMETRY_DISABLED", "DO_NOT_TRACK"}) {
+            String v = System.getenv(var);
+            if (v != null) {
+                v = v.trim();
+                if (!(v.isEmpty() || v.equals("0") || v.equalsIgnoreCase("false"))) {
+                    return true;
+                }
+            }
+        }
+        return false;
     }
 
     /**
@@ -161,7 +222,6 @@ public final class NativeTelemetry {
 
     static native void nativeInit(Class<?> logClass, int maxLogLevel);
 
+    /** Decides, builds, logs and sends, on the calling thread; true when a report was sent. */
     private static native boolean nativeReport(Object conf, String tisparkVersion);
-
-    private static native boolean nativeFlush(long timeoutMillis);
 }

@@ -35,17 +35,22 @@ public final class NativeTelemetry {
         }
     }
 
-    /** {@code String get(String, String)} of any other conf class, looked up once per class. */
-    private static final ClassValue<Method> GETTER = new ClassValue<Method>() {
-        @Override
-        protected Method computeValue(Class<?> type) {
-            try {
-                return type.getMethod("get", String.class, String.class);
-            } catch (NoSuchMethodException | SecurityException e) {
-                return null;
+    /**
+     * {@code String get(String, String)} of any other conf class, looked up once per class. In a
+     * holder, so that the common cases (a SparkConf, a Map) never load it.
+     */
+    private static final class Getters {
+        static final ClassValue<Method> GETTER = new ClassValue<Method>() {
+            @Override
+            protected Method computeValue(Class<?> type) {
+                try {
+                    return type.getMethod("get", String.class, String.class);
+                } catch (NoSuchMethodException | SecurityException e) {
+                    return null;
+                }
             }
-        }
-    };
+        };
+    }
 
     /** The name of the one thread telemetry starts. */
     static final String SENDER_THREAD = "tispark-telemetry-sender";
@@ -103,7 +108,7 @@ public final class NativeTelemetry {
             if ((sender != null && sender.isAlive()) || alreadyReported()) {
                 return;
             }
-            Thread t = new Thread(() -> send(conf, tisparkVersion), SENDER_THREAD);
+            Thread t = new Thread(new Sender(conf, tisparkVersion), SENDER_THREAD);
             t.setDaemon(true);
             sender = t;
             t.start();
@@ -111,13 +116,40 @@ public final class NativeTelemetry {
         installFlushHook();
     }
 
-    private static void send(Object conf, String tisparkVersion) {
-        try {
-            if (NativeLoader.ensureLoaded()) {
-                nativeReport(conf, tisparkVersion);
+    /** The sender thread's work. (A class, not a lambda: no bootstrap on the driver's call.) */
+    private static final class Sender implements Runnable {
+        private final Object conf;
+        private final String tisparkVersion;
+
+        Sender(Object conf, String tisparkVersion) {
+            this.conf = conf;
+            this.tisparkVersion = tisparkVersion;
+        }
+
+        @Override
+        public void run() {
+            try {
+                if (NativeLoader.ensureLoaded()) {
+                    nativeReport(conf, tisparkVersion);
+                }
+            } catch (Throwable t) {
+                TelemetryLog.log(TelemetryLog.WARN, "Telemetry is off for this application: " + t);
             }
-        } catch (Throwable t) {
-            TelemetryLog.log(TelemetryLog.WARN, "Telemetry is off for this application: " + t);
+        }
+    }
+
+    /** The shutdown hook: waits for the sender, at most the flush bound. */
+    private static final class FlushHook extends Thread {
+        private final long bound;
+
+        FlushHook(long bound) {
+            super("tispark-telemetry-flush");
+            this.bound = bound;
+        }
+
+        @Override
+        public void run() {
+            flush(bound);
         }
     }
 
@@ -177,7 +209,7 @@ public final class NativeTelemetry {
             } else if (conf.getClass().getName().equals(SparkConfs.CLASS_NAME)) {
                 value = SparkConfs.get(conf, ENABLE_KEY);
             } else {
-                Method get = GETTER.get(conf.getClass());
+                Method get = Getters.GETTER.get(conf.getClass());
                 if (get == null) {
                     return true; // no get(String, String): the native side names the mistake
                 }
@@ -194,7 +226,7 @@ public final class NativeTelemetry {
             return;
         }
         final long bound = flushMillis();
-        Thread hook = new Thread(() -> flush(bound), "tispark-telemetry-flush");
+        Thread hook = new FlushHook(bound);
         try {
             Runtime.getRuntime().addShutdownHook(hook);
             hookInstalled = true;

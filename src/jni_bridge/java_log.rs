@@ -78,7 +78,8 @@ impl log::Log for JavaLogger {
 
 impl Bridge {
     fn write(&self, level: i32, message: &str) -> jni::errors::Result<()> {
-        // A Rust thread is attached once, as a daemon, so it never holds up JVM exit.
+        // Records come from Java threads (the driver's, the sender), already attached: this
+        // is a look-up. Any other thread is attached once, as a daemon, never holding up exit.
         let mut env = self.vm.attach_current_thread_as_daemon()?;
         env.with_local_frame(4, |env| -> jni::errors::Result<()> {
             // Keep an exception the caller left pending: save it, log, put it back.

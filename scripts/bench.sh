@@ -9,9 +9,7 @@
 #   size the run (see benches/overhead.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for tool in cargo java javac jar python3; do
-  command -v "$tool" >/dev/null || { echo "bench.sh: '$tool' is required (a JDK 17: apt-get install openjdk-17-jdk-headless)" >&2; exit 1; }
-done
+bash scripts/prerequisites.sh
 eval "$(bash scripts/provision-spark.sh --env)"
 bash java/package.sh >&2
 

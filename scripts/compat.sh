@@ -9,13 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # Spark 3.4 and 3.5 ship Scala 2.12; Spark 4 ships Scala 2.13.
 versions=${COMPAT_PYSPARK_VERSIONS:-"3.4.4 3.5.7 4.0.5 4.3.0"}
-for tool in cargo java javac jar python3; do
-  command -v "$tool" >/dev/null || { echo "compat.sh: '$tool' is required (a JDK 17: apt-get install openjdk-17-jdk-headless)" >&2; exit 1; }
-done
-if ! cargo nextest --version >/dev/null 2>&1; then
-  echo "installing cargo-nextest (once)" >&2
-  cargo install --locked cargo-nextest
-fi
+bash scripts/prerequisites.sh --nextest
 java_version=$(java -version 2>&1 | head -n 1)
 
 # The one jar, built against the pinned Spark whatever SPARK_HOME says.

@@ -4,13 +4,7 @@
 # (JNI invocation, -Xcheck:jni) and the real Spark applications, with nextest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for tool in cargo java javac jar python3; do
-  command -v "$tool" >/dev/null || { echo "test.sh: '$tool' is required (a JDK 17: apt-get install openjdk-17-jdk-headless)" >&2; exit 1; }
-done
-if ! cargo nextest --version >/dev/null 2>&1; then
-  echo "installing cargo-nextest (once)" >&2
-  cargo install --locked cargo-nextest
-fi
+bash scripts/prerequisites.sh --nextest
 eval "$(bash scripts/provision-spark.sh --env)"
 bash java/package.sh
 cargo fmt --check

@@ -266,54 +266,6 @@ mod tests {
         );
     }
 
-    /// Threads of this process named `name` (cut to the 15 bytes Linux keeps).
-    fn threads_named(name: &str) -> usize {
-        let short: String = name.chars().take(15).collect();
-        std::fs::read_dir("/proc/self/task")
-            .map(|tasks| {
-                tasks
-                    .flatten()
-                    .filter(|t| {
-                        std::fs::read_to_string(t.path().join("comm"))
-                            .is_ok_and(|c| c.trim_end() == short)
-                    })
-                    .count()
-            })
-            .unwrap_or(0)
-    }
-
-    #[test]
-    fn a_host_name_is_resolved_without_starting_a_thread() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        std::thread::spawn(move || {
-            use std::io::Read;
-            for mut stream in listener.incoming().flatten() {
-                let mut seen = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !seen.ends_with(b"{}") {
-                    match stream.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => seen.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
-            }
-        });
-        let pool = "tt-sink-pool";
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .thread_name(pool)
-            .build()
-            .unwrap();
-        let client = http_client(None).unwrap();
-        let sink = Sink::parse(&format!("http://localhost:{port}/r")).unwrap();
-        let outcome = rt.block_on(deliver(&client, &sink, "{}"));
-        assert_eq!(outcome.result, Ok(200), "{outcome:?}");
-        // A look-up on tokio's blocking pool would have left an idle pool thread behind.
-        assert_eq!(threads_named(pool), 0);
-    }
-
     #[test]
     fn a_ca_bundle_without_certificates_is_refused() {
         assert!(http_client(Some(b"not pem")).is_err());

@@ -96,3 +96,20 @@ fn a_pd_without_a_version_or_with_garbage_is_an_error() {
         .unwrap_err()
         .contains("larger than"));
 }
+
+#[test]
+fn a_host_name_is_resolved_without_starting_a_thread() {
+    let c = Collector::start(Behaviour::Accept);
+    let pool = "tt-sink-pool";
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .thread_name(pool)
+        .build()
+        .unwrap();
+    let client = sink::http_client(None).unwrap();
+    let sink = Sink::parse(&format!("http://localhost:{}/r", c.addr.port())).unwrap();
+    let outcome = rt.block_on(sink::deliver(&client, &sink, "{}"));
+    assert_eq!(outcome.result, Ok(200), "{outcome:?}");
+    // A look-up on tokio's blocking pool would have left an idle pool thread behind.
+    assert_eq!(support::jvm::threads_named(pool), 0);
+}

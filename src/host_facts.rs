@@ -1,9 +1,10 @@
-//! The host facts of the report (`hardware`), from `sysinfo`, refreshing only
-//! what the report needs: CPU list (no usage sampling), memory, and the disk
-//! list with sizes. Never the process list, users, networks or host name.
+//! The host facts of the report (`hardware`): from `sysinfo`, refreshing only
+//! what the report needs (CPU list without usage sampling, memory, OS names),
+//! and the physical disks from `/sys/block` on Linux. Never the process list,
+//! users, networks, mount points or host name.
 
 use crate::report::{Cpu, Disk, Hardware, UNKNOWN};
-use sysinfo::{CpuRefreshKind, DiskRefreshKind, Disks, MemoryRefreshKind, RefreshKind, System};
+use sysinfo::{CpuRefreshKind, MemoryRefreshKind, RefreshKind, System};
 
 /// Gathers the `hardware` block. Every fact that cannot be read is `UNKNOWN`
 /// (or 0 / empty), never an error: telemetry must not fail for a missing fact.
@@ -72,9 +73,44 @@ fn os_release_version(text: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// Block devices backing mounted file systems, each once, with its size.
-/// Mount points are not reported (they can name users or projects).
+/// The physical disks and their sizes in bytes, as TiSpark reports them
+/// (`/dev/nvme0n1`, not partitions or file systems). On Linux from
+/// `/sys/block`: devices backed by hardware (a `device` link; not loop, ram,
+/// zram, device-mapper or md), size in 512-byte sectors. Nothing is mounted
+/// or probed, so a hung network file system cannot stall the report.
+/// Elsewhere, sysinfo's disk list (file systems, with their sizes).
+#[cfg(target_os = "linux")]
 fn disks() -> Vec<Disk> {
+    physical_disks(std::path::Path::new("/sys/block"))
+}
+
+#[cfg(target_os = "linux")]
+fn physical_disks(sys_block: &std::path::Path) -> Vec<Disk> {
+    let Ok(entries) = std::fs::read_dir(sys_block) else {
+        return Vec::new();
+    };
+    let mut out: Vec<Disk> = entries
+        .flatten()
+        .filter(|e| e.path().join("device").exists())
+        .filter_map(|e| {
+            let sectors: u64 = std::fs::read_to_string(e.path().join("size"))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()?;
+            (sectors > 0).then(|| Disk {
+                name: format!("/dev/{}", e.file_name().to_string_lossy()),
+                size: sectors * 512,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+#[cfg(not(target_os = "linux"))]
+fn disks() -> Vec<Disk> {
+    use sysinfo::{DiskRefreshKind, Disks};
     let Ok(list) =
         Disks::new_with_refreshed_list_specifics(DiskRefreshKind::nothing().with_storage())
     else {
@@ -129,6 +165,33 @@ mod tests {
             Some("20.04.4 LTS (Focal Fossa)")
         );
         assert_eq!(os_release_version("VERSION_ID=12\n"), None);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn physical_disks_are_devices_with_hardware_behind_them() {
+        let root = std::env::temp_dir().join(format!("tt-sys-block-{}", std::process::id()));
+        for (name, sectors, hardware) in [
+            ("nvme0n1", "1000215216", true),
+            ("sr0", "0", true),
+            ("loop0", "2048", false),
+            ("dm-0", "4096", false),
+        ] {
+            let dir = root.join(name);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("size"), format!("{sectors}\n")).unwrap();
+            if hardware {
+                std::fs::create_dir_all(dir.join("device")).unwrap();
+            }
+        }
+        let disks = physical_disks(&root);
+        assert_eq!(
+            disks,
+            [Disk {
+                name: "/dev/nvme0n1".into(),
+                size: 512_110_190_592
+            }]
+        );
     }
 
     #[test]

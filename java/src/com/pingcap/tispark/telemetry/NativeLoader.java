@@ -48,10 +48,6 @@ final class NativeLoader {
         return loaded;
     }
 
-    static synchronized boolean isLoaded() {
-        return Boolean.TRUE.equals(loaded);
-    }
-
     /** Why loading failed, or null. */
     static synchronized Throwable failure() {
         return failure;

@@ -89,22 +89,24 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 
 /// Builds the report exactly as it will be sent. The driver and the
 /// command-line `preview` both come here. Warnings are logged.
-pub async fn build_report(request: &Request, client: &reqwest::Client) -> Report {
-    build_report_noting_state(request, client).await.0
+pub async fn build_report(request: &Request) -> Report {
+    build_report_in(request, state_dir(&request.snapshot).as_deref())
+        .await
+        .0
 }
 
-/// [`build_report`], also telling whether a WARN about the state directory
-/// was already logged (so that one broken directory is one WARN, not two).
-async fn build_report_noting_state(request: &Request, client: &reqwest::Client) -> (Report, bool) {
+/// [`build_report`] with the state directory already resolved, also telling
+/// whether a WARN about that directory was logged (so that one broken
+/// directory is one WARN, not two).
+async fn build_report_in(request: &Request, dir: Option<&Path>) -> (Report, bool) {
     let snapshot = &request.snapshot;
-    let dir = state_dir(snapshot);
-    let track = state::track_id(dir.as_deref(), snapshot.app_id());
+    let track = state::track_id(dir, snapshot.app_id());
     if let Some(w) = &track.warning {
         log::warn!("{w}");
     }
     let tidb_version = match snapshot.first_pd_address() {
         None => None,
-        Some(pd) => match tidb::tidb_version(client, pd).await {
+        Some(pd) => match tidb::tidb_version(pd).await {
             Ok(v) => Some(v),
             Err(e) => {
                 log::warn!("The TiDB version is reported as UNKNOWN: PD did not tell it ({e}).");
@@ -127,8 +129,9 @@ async fn build_report_noting_state(request: &Request, client: &reqwest::Client) 
     (report, track.warning.is_some())
 }
 
-/// Runs `work` to completion on a current-thread runtime that is dropped
-/// without waiting for DNS look-ups still blocked in the OS.
+/// Runs `work` to completion on a current-thread runtime. Host names are
+/// resolved on this thread, so nothing should be left on tokio's blocking
+/// pool; should anything be, dropping the runtime does not wait for it.
 fn block_on<T>(work: impl Future<Output = T>) -> Result<T, String> {
     let rt = runtime().map_err(|e| format!("no async runtime ({e})"))?;
     let out = rt.block_on(work);
@@ -140,8 +143,8 @@ fn block_on<T>(work: impl Future<Output = T>) -> Result<T, String> {
 /// sending it or recording anything in the audit trail. Like the driver, it
 /// uses (and on first use stores) the host's track id and asks PD when one is
 /// configured. Warnings are logged.
-pub fn preview(request: &Request, plan: &Plan) -> Result<String, String> {
-    block_on(build_report(request, &plan.client)).map(|report| report.to_json())
+pub fn preview(request: &Request) -> Result<String, String> {
+    block_on(build_report(request)).map(|report| report.to_json())
 }
 
 /// Builds, logs and delivers one report, records it in the audit trail;
@@ -152,7 +155,7 @@ pub fn report_and_deliver(request: &Request, plan: &Plan) -> Outcome {
         log::info!("{}", first_time_notice(&plan.sink, dir.as_deref()));
     }
     let delivered = block_on(async {
-        let (report, state_warned) = build_report_noting_state(request, &plan.client).await;
+        let (report, state_warned) = build_report_in(request, dir.as_deref()).await;
         let body = report.to_json();
         log::info!("Telemetry report: {body}");
         if std::env::var(DEBUG_ENV).is_ok_and(|v| v.trim().eq_ignore_ascii_case("enable")) {
@@ -164,10 +167,11 @@ pub fn report_and_deliver(request: &Request, plan: &Plan) -> Outcome {
     let (body, outcome, state_warned) = match delivered {
         Ok(done) => done,
         Err(why) => {
+            log::warn!("Telemetry is off for this application: {why}.");
             return Outcome {
                 result: Err(why),
                 elapsed: Duration::ZERO,
-            }
+            };
         }
     };
     if outcome.is_success() {

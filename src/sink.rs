@@ -111,7 +111,18 @@ pub fn http_client(extra_ca_pem: Option<&[u8]>) -> Result<reqwest::Client, Strin
         .dns_resolver(std::sync::Arc::new(ResolveOnThisThread))
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(TOTAL_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
+        .redirect(reqwest::redirect::Policy::custom(|attempt| {
+            if attempt.previous().len() > MAX_REDIRECTS {
+                attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
+            } else if attempt.url().scheme() == "http"
+                && attempt.previous().iter().any(|u| u.scheme() == "https")
+            {
+                // The report is never sent in clear text after asking for TLS.
+                attempt.error("a redirect from https to plain http is refused")
+            } else {
+                attempt.follow()
+            }
+        }))
         .user_agent(concat!("tispark-telemetry/", env!("CARGO_PKG_VERSION")));
     if let Some(pem) = extra_ca_pem {
         let certs = reqwest::Certificate::from_pem_bundle(pem)

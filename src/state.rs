@@ -71,8 +71,19 @@ pub fn track_id(dir: Option<&Path>, app_id: Option<&str>) -> TrackId {
         }
     }
     let id = new_track_id();
-    match write_atomically(&file, id.as_bytes()) {
-        Ok(()) => TrackId { id, warning },
+    // A first id is created only if no other driver created one meanwhile; a
+    // damaged one is replaced.
+    let written = if warning.is_none() {
+        create_atomically(&file, id.as_bytes())
+    } else {
+        write_atomically(&file, id.as_bytes()).map(|()| true)
+    };
+    match written {
+        Ok(true) => TrackId { id, warning },
+        Ok(false) => match stored_track_id(dir) {
+            Some(id) => TrackId { id, warning: None },
+            None => track_id(Some(dir), app_id),
+        },
         Err(e) => fallback(
             app_id,
             format!(
@@ -124,6 +135,37 @@ fn fallback(app_id: Option<&str>, why: String) -> TrackId {
 /// crash never leaves a half-written file. Creates the directory if needed.
 /// A file that is replaced keeps its permissions.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = write_temporary(path, bytes)?;
+    let result = (|| {
+        if let Ok(existing) = fs::metadata(path) {
+            fs::set_permissions(&tmp, existing.permissions())?;
+        }
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Creates `path` with `bytes`, complete or not at all, unless it exists:
+/// `Ok(false)` when another writer created it first (two drivers starting on
+/// a fresh host then agree on one track id). Where hard links are not
+/// supported, falls back to [`write_atomically`].
+fn create_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
+    let tmp = write_temporary(path, bytes)?;
+    let linked = fs::hard_link(&tmp, path);
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(_) => write_atomically(path, bytes).map(|()| true),
+    }
+}
+
+/// A synced temporary file beside `path` holding `bytes` (the directory is
+/// created if needed); removed again if it cannot be written in full.
+fn write_temporary(path: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
     let name = path
@@ -135,19 +177,18 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         std::process::id(),
         uuid::Uuid::new_v4().simple()
     ));
-    let result = (|| {
+    let written = (|| {
         let mut f = fs::File::create(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
-        if let Ok(existing) = fs::metadata(path) {
-            fs::set_permissions(&tmp, existing.permissions())?;
-        }
-        fs::rename(&tmp, path)
+        f.sync_all()
     })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+    match written {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(e)
+        }
     }
-    result
 }
 
 #[cfg(test)]
@@ -169,6 +210,27 @@ mod tests {
         assert!(first.id.starts_with("trkid_"), "{first:?}");
         assert_eq!(first.id, second.id);
         assert_eq!(first.warning, None);
+    }
+
+    #[test]
+    fn drivers_starting_together_on_a_fresh_host_agree_on_one_id() {
+        for round in 0..20 {
+            let dir = temp_dir(&format!("race-{round}"));
+            let barrier = std::sync::Barrier::new(8);
+            let ids: Vec<String> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..8)
+                    .map(|_| {
+                        s.spawn(|| {
+                            barrier.wait();
+                            track_id(Some(&dir), None).id
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+            assert_eq!(stored_track_id(&dir).as_ref(), Some(&ids[0]));
+        }
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! The TiDB version, asked of PD (`GET /pd/api/v1/status`, field `version`)
-//! on the first configured PD address, within a short deadline.
+//! on the first configured PD address, within a short deadline. PD is inside
+//! the cluster's network: it is asked directly, never through the HTTP(S)
+//! proxy of the environment (as TiSpark's own PD client does).
 
 use std::time::Duration;
 
@@ -7,7 +9,7 @@ use std::time::Duration;
 pub const PD_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The cluster version PD reports, or why it could not be had.
-pub async fn tidb_version(client: &reqwest::Client, pd_address: &str) -> Result<String, String> {
+pub async fn tidb_version(pd_address: &str) -> Result<String, String> {
     let base = if pd_address.contains("://") {
         pd_address.trim_end_matches('/').to_string()
     } else {
@@ -15,9 +17,16 @@ pub async fn tidb_version(client: &reqwest::Client, pd_address: &str) -> Result<
     };
     let url = reqwest::Url::parse(&format!("{base}/pd/api/v1/status"))
         .map_err(|e| format!("the PD address is not usable ({e})"))?;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .dns_resolver(std::sync::Arc::new(crate::sink::ResolveOnThisThread))
+        .connect_timeout(PD_TIMEOUT)
+        .timeout(PD_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| format!("no HTTP client for PD ({})", crate::sink::error_chain(&e)))?;
     let response = client
         .get(url)
-        .timeout(PD_TIMEOUT)
         .send()
         .await
         .map_err(|e| crate::sink::error_chain(&e.without_url()))?;

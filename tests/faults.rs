@@ -310,3 +310,61 @@ fn the_https_proxy_from_the_environment_is_asked_to_tunnel() {
         ("CONNECT", "telemetry.invalid:443")
     );
 }
+
+#[test]
+fn a_redirect_from_https_to_plain_http_is_refused() {
+    let plain = Collector::start(Behaviour::Accept);
+    let target: &'static str = Box::leak(plain.url(REPORT_PATH).into_boxed_str());
+    let pki = support::tls::test_pki();
+    let tls = Collector::start_tls(Behaviour::RedirectTo(target), pki.server);
+    let bundle = support::temp_dir("downgrade-ca").join("ca.pem");
+    std::fs::write(&bundle, &pki.ca_pem).unwrap();
+    let mut conf = conf(format!(
+        "https://127.0.0.1:{}{REPORT_PATH}",
+        tls.addr.port()
+    ));
+    conf.push((
+        "spark.tispark.telemetry.ca_file",
+        bundle.display().to_string(),
+    ));
+    let name = "a_redirect_from_https_to_plain_http_is_refused";
+    let Some(run) = report_in_jvm(name, &conf, &[]) else {
+        return;
+    };
+    run.assert_returned_at_once_and_left_nothing();
+    run.one_warning("https to plain http");
+    assert_eq!(tls.received().len(), 1);
+    assert_eq!(
+        plain.connections(),
+        0,
+        "the report must not go out in clear text"
+    );
+}
+
+#[test]
+fn pd_is_asked_directly_not_through_the_environments_proxy() {
+    let proxy = Collector::start(Behaviour::Accept);
+    let pd = Collector::start(Behaviour::Json(r#"{"version":"v7.1.0"}"#));
+    let mut conf = conf("http://telemetry.invalid/api/v1/tispark/report".into());
+    conf.push(("spark.tispark.pd.addresses", pd.addr.to_string()));
+    let env = [
+        ("HTTP_PROXY", format!("http://{}", proxy.addr)),
+        ("NO_PROXY", String::new()),
+    ];
+    let name = "pd_is_asked_directly_not_through_the_environments_proxy";
+    let Some(run) = report_in_jvm(name, &conf, &env) else {
+        return;
+    };
+    run.assert_returned_at_once_and_left_nothing();
+    assert!(run.warnings().is_empty(), "{}", run.output);
+    assert_eq!(pd.received().len(), 1, "PD asked directly");
+    let through_proxy = proxy.wait_for(1, Duration::from_secs(2));
+    assert_eq!(
+        through_proxy.len(),
+        1,
+        "only the report goes through the proxy"
+    );
+    assert_eq!(through_proxy[0].method, "POST");
+    let v: serde_json::Value = serde_json::from_str(&through_proxy[0].body).unwrap();
+    assert_eq!(v["instance"]["tidb_version"], "v7.1.0");
+}

@@ -63,8 +63,7 @@ fn credentials_in_the_url_are_sent_but_never_shown() {
 
 fn tidb_version(pd: &str) -> Result<String, String> {
     let rt = tispark_telemetry::driver::runtime().unwrap();
-    let client = sink::http_client(None).unwrap();
-    rt.block_on(tispark_telemetry::tidb::tidb_version(&client, pd))
+    rt.block_on(tispark_telemetry::tidb::tidb_version(pd))
 }
 
 #[test]

@@ -20,6 +20,8 @@ pub enum Behaviour {
     Silent,
     /// 302 to the same path, forever.
     RedirectLoop,
+    /// 307 (method and body kept) to this URL.
+    RedirectTo(&'static str),
     /// 200 with a body of this many bytes.
     HugeBody(usize),
     /// 200 with this JSON body (PD's `/pd/api/v1/status` speaks this way).
@@ -140,6 +142,9 @@ fn serve<S: Read + Write>(stream: S, behaviour: Behaviour, received: &Mutex<Vec<
                 return;
             }
             Behaviour::RedirectLoop => respond(302, "Found", &[("Location", path.as_str())], b""),
+            Behaviour::RedirectTo(url) => {
+                respond(307, "Temporary Redirect", &[("Location", url)], b"")
+            }
             Behaviour::Json(body) => respond(
                 200,
                 "OK",

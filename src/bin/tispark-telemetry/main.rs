@@ -198,7 +198,8 @@ fn preview(
 ) -> Result<(), Failure> {
     let file = load(path)?.file;
     let snapshot = snapshot_of(&file);
-    let plan = driver::Plan::new(&snapshot).map_err(|why| {
+    // The same check of the endpoint and CA bundle the driver makes before sending.
+    driver::Plan::new(&snapshot).map_err(|why| {
         Failure::Failed(format!(
             "with this configuration nothing would be sent: {why}"
         ))
@@ -218,7 +219,7 @@ fn preview(
         spark_version: spark_version.or_else(spark_version_of_spark_home),
         tispark_version,
     };
-    let body = driver::preview(&request, &plan).map_err(Failure::Failed)?;
+    let body = driver::preview(&request).map_err(Failure::Failed)?;
     print(&format!("{body}\n"));
     Ok(())
 }

@@ -405,7 +405,7 @@ impl Bench {
             "well under 100 µs",
         );
         table.range(
-            "report(), telemetry on: first call (loads the library, starts the report)",
+            "report(), telemetry on: first call (starts the sender thread)",
             firsts("on"),
             duration_ns,
             "(once per JVM; reported apart)",

@@ -36,7 +36,7 @@ cp "target/release/$lib" "$stage/native/native/$platform/$lib"
 javac -nowarn -Xlint:-options --release 8 -d "$stage/classes" \
   -cp "$spark_home/jars/*" $(find java/src -name '*.java')
 jar --create --file target/tispark-telemetry.jar -C "$stage/classes" .
-# The native libraries are stored, not deflated: the driver's first call copies
-# the library out of the jar, and inflating it took longer than the copy itself.
+# The native libraries are stored, not deflated: the sender thread copies its
+# library out of the jar, and inflating it took longer than the copy itself.
 jar --update --no-compress --file target/tispark-telemetry.jar -C "$stage/native" native
 echo "wrote target/tispark-telemetry.jar ($(du -k target/tispark-telemetry.jar | cut -f1) KiB; native: $(cd "$stage/native/native" && ls | tr '\n' ' '))"

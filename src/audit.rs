@@ -8,8 +8,10 @@
 //! "error":null|"…","elapsed_ms":…,"report":{…the body, byte for byte…}}`.
 //!
 //! The file is rewritten whole (temp file + rename) under an advisory lock, so
-//! that neither a crash nor two drivers of the same host finishing together
-//! leave it torn or lose an entry. A file that is not a valid trail is
+//! that a crash never leaves it torn and two drivers of the same host
+//! finishing together do not lose an entry (a writer that waits more than
+//! `LOCK_WAIT` goes ahead without the lock: a lost entry is better than a
+//! stuck sender). A file that is not a valid trail is
 //! replaced, with a warning for the log; it is never an error for Spark.
 
 use crate::sink::{self, Sink};

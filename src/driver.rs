@@ -1,7 +1,7 @@
 //! What happens once telemetry is on: build the report, log it, deliver it,
 //! log the outcome and record it in the audit trail, all on the calling thread
 //! (in the driver, the Java side's `tispark-telemetry-sender` thread, which
-//! JVM shutdown waits for at most 2 s). The command-line `preview` builds its
+//! JVM shutdown waits for at most the flush bound, 2 s by default). The command-line `preview` builds its
 //! report here too, through [`preview`].
 
 use crate::conf::{Snapshot, CA_FILE_KEY, ENABLE_KEY, STATE_DIR_KEY};

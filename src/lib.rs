@@ -9,12 +9,13 @@
 //! - [`sink`]: delivery, over HTTP(S) or to a local file.
 //! - [`driver`]: build, log, deliver and audit one report on the calling thread;
 //!   also the report `preview` of the command-line tool (`src/bin/tispark-telemetry/`).
-//! - `jni_bridge`: the JNI entry points the Java side calls (on its one sender
-//!   thread, once per JVM), and the log bridge.
+//! - `jni_bridge`: the JNI entry points the Java side calls (on its sender
+//!   thread, once per class loader, until the JVM has reported), and the log bridge.
 //!
 //! The driver thread itself never enters this library: `NativeTelemetry.report`
 //! decides "certainly off" in Java, and otherwise starts the sender thread,
-//! which loads the library; JVM shutdown waits for that thread at most 2 s.
+//! which loads the library; JVM shutdown waits for that thread at most the
+//! flush bound (2 s by default).
 
 pub mod audit;
 pub mod conf;

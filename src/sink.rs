@@ -43,10 +43,6 @@ impl Sink {
             )),
         }
     }
-
-    pub fn is_network(&self) -> bool {
-        matches!(self, Sink::Http(_))
-    }
 }
 
 /// The URL without user name, password, query or fragment: safe to log.

@@ -73,7 +73,7 @@ fn report_with_a_map_conf_posts_the_report_once_and_returns_at_once() {
         "{}",
         run.output
     );
-    // The first call loads the library; even so it returns long before a send could finish.
+    // The sender thread loads the library and sends: the call returns long before that.
     let returned_ms: u64 = run.value("REPORT_RETURNED_MS").unwrap().parse().unwrap();
     assert!(returned_ms < 2_000, "report() blocked for {returned_ms} ms");
 }
@@ -140,88 +140,68 @@ fn two_class_loaders_in_one_jvm_send_one_report() {
 
 #[test]
 fn telemetry_off_or_invalid_switch_opens_no_connection() {
-    let collector = Collector::start(Behaviour::Accept);
-    let Some(run) = isolated(
-        "telemetry_off_or_invalid_switch_opens_no_connection",
-        &child_env(&collector),
-        || {
-            let vm = jvm::start_jvm(&[]);
-            let mut env = vm.attach_current_thread().unwrap();
-            let (url, state) = (var("TT_URL"), var("TT_STATE"));
-            for value in [
-                None,
-                Some("false"),
-                Some(" FALSE "),
-                Some("yes"),
-                Some("1"),
-                Some(""),
-                Some("garbage"),
-            ] {
-                let mut pairs = vec![(URL, url.as_str()), (STATE, state.as_str())];
-                if let Some(v) = value {
-                    pairs.push((ENABLE, v));
-                }
-                env.with_local_frame(32, |env| -> jni::errors::Result<()> {
-                    let conf = jvm::java_map(env, &pairs);
-                    jvm::report(env, &conf, None);
-                    // Calls while one is in flight are dropped: let each be decided.
-                    assert!(jvm::flush(env, 5_000));
-                    Ok(())
-                })
-                .unwrap();
-            }
-            println!(
-                "SENDER_THREADS={}",
-                jvm::wait_no_threads_named("tispark-telemetry-sender", Duration::from_secs(2))
-            );
-        },
-    ) else {
-        return;
-    };
-    run.assert_clean();
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(collector.connections(), 0, "{}", run.output);
-    assert_eq!(run.value("SENDER_THREADS").as_deref(), Some("0"));
-    // Without slf4j on the class path, warnings go to stderr: one per invalid value, naming it.
-    for v in ["\\\"yes\\\"", "\\\"1\\\"", "\\\"garbage\\\"", "\\\"\\\""] {
-        let v = v.replace('\\', "");
-        assert!(
-            run.output
-                .lines()
-                .any(|l| l.contains("WARN") && l.contains(ENABLE) && l.contains(&v)),
-            "no WARN for {v}:\n{}",
-            run.output
-        );
+    let name = "telemetry_off_or_invalid_switch_opens_no_connection";
+    let cases = [
+        (None, None),
+        (Some("false"), None),
+        (Some(" FALSE "), None),
+        (Some("yes"), Some("\"yes\"")),
+        (Some("1"), Some("\"1\"")),
+        (Some(""), Some("\"\"")),
+        (Some("garbage"), Some("\"garbage\"")),
+    ];
+    for (i, (value, warned)) in cases.into_iter().enumerate() {
+        let collector = Collector::start(Behaviour::Accept);
+        let state = support::temp_dir("jvm-off").display().to_string();
+        let mut conf = vec![(URL, collector.url("/r")), (STATE, state)];
+        if let Some(v) = value {
+            conf.push((ENABLE, v.to_string()));
+        }
+        // A report() is called twice: the first decision stands, one WARN at most.
+        let env = [("TT_CASE", i.to_string()), ("TT_CALLS", "2".to_string())];
+        let Some(run) = jvm::report_in_jvm(name, &conf, &env) else {
+            return;
+        };
+        run.assert_returned_at_once_and_left_nothing();
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(collector.connections(), 0, "{value:?}: {}", run.output);
+        assert!(!run.output.contains("Telemetry report:"), "{}", run.output);
+        match warned {
+            // Without slf4j on the class path, warnings go to stderr.
+            Some(shown) => assert!(run.one_warning(ENABLE).contains(shown), "{}", run.output),
+            None => assert!(run.warnings().is_empty(), "{value:?}: {}", run.output),
+        }
     }
-    assert!(!run.output.contains("Telemetry report:"), "{}", run.output);
 }
 
 #[test]
 fn null_or_wrong_type_conf_is_one_warning_and_no_exception() {
-    let collector = Collector::start(Behaviour::Accept);
-    let Some(run) = isolated(
-        "null_or_wrong_type_conf_is_one_warning_and_no_exception",
-        &child_env(&collector),
-        || {
+    let name = "null_or_wrong_type_conf_is_one_warning_and_no_exception";
+    for (case, says) in [
+        ("null", "was given null"),
+        ("object", "was given a java.lang.Object"),
+    ] {
+        let collector = Collector::start(Behaviour::Accept);
+        let mut env = child_env(&collector);
+        env.push(("TT_CASE", case.to_string()));
+        let Some(run) = isolated(name, &env, || {
             let vm = jvm::start_jvm(&[]);
             let mut env = vm.attach_current_thread().unwrap();
-            jvm::report(&mut env, &JObject::null(), None);
-            assert!(jvm::flush(&mut env, 5_000));
-            let not_a_conf = env.new_object("java/lang/Object", "()V", &[]).unwrap();
-            jvm::report(&mut env, &not_a_conf, None);
-            assert!(jvm::flush(&mut env, 5_000));
-        },
-    ) else {
-        return;
-    };
-    run.assert_clean();
-    assert!(run.output.contains("was given null"), "{}", run.output);
-    assert!(
-        run.output.contains("was given a java.lang.Object"),
-        "{}",
-        run.output
-    );
-    assert_eq!(collector.connections(), 0);
+            let conf = match var("TT_CASE").as_str() {
+                "null" => JObject::null(),
+                _ => env.new_object("java/lang/Object", "()V", &[]).unwrap(),
+            };
+            for _ in 0..2 {
+                jvm::report(&mut env, &conf, None);
+                assert!(jvm::flush(&mut env, 5_000));
+            }
+        }) else {
+            return;
+        };
+        run.assert_clean();
+        run.one_warning(says);
+        assert_eq!(collector.connections(), 0);
+    }
 }
 
 #[test]

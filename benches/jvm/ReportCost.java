@@ -16,7 +16,7 @@ import org.apache.spark.SparkContext;
  * <pre>spark-submit --master local[1] --jars tispark-telemetry.jar --class ReportCost report-cost.jar MODE CALLS [URL STATE_DIR]</pre>
  *
  * MODE is {@code off} (the switch absent: the default) or {@code on}. Prints KEY=value lines:
- * the first call (in {@code on} mode it loads the native library and starts the report), the
+ * the first call (in {@code on} mode it starts the sender thread, which loads the native library), the
  * CALLS calls after it one by one, resident memory before the first call and after the report
  * is done, and the threads that appeared while it was being sent and that are left after.
  */

@@ -135,10 +135,12 @@ pub fn take_exception(env: &mut JNIEnv) -> Option<String> {
     let throwable = env.exception_occurred().ok();
     let _ = env.exception_clear();
     let throwable = throwable?;
-    let text = env
-        .call_method(&throwable, "toString", "()Ljava/lang/String;", &[])
-        .and_then(|v| v.l())
-        .and_then(|s| env.get_string(&JString::from(s)).map(String::from));
+    let text = env.with_local_frame(4, |env| -> jni::errors::Result<String> {
+        let s = env
+            .call_method(&throwable, "toString", "()Ljava/lang/String;", &[])?
+            .l()?;
+        Ok(env.get_string(&JString::from(s))?.into())
+    });
     clear_exception(env);
     let _ = env.delete_local_ref(throwable);
     Some(text.unwrap_or_else(|_| "a Java exception".into()))
@@ -151,7 +153,7 @@ fn clear_exception(env: &mut JNIEnv) {
 }
 
 fn class_name(env: &mut JNIEnv, object: &JObject) -> Option<String> {
-    let name = env.with_local_frame(4, |env| -> jni::errors::Result<String> {
+    let name = env.with_local_frame(8, |env| -> jni::errors::Result<String> {
         let class = env
             .call_method(object, "getClass", "()Ljava/lang/Class;", &[])?
             .l()?;

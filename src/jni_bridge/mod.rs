@@ -17,9 +17,9 @@ use jni::JNIEnv;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// The JVM-wide mark of "this JVM has reported" (its value: the application
-/// id; visible in Spark UI's Environment tab): a system property, because
-/// it is shared by every class loader that may have loaded its own copy of
-/// this library, and `Properties.putIfAbsent` is atomic. The Java side reads
+/// id): a system property, because it is shared by every class loader that
+/// may have loaded its own copy of this library, and `Properties.putIfAbsent`
+/// is atomic. The Java side reads
 /// it first (`NativeTelemetry.alreadyReported`), so that once it is set a
 /// call returns without crossing into native code.
 const REPORTED_PROPERTY: &str = "tispark.telemetry.reported";
@@ -174,5 +174,10 @@ fn java_string(env: &mut JNIEnv, s: &JString) -> Option<String> {
     if s.is_null() {
         return None;
     }
-    env.get_string(s).ok().map(String::from)
+    // In its own frame: the jni crate's get_string makes local refs of its own.
+    env.with_local_frame(4, |env| -> jni::errors::Result<Option<String>> {
+        Ok(env.get_string(s).ok().map(String::from))
+    })
+    .ok()
+    .flatten()
 }

@@ -251,6 +251,15 @@ pub fn report_in_jvm_under(
         let start = Instant::now();
         report(&mut env, &map, None);
         println!("REPORT_RETURNED_US={}", start.elapsed().as_micros());
+        // TT_CALLS=n: the application asks n times, each after the previous has ended.
+        let calls: usize = std::env::var("TT_CALLS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
+        for _ in 1..calls {
+            assert!(flush(&mut env, 15_000));
+            report(&mut env, &map, None);
+        }
         let start = Instant::now();
         println!("FLUSHED={}", flush(&mut env, 15_000));
         println!("SEND_MS={}", start.elapsed().as_millis());

@@ -27,7 +27,6 @@ final class NativeLoader {
     static final String LIBRARY = "tispark_telemetry";
 
     private static Boolean loaded;
-    private static Throwable failure;
 
     private NativeLoader() {}
 
@@ -38,7 +37,6 @@ final class NativeLoader {
                 NativeTelemetry.nativeInit(TelemetryLog.class, TelemetryLog.maxLevel());
                 loaded = true;
             } catch (Throwable t) {
-                failure = t;
                 loaded = false;
                 TelemetryLog.log(TelemetryLog.WARN,
                         "Telemetry is off for this application: its native library cannot be loaded ("
@@ -46,11 +44,6 @@ final class NativeLoader {
             }
         }
         return loaded;
-    }
-
-    /** Why loading failed, or null. */
-    static synchronized Throwable failure() {
-        return failure;
     }
 
     /**

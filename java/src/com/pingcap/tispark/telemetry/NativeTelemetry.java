@@ -11,6 +11,9 @@ import java.util.Map;
  * Otherwise one daemon thread, {@code tispark-telemetry-sender}, loads the native library, which
  * decides (strictly) and, when telemetry is on, builds and sends the report, once per JVM; a
  * shutdown hook waits for that thread at most {@link #flushMillis()} milliseconds.
+ *
+ * <p>The conf is read on that thread, shortly after the call: a {@code SparkConf} is safe to
+ * share; a {@code java.util.Map} handed over must not be changed afterwards (or pass a copy).
  */
 public final class NativeTelemetry {
     /** The switch. */
@@ -55,6 +58,13 @@ public final class NativeTelemetry {
     /** The name of the one thread telemetry starts. */
     static final String SENDER_THREAD = "tispark-telemetry-sender";
 
+    /**
+     * Set when a sender of this class loader has finished: the application's first decision
+     * stands (reported, or off with one WARN for an invalid switch or conf object), so later
+     * calls return at once instead of warning again.
+     */
+    private static volatile boolean decided;
+
     private static final Object SENDER_LOCK = new Object();
     private static Thread sender; // guarded by SENDER_LOCK
     private static boolean hookInstalled;
@@ -69,7 +79,7 @@ public final class NativeTelemetry {
     /** As {@link #report(Object)}, with the caller's version (TiSpark's) for the report. */
     public static void report(Object conf, String tisparkVersion) {
         try {
-            if (alreadyReported() || disabledByEnvironment() || !mayBeEnabled(conf)) {
+            if (decided || alreadyReported() || disabledByEnvironment() || !mayBeEnabled(conf)) {
                 return;
             }
             startSender(conf, tisparkVersion);
@@ -99,13 +109,13 @@ public final class NativeTelemetry {
 
     /**
      * Everything else happens on one daemon thread: loading the native library, reading the conf,
-     * deciding, building and sending. One at a time: while one is in flight, further calls (the
-     * same application asking again) are dropped; once it has claimed the JVM, they stop at
-     * {@link #alreadyReported()}.
+     * deciding, building and sending. Once per class loader: while it is in flight, further calls
+     * (the same application asking again) are dropped, and after it they stop at {@code decided}
+     * (and, in every class loader, at {@link #alreadyReported()} once the JVM has reported).
      */
     private static void startSender(final Object conf, final String tisparkVersion) {
         synchronized (SENDER_LOCK) {
-            if ((sender != null && sender.isAlive()) || alreadyReported()) {
+            if (decided || (sender != null && sender.isAlive()) || alreadyReported()) {
                 return;
             }
             Thread t = new Thread(new Sender(conf, tisparkVersion), SENDER_THREAD);
@@ -134,6 +144,8 @@ public final class NativeTelemetry {
                 }
             } catch (Throwable t) {
                 TelemetryLog.log(TelemetryLog.WARN, "Telemetry is off for this application: " + t);
+            } finally {
+                decided = true;
             }
         }
     }
@@ -254,6 +266,9 @@ public final class NativeTelemetry {
 
     static native void nativeInit(Class<?> logClass, int maxLogLevel);
 
-    /** Decides, builds, logs and sends, on the calling thread; true when a report was sent. */
+    /**
+     * Decides, builds, logs and sends, on the calling thread (the sender): true when a report was
+     * delivered, successfully or not; false when telemetry is off or this JVM already reported.
+     */
     private static native boolean nativeReport(Object conf, String tisparkVersion);
 }

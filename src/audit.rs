@@ -209,14 +209,8 @@ mod lock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::tests::temp_dir;
     use std::fs;
-
-    fn temp_dir(name: &str) -> PathBuf {
-        let d =
-            std::env::temp_dir().join(format!("tt-audit-{name}-{}", uuid::Uuid::new_v4().simple()));
-        fs::create_dir_all(&d).unwrap();
-        d
-    }
 
     fn http_sink() -> Sink {
         Sink::parse("https://user:pw@collector.example/report?token=t").unwrap()

@@ -192,10 +192,11 @@ fn write_temporary(path: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn temp_dir(name: &str) -> PathBuf {
+    /// A new empty directory for a unit test (the audit trail's tests use it too).
+    pub(crate) fn temp_dir(name: &str) -> PathBuf {
         let d =
             std::env::temp_dir().join(format!("tt-state-{name}-{}", uuid::Uuid::new_v4().simple()));
         fs::create_dir_all(&d).unwrap();

@@ -26,6 +26,19 @@ fn var(name: &str) -> String {
     std::env::var(name).unwrap()
 }
 
+/// In the child: a conf turning telemetry on, to the parent's collector and state dir.
+fn enabled_conf<'l>(env: &mut jni::JNIEnv<'l>) -> JObject<'l> {
+    let (url, state) = (var("TT_URL"), var("TT_STATE"));
+    jvm::java_map(env, &[(ENABLE, "true"), (URL, &url), (STATE, &state)])
+}
+
+/// In the parent: the child ran cleanly and the collector got exactly one report.
+fn assert_one_report(collector: &Collector, run: &jvm::ChildRun) {
+    run.assert_clean();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(collector.received().len(), 1, "{}", run.output);
+}
+
 #[test]
 fn report_with_a_map_conf_posts_the_report_once_and_returns_at_once() {
     let collector = Collector::start(Behaviour::Accept);
@@ -35,8 +48,7 @@ fn report_with_a_map_conf_posts_the_report_once_and_returns_at_once() {
         || {
             let vm = jvm::start_jvm(&[]);
             let mut env = vm.attach_current_thread().unwrap();
-            let (url, state) = (var("TT_URL"), var("TT_STATE"));
-            let conf = jvm::java_map(&mut env, &[(ENABLE, "true"), (URL, &url), (STATE, &state)]);
+            let conf = enabled_conf(&mut env);
             let start = Instant::now();
             jvm::report(&mut env, &conf, Some("3.1.0"));
             println!("REPORT_RETURNED_MS={}", start.elapsed().as_millis());
@@ -105,9 +117,7 @@ fn report_called_from_many_threads_sends_one_report() {
     ) else {
         return;
     };
-    run.assert_clean();
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(collector.received().len(), 1, "{}", run.output);
+    assert_one_report(&collector, &run);
 }
 
 #[test]
@@ -133,9 +143,7 @@ fn two_class_loaders_in_one_jvm_send_one_report() {
     ) else {
         return;
     };
-    run.assert_clean();
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(collector.received().len(), 1, "{}", run.output);
+    assert_one_report(&collector, &run);
 }
 
 #[test]
@@ -215,8 +223,7 @@ fn a_missing_native_library_is_one_warning_and_spark_runs_on() {
                 "-Dtispark.telemetry.native.path=/nonexistent/libtispark_telemetry.so".into(),
             ]);
             let mut env = vm.attach_current_thread().unwrap();
-            let (url, state) = (var("TT_URL"), var("TT_STATE"));
-            let conf = jvm::java_map(&mut env, &[(ENABLE, "true"), (URL, &url), (STATE, &state)]);
+            let conf = enabled_conf(&mut env);
             for _ in 0..2 {
                 jvm::report(&mut env, &conf, None);
                 assert!(jvm::flush(&mut env, 5_000));
@@ -247,8 +254,7 @@ fn a_platform_missing_from_the_jar_is_one_warning_and_spark_runs_on() {
             // As on a platform the jar carries no library for (say, Linux on RISC-V).
             let vm = jvm::start_jvm(&["-Dtispark.telemetry.native.platform=linux-riscv64".into()]);
             let mut env = vm.attach_current_thread().unwrap();
-            let (url, state) = (var("TT_URL"), var("TT_STATE"));
-            let conf = jvm::java_map(&mut env, &[(ENABLE, "true"), (URL, &url), (STATE, &state)]);
+            let conf = enabled_conf(&mut env);
             for _ in 0..2 {
                 jvm::report(&mut env, &conf, None);
                 assert!(jvm::flush(&mut env, 5_000));
@@ -292,8 +298,7 @@ fn jvm_shutdown_waits_for_a_silent_endpoint_no_longer_than_the_flush_bound() {
         || {
             let vm = jvm::start_jvm(&[]);
             let mut env = vm.attach_current_thread().unwrap();
-            let (url, state) = (var("TT_URL"), var("TT_STATE"));
-            let conf = jvm::java_map(&mut env, &[(ENABLE, "true"), (URL, &url), (STATE, &state)]);
+            let conf = enabled_conf(&mut env);
             jvm::report(&mut env, &conf, None);
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

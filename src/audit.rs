@@ -14,6 +14,7 @@
 //! stuck sender). A file that is not a valid trail is
 //! replaced, with a warning for the log; it is never an error for Spark.
 
+use crate::files::{self, Links, ReadError};
 use crate::sink::{self, Sink};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -72,7 +73,7 @@ impl Entry {
         };
         Some(Entry {
             time: crate::report::unix_now(),
-            destination: sink.to_string(),
+            destination: outcome.destination(sink),
             outcome: result,
             http_status,
             error,
@@ -90,17 +91,21 @@ pub fn path(dir: &Path) -> PathBuf {
 /// True when no report was ever recorded in `dir` (or there is no state
 /// directory to remember one in): the first time telemetry runs on this host.
 pub fn never_reported(dir: Option<&Path>) -> bool {
-    dir.is_none_or(|d| !path(d).exists())
+    dir.is_none_or(|d| std::fs::symlink_metadata(path(d)).is_err())
 }
 
+/// A trail is written within [`MAX_BYTES`] plus one entry; a file larger
+/// than this is not a trail this library wrote, and is not read.
+pub const READ_LIMIT: u64 = 1024 * 1024;
+
 /// The entries, oldest first; empty when there is no trail. `Err` says why
-/// the file is not a valid trail.
+/// the file is not a valid trail (or not a small regular file).
 pub fn read(dir: &Path) -> Result<Vec<Entry>, String> {
     let file = path(dir);
-    match std::fs::read(&file) {
-        Ok(bytes) => parse(&bytes).map_err(|why| format!("{} {why}", file.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(format!("{} cannot be read ({e})", file.display())),
+    match files::read_bounded(&file, READ_LIMIT, Links::Refuse) {
+        Ok(bytes) => parse(&bytes).map_err(|why| format!("{} {why}", files::escaped(&file))),
+        Err(ReadError::NotFound) => Ok(Vec::new()),
+        Err(e) => Err(format!("{} cannot be used ({e})", files::escaped(&file))),
     }
 }
 
@@ -123,8 +128,7 @@ fn parse(bytes: &[u8]) -> Result<Vec<Entry>, String> {
 /// Appends `entry`, keeping the last [`MAX_ENTRIES`] within [`MAX_BYTES`].
 /// `Ok(Some(warning))` when a corrupt trail had to be replaced.
 pub fn record(dir: &Path, entry: &Entry) -> Result<Option<String>, String> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| format!("the directory {} cannot be created ({e})", dir.display()))?;
+    files::private_dir(dir)?;
     let _lock = lock::acquire(&dir.join(LOCK_FILE), LOCK_WAIT);
     let (mut entries, warning) = match read(dir) {
         Ok(entries) => (entries, None),
@@ -137,9 +141,8 @@ pub fn record(dir: &Path, entry: &Entry) -> Result<Option<String>, String> {
     };
     entries.push(entry.clone());
     let text = render_bounded(&entries);
-    let file = path(dir);
-    crate::state::write_atomically(&file, text.as_bytes())
-        .map_err(|e| format!("{} cannot be written ({e})", file.display()))?;
+    files::write_private(dir, AUDIT_FILE, text.as_bytes())
+        .map_err(|e| format!("{} cannot be written ({e})", files::escaped(&path(dir))))?;
     Ok(warning)
 }
 
@@ -164,10 +167,8 @@ fn render_bounded(entries: &[Entry]) -> String {
     text
 }
 
-#[cfg(unix)]
 mod lock {
-    use std::fs::{File, OpenOptions};
-    use std::os::unix::io::AsRawFd;
+    use std::fs::{File, OpenOptions, TryLockError};
     use std::path::Path;
     use std::time::{Duration, Instant};
 
@@ -175,34 +176,37 @@ mod lock {
     pub struct Held(#[allow(dead_code)] File);
 
     /// The lock, or `None` when it cannot be had within `wait` (the writer then
-    /// goes ahead: a lost entry is better than a stuck sender).
+    /// goes ahead: a lost entry is better than a stuck sender). The lock file
+    /// is created 0600 and never opened through a symbolic link.
     pub fn acquire(path: &Path, wait: Duration) -> Option<Held> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .ok()?;
+        let mut options = OpenOptions::new();
+        options.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC);
+        }
+        let file = options.open(path).ok()?;
+        if !file.metadata().ok()?.is_file() {
+            return None;
+        }
         let deadline = Instant::now() + wait;
         loop {
-            // SAFETY: flock on a descriptor this function owns for as long as `file` lives.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-                return Some(Held(file));
+            match file.try_lock() {
+                Ok(()) => return Some(Held(file)),
+                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                Err(_) => {
+                    log::debug!(
+                        "The telemetry audit lock is busy; the trail is written without it."
+                    );
+                    return None;
+                }
             }
-            if Instant::now() >= deadline {
-                log::debug!("The telemetry audit lock is busy; the trail is written without it.");
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
         }
-    }
-}
-
-#[cfg(not(unix))]
-mod lock {
-    pub struct Held;
-    pub fn acquire(_: &std::path::Path, _: std::time::Duration) -> Option<Held> {
-        Some(Held)
     }
 }
 
@@ -220,6 +224,7 @@ mod tests {
         let outcome = sink::Outcome {
             result: Ok(200),
             elapsed: Duration::from_millis(12),
+            redirected_to: None,
         };
         Entry::new(&http_sink(), &outcome, body).unwrap()
     }
@@ -246,6 +251,7 @@ mod tests {
         let failed = sink::Outcome {
             result: Err("connection refused".into()),
             elapsed: Duration::from_millis(3),
+            redirected_to: None,
         };
         let e = Entry::new(&http_sink(), &failed, "{}").unwrap();
         assert_eq!(e.outcome, Delivery::Failed);
@@ -254,6 +260,7 @@ mod tests {
         let written = sink::Outcome {
             result: Ok(0),
             elapsed: Duration::ZERO,
+            redirected_to: None,
         };
         let file = Sink::parse("file:///tmp/r.jsonl").unwrap();
         let e = Entry::new(&file, &written, "{}").unwrap();
@@ -327,6 +334,44 @@ mod tests {
             }
         });
         assert_eq!(read(&dir).unwrap().len(), 8);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_planted_as_the_lock_or_the_trail_is_never_followed() {
+        use std::os::unix::fs::{symlink, MetadataExt};
+        let dir = temp_dir("planted");
+        let victim = temp_dir("victim");
+        symlink(victim.join("created-by-lock"), dir.join(LOCK_FILE)).unwrap();
+        symlink(victim.join("created-by-trail"), path(&dir)).unwrap();
+        let warning = record(&dir, &sent("{}")).unwrap();
+        assert!(
+            warning.unwrap_or_default().contains("symbolic link"),
+            "the planted trail is replaced, with a WARN"
+        );
+        assert_eq!(
+            fs::read_dir(&victim).unwrap().count(),
+            0,
+            "nothing created there"
+        );
+        let trail = fs::symlink_metadata(path(&dir)).unwrap();
+        assert!(trail.is_file());
+        assert_eq!(trail.mode() & 0o777, 0o600);
+        assert_eq!(read(&dir).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_huge_trail_is_not_read_and_is_replaced() {
+        let dir = temp_dir("huge");
+        fs::File::create(path(&dir))
+            .unwrap()
+            .set_len(1 << 30)
+            .unwrap();
+        let why = read(&dir).unwrap_err();
+        assert!(why.contains("larger than 1048576 bytes"), "{why}");
+        let warning = record(&dir, &sent("{}")).unwrap().unwrap_or_default();
+        assert!(warning.contains("replaced"), "{warning}");
+        assert_eq!(read(&dir).unwrap().len(), 1);
     }
 
     #[test]

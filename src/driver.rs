@@ -5,15 +5,44 @@
 //! report here too, through [`preview`].
 
 use crate::conf::{Snapshot, CA_FILE_KEY, ENABLE_KEY, STATE_DIR_KEY};
+use crate::files::{self, Links};
 use crate::report::{Facts, Report};
 use crate::sink::{self, Outcome, Sink};
 use crate::{audit, host_facts, state, tidb};
+use once_cell::sync::OnceCell;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// With this set to `enable`, the report is printed to stderr too, whatever the log level.
 pub const DEBUG_ENV: &str = "TISPARK_TELEMETRY_DEBUG";
+
+/// A CA bundle is a few hundred KiB at most; a larger file is refused.
+pub const CA_BUNDLE_LIMIT: u64 = 1024 * 1024;
+
+/// Writes the report line into the host's log and says whether the log took
+/// it. Set by the JNI bridge (Spark's log through slf4j); without one, the
+/// line goes to the `log` crate and counts as written.
+pub type ReportLineWriter = fn(&str) -> Result<(), String>;
+
+static REPORT_LINE_WRITER: OnceCell<ReportLineWriter> = OnceCell::new();
+
+/// Installs the writer of the report line (once per loaded library).
+pub fn set_report_line_writer(writer: ReportLineWriter) {
+    let _ = REPORT_LINE_WRITER.set(writer);
+}
+
+/// Logs `Telemetry report: <body>`: the report is sent only when this succeeded.
+fn log_report_line(body: &str) -> Result<(), String> {
+    let line = format!("Telemetry report: {body}");
+    match REPORT_LINE_WRITER.get() {
+        Some(write) => write(&line),
+        None => {
+            log::info!("{line}");
+            Ok(())
+        }
+    }
+}
 
 /// What the driver hands over once telemetry is on.
 #[derive(Debug, Clone)]
@@ -38,9 +67,16 @@ impl Plan {
             .map(str::trim)
             .filter(|p| !p.is_empty())
         {
-            Some(path) => Some(std::fs::read(path).map_err(|e| {
-                format!("the CA bundle {path} ({CA_FILE_KEY}) cannot be read ({e})")
-            })?),
+            Some(path) => Some(
+                files::read_bounded(Path::new(path), CA_BUNDLE_LIMIT, Links::Follow).map_err(
+                    |e| {
+                        format!(
+                            "the CA bundle {} ({CA_FILE_KEY}) cannot be read ({e})",
+                            files::escaped(Path::new(path))
+                        )
+                    },
+                )?,
+            ),
             None => None,
         };
         let client =
@@ -157,20 +193,38 @@ pub fn report_and_deliver(request: &Request, plan: &Plan) -> Outcome {
     let delivered = block_on(async {
         let (report, state_warned) = build_report_in(request, dir.as_deref()).await;
         let body = report.to_json();
-        log::info!("Telemetry report: {body}");
+        // Every byte that leaves is in the log first: no line, no report.
+        if let Err(why) = log_report_line(&body) {
+            return Err(why);
+        }
         if std::env::var(DEBUG_ENV).is_ok_and(|v| v.trim().eq_ignore_ascii_case("enable")) {
             eprintln!("Telemetry report: {body}");
         }
         let outcome = sink::deliver(&plan.client, &plan.sink, &body).await;
-        (body, outcome, state_warned)
+        Ok((body, outcome, state_warned))
     });
     let (body, outcome, state_warned) = match delivered {
-        Ok(done) => done,
+        Ok(Ok(done)) => done,
+        Ok(Err(why)) => {
+            // The log itself failed, so this goes to stderr; it never says
+            // the words the report line is found by.
+            let why = crate::log_line::defused(&why);
+            eprintln!(
+                "TiSpark telemetry: nothing was sent, because the report could not be written \
+                 to the log first ({why})."
+            );
+            return Outcome {
+                result: Err(format!("the report could not be logged ({why})")),
+                elapsed: Duration::ZERO,
+                redirected_to: None,
+            };
+        }
         Err(why) => {
             log::warn!("Telemetry is off for this application: {why}.");
             return Outcome {
                 result: Err(why),
                 elapsed: Duration::ZERO,
+                redirected_to: None,
             };
         }
     };

@@ -52,7 +52,7 @@ pub fn gather() -> Hardware {
 fn os_version() -> String {
     let os = ["/etc/os-release", "/usr/lib/os-release"]
         .iter()
-        .find_map(|p| std::fs::read_to_string(p).ok())
+        .find_map(|p| read_small(std::path::Path::new(p), 64 * 1024))
         .and_then(|text| os_release_version(&text))
         .or_else(|| System::os_version().ok())
         .filter(|s| !s.is_empty());
@@ -63,6 +63,13 @@ fn os_version() -> String {
         (None, Some(k)) => format!("build {k}"),
         (None, None) => UNKNOWN.to_string(),
     }
+}
+
+/// A small regular text file, bounded: anything else is `None`.
+fn read_small(path: &std::path::Path, limit: u64) -> Option<String> {
+    crate::files::read_bounded(path, limit, crate::files::Links::Follow)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
 }
 
 /// The `VERSION` of an os-release file, unquoted.
@@ -93,8 +100,7 @@ fn physical_disks(sys_block: &std::path::Path) -> Vec<Disk> {
         .flatten()
         .filter(|e| e.path().join("device").exists())
         .filter_map(|e| {
-            let sectors: u64 = std::fs::read_to_string(e.path().join("size"))
-                .ok()?
+            let sectors: u64 = read_small(&e.path().join("size"), 64)?
                 .trim()
                 .parse()
                 .ok()?;

@@ -3,6 +3,8 @@
 //! - [`conf`]: which Spark conf keys are read, the on/off decision, typed values.
 //! - [`report`]: the wire schema, field for field TiSpark's.
 //! - [`host_facts`]: the `hardware` block, from `sysinfo`.
+//! - [`files`]: bounded reads of regular files, private writes, private directories.
+//! - [`log_line`]: what may go into a log line (control characters escaped).
 //! - [`state`]: the host's state directory and track id.
 //! - [`audit`]: the record of every report delivered, kept in the state directory.
 //! - [`tidb`]: the TiDB version, asked of PD.
@@ -20,8 +22,10 @@
 pub mod audit;
 pub mod conf;
 pub mod driver;
+pub mod files;
 pub mod host_facts;
 mod jni_bridge;
+pub mod log_line;
 pub mod report;
 pub mod sink;
 pub mod state;

@@ -23,22 +23,18 @@ pub enum Sink {
 
 impl Sink {
     pub fn parse(url: &str) -> Result<Sink, String> {
-        let parsed = reqwest::Url::parse(url.trim()).map_err(|e| {
-            format!(
-                "the telemetry URL {:?} is not a valid URL ({e})",
-                redact(url)
-            )
-        })?;
+        let parsed = reqwest::Url::parse(url.trim())
+            .map_err(|e| format!("the telemetry URL {} is not a valid URL ({e})", redact(url)))?;
         match parsed.scheme() {
             "http" | "https" if parsed.host_str().is_some() => Ok(Sink::Http(parsed)),
             "file" => parsed.to_file_path().map(Sink::File).map_err(|_| {
                 format!(
-                    "the telemetry URL {:?} does not name a local file",
+                    "the telemetry URL {} does not name a local file",
                     redact(url)
                 )
             }),
             _ => Err(format!(
-                "the telemetry URL {:?} is neither http(s)://host/… nor file:///path",
+                "the telemetry URL {} is neither http(s)://host/… nor file:///path",
                 redact(url)
             )),
         }
@@ -57,16 +53,42 @@ impl fmt::Display for Sink {
                 shown.set_fragment(None);
                 write!(f, "{shown}")
             }
-            Sink::File(path) => write!(f, "file://{}", path.display()),
+            // Debug-escaped: a control character in the path cannot forge a log line.
+            Sink::File(path) => write!(f, "file://{}", path.to_string_lossy().escape_debug()),
         }
     }
 }
 
-fn redact(url: &str) -> String {
+/// A URL as it may be logged: without user name, password, query or
+/// fragment, control characters escaped. A URL that does not parse is never
+/// echoed: at most its scheme and host, when they can be told apart.
+pub fn redact(url: &str) -> String {
     match reqwest::Url::parse(url.trim()) {
         Ok(u) if u.has_host() => Sink::Http(u).to_string(),
-        _ => url.chars().take(200).collect(),
+        Ok(u) if u.scheme() == "file" => format!("{:?}", u.path()),
+        _ => scheme_and_host(url.trim()),
     }
+}
+
+/// `scheme://host` of a URL that does not parse, or a placeholder.
+fn scheme_and_host(url: &str) -> String {
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+' | '[' | ']'))
+    };
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let host_port = authority.rsplit('@').next().unwrap_or("");
+        let host = match host_port.rsplit_once(':') {
+            Some((h, _)) if !h.ends_with(']') || h.starts_with('[') => h,
+            _ => host_port,
+        };
+        if plain(scheme) && plain(host) {
+            return format!("{scheme}://{host}/… (not shown: it does not parse)");
+        }
+    }
+    "(not shown: it does not parse)".to_string()
 }
 
 /// What happened to one delivery. Its log line never contains "Telemetry report",
@@ -76,6 +98,9 @@ pub struct Outcome {
     /// `Ok(HTTP status)` (0 for a file) on success, `Err(reason)` otherwise.
     pub result: Result<u16, String>,
     pub elapsed: Duration,
+    /// Where the report went in the end, redacted, when the endpoint
+    /// redirected it (always within its own origin).
+    pub redirected_to: Option<String>,
 }
 
 impl Outcome {
@@ -83,22 +108,36 @@ impl Outcome {
         self.result.is_ok()
     }
 
+    /// Where the report went: the final URL of a redirect, or the sink.
+    pub fn destination(&self, sink: &Sink) -> String {
+        self.redirected_to
+            .clone()
+            .unwrap_or_else(|| sink.to_string())
+    }
+
     /// One line for the log.
     pub fn describe(&self, sink: &Sink) -> String {
         let ms = self.elapsed.as_millis();
+        let to = self.destination(sink);
+        let via = match &self.redirected_to {
+            Some(_) => format!(" (redirected from {sink})"),
+            None => String::new(),
+        };
         match (&self.result, sink) {
             (Ok(_), Sink::File(_)) => format!("Telemetry written to {sink} in {ms} ms."),
             (Ok(status), Sink::Http(_)) => {
-                format!("Telemetry sent to {sink}: HTTP {status} in {ms} ms.")
+                format!("Telemetry sent to {to}{via}: HTTP {status} in {ms} ms.")
             }
             (Err(why), _) => format!(
-                "Failed to report telemetry to {sink} after {ms} ms: {why}. It is not retried."
+                "Failed to report telemetry to {to}{via} after {ms} ms: {why}. It is not retried."
             ),
         }
     }
 }
 
-/// The HTTP client: deadlines, bounded redirects, proxies from the usual
+/// The HTTP client: deadlines, bounded redirects within the endpoint's own
+/// origin (scheme, host and port: a report never goes anywhere else), no
+/// `Referer`, proxies from the usual
 /// environment variables (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`),
 /// an extra trusted CA bundle when given, and host names resolved on the
 /// calling thread ([`ResolveOnThisThread`]).
@@ -107,14 +146,19 @@ pub fn http_client(extra_ca_pem: Option<&[u8]>) -> Result<reqwest::Client, Strin
         .dns_resolver(std::sync::Arc::new(ResolveOnThisThread))
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(TOTAL_TIMEOUT)
+        .referer(false)
         .redirect(reqwest::redirect::Policy::custom(|attempt| {
+            let first = attempt.previous().first().map(reqwest::Url::origin);
             if attempt.previous().len() > MAX_REDIRECTS {
                 attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
-            } else if attempt.url().scheme() == "http"
-                && attempt.previous().iter().any(|u| u.scheme() == "https")
-            {
-                // The report is never sent in clear text after asking for TLS.
-                attempt.error("a redirect from https to plain http is refused")
+            } else if first.is_some_and(|o| o != attempt.url().origin()) {
+                // Not to another host, port or scheme (so never from https
+                // to plain http): the operator chose where reports go.
+                let elsewhere = redact(attempt.url().as_str());
+                attempt.error(format!(
+                    "the endpoint redirected to another origin ({elsewhere}), where the \
+                     report is not sent"
+                ))
             } else {
                 attempt.follow()
             }
@@ -158,48 +202,54 @@ impl reqwest::dns::Resolve for ResolveOnThisThread {
 /// Delivers `body` once. Never panics, never retries, always within the deadlines.
 pub async fn deliver(client: &reqwest::Client, sink: &Sink, body: &str) -> Outcome {
     let start = Instant::now();
-    let result = match sink {
-        Sink::File(path) => append_line(path, body).map(|()| 0),
+    let (result, redirected_to) = match sink {
+        Sink::File(path) => (append_line(path, body).map(|()| 0), None),
         Sink::Http(url) => post(client, url.clone(), body.to_string()).await,
     };
     Outcome {
         result,
         elapsed: start.elapsed(),
+        redirected_to,
     }
 }
 
-async fn post(client: &reqwest::Client, url: reqwest::Url, body: String) -> Result<u16, String> {
-    let response = client
-        .post(url)
+/// The status (or why it failed), and the final URL when it was redirected.
+async fn post(
+    client: &reqwest::Client,
+    url: reqwest::Url,
+    body: String,
+) -> (Result<u16, String>, Option<String>) {
+    let sent = client
+        .post(url.clone())
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(body)
         .send()
-        .await
+        .await;
+    let response = match sent {
+        Ok(response) => response,
         // The URL is named by the caller, redacted; reqwest's copy may hold credentials.
-        .map_err(|e| error_chain(&e.without_url()))?;
+        Err(e) => return (Err(error_chain(&e.without_url())), None),
+    };
     let status = response.status();
+    let redirected_to = (response.url() != &url).then(|| redact(response.url().as_str()));
     // The response body is not read: a huge or endless body costs nothing.
     drop(response);
-    if status.is_success() {
+    let result = if status.is_success() {
         Ok(status.as_u16())
     } else {
         Err(format!("the endpoint answered HTTP {status}"))
-    }
+    };
+    (result, redirected_to)
 }
 
+/// Appends one line to a regular file, created 0600 when missing.
 fn append_line(path: &std::path::Path, body: &str) -> Result<(), String> {
     let write = || -> std::io::Result<()> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
+        let mut f = crate::files::open_append_private(path)?;
         // One write call for the whole line, so concurrent writers do not interleave.
         f.write_all(format!("{body}\n").as_bytes())
     };
-    write().map_err(|e| format!("cannot append to {} ({e})", path.display()))
+    write().map_err(|e| format!("cannot append to {} ({e})", crate::files::escaped(path)))
 }
 
 /// An error with its causes, `a: b: c`, without repeating itself.

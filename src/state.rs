@@ -6,6 +6,7 @@
 //! the environment variable `TISPARK_TELEMETRY_STATE_DIR`,
 //! `$XDG_STATE_HOME/tispark-telemetry`, `$HOME/.local/state/tispark-telemetry`.
 
+use crate::files::{self, Links, ReadError};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -40,9 +41,14 @@ pub struct TrackId {
     pub warning: Option<String>,
 }
 
+/// A track id file is a few dozen bytes; anything larger is corrupt.
+const TRACK_ID_LIMIT: u64 = 256;
+
 /// The host's persisted track id, created on first use. A corrupt or
-/// unreadable id file is replaced (with a warning). When nothing can be
-/// written, falls back to `appid_<application id>` as TiSpark does.
+/// unreadable id file (anything but a small regular file: a link, a FIFO, a
+/// directory, garbage) is replaced, with a warning. When the state directory
+/// cannot be used (not private, not writable), falls back to
+/// `appid_<application id>` as TiSpark does.
 pub fn track_id(dir: Option<&Path>, app_id: Option<&str>) -> TrackId {
     let Some(dir) = dir else {
         return fallback(
@@ -50,62 +56,85 @@ pub fn track_id(dir: Option<&Path>, app_id: Option<&str>) -> TrackId {
             "no state directory could be found (HOME is unset)".to_string(),
         );
     };
+    if let Err(why) = files::private_dir(dir) {
+        return fallback(
+            app_id,
+            format!("{why}: neither the track id nor the audit trail can be kept there"),
+        );
+    }
     let file = dir.join(TRACK_ID_FILE);
+    // Another driver may create the file between our read and our create:
+    // then its id is read on the next round. Bounded, whatever the file is.
     let mut warning = None;
-    match fs::read(&file) {
-        Ok(content) => match std::str::from_utf8(&content).ok().and_then(valid_track_id) {
-            Some(id) => return TrackId { id, warning: None },
-            None => {
-                warning = Some(format!(
-                    "The telemetry track id file {} is corrupt; it is replaced.",
-                    file.display()
-                ))
+    for _ in 0..3 {
+        match files::read_bounded(&file, TRACK_ID_LIMIT, Links::Refuse) {
+            Ok(content) => match std::str::from_utf8(&content).ok().and_then(valid_track_id) {
+                Some(id) => return TrackId { id, warning: None },
+                None => {
+                    warning = Some(format!(
+                        "The telemetry track id file {} is corrupt; it is replaced.",
+                        files::escaped(&file)
+                    ));
+                    break;
+                }
+            },
+            Err(ReadError::NotFound) => {
+                let id = new_track_id();
+                match files::create_private(dir, TRACK_ID_FILE, id.as_bytes()) {
+                    Ok(true) => return TrackId { id, warning: None },
+                    Ok(false) => continue,
+                    Err(e) => return unwritable(dir, app_id, e),
+                }
             }
-        },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            warning = Some(format!(
-                "The telemetry track id file {} cannot be read ({e}); it is replaced.",
-                file.display()
-            ))
+            Err(e) => {
+                warning = Some(format!(
+                    "The telemetry track id file {} cannot be used ({e}); it is replaced.",
+                    files::escaped(&file)
+                ));
+                break;
+            }
         }
     }
     let id = new_track_id();
-    // A first id is created only if no other driver created one meanwhile; a
-    // damaged one is replaced.
-    let written = if warning.is_none() {
-        create_atomically(&file, id.as_bytes())
-    } else {
-        write_atomically(&file, id.as_bytes()).map(|()| true)
-    };
-    match written {
-        Ok(true) => TrackId { id, warning },
-        Ok(false) => match stored_track_id(dir) {
-            Some(id) => TrackId { id, warning: None },
-            None => track_id(Some(dir), app_id),
-        },
-        Err(e) => fallback(
-            app_id,
-            format!(
-                "the state directory {} cannot be written ({e}): neither the track id nor the \
-                 audit trail can be kept there",
-                dir.display()
-            ),
-        ),
+    match files::write_private(dir, TRACK_ID_FILE, id.as_bytes()) {
+        Ok(()) => TrackId { id, warning },
+        Err(e) => unwritable(dir, app_id, e),
     }
 }
 
+fn unwritable(dir: &Path, app_id: Option<&str>, e: std::io::Error) -> TrackId {
+    fallback(
+        app_id,
+        format!(
+            "the state directory {} cannot be written ({e}): neither the track id nor the \
+             audit trail can be kept there",
+            files::escaped(dir)
+        ),
+    )
+}
+
 /// Replaces the host's track id with a new random one.
-pub fn reset_track_id(dir: &Path) -> std::io::Result<String> {
+pub fn reset_track_id(dir: &Path) -> Result<String, String> {
+    files::private_dir(dir)?;
     let id = new_track_id();
-    write_atomically(&dir.join(TRACK_ID_FILE), id.as_bytes())?;
+    files::write_private(dir, TRACK_ID_FILE, id.as_bytes()).map_err(|e| {
+        format!(
+            "the track id cannot be written in {} ({e})",
+            files::escaped(dir)
+        )
+    })?;
     Ok(id)
 }
 
-/// The stored track id, if there is a valid one (never creates one).
+/// The stored track id, if there is a valid one in a private state directory
+/// (never creates anything).
 pub fn stored_track_id(dir: &Path) -> Option<String> {
-    fs::read_to_string(dir.join(TRACK_ID_FILE))
+    if files::existing_private_dir(dir) != Ok(true) {
+        return None;
+    }
+    files::read_bounded(&dir.join(TRACK_ID_FILE), TRACK_ID_LIMIT, Links::Refuse)
         .ok()
+        .and_then(|c| String::from_utf8(c).ok())
         .and_then(|c| valid_track_id(&c))
 }
 
@@ -126,7 +155,7 @@ fn fallback(app_id: Option<&str>, why: String) -> TrackId {
         None => new_track_id(),
     };
     TrackId {
-        warning: Some(format!("Telemetry uses the track id {id} because {why}.")),
+        warning: Some(format!("Telemetry uses the track id {id:?} because {why}.")),
         id,
     }
 }
@@ -146,21 +175,6 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
-}
-
-/// Creates `path` with `bytes`, complete or not at all, unless it exists:
-/// `Ok(false)` when another writer created it first (two drivers starting on
-/// a fresh host then agree on one track id). Where hard links are not
-/// supported, falls back to [`write_atomically`].
-fn create_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
-    let tmp = write_temporary(path, bytes)?;
-    let linked = fs::hard_link(&tmp, path);
-    let _ = fs::remove_file(&tmp);
-    match linked {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(_) => write_atomically(path, bytes).map(|()| true),
-    }
 }
 
 /// A synced temporary file beside `path` holding `bytes` (the directory is
@@ -252,6 +266,113 @@ pub(crate) mod tests {
         let t = track_id(Some(&file_in_the_way), Some("local-1764000000000"));
         assert_eq!(t.id, "appid_local-1764000000000");
         assert!(t.warning.is_some());
+    }
+
+    /// Each broken state of the id file: the report gets a fresh id, a WARN
+    /// says the file was replaced, and the file is then a private regular file.
+    #[cfg(unix)]
+    #[test]
+    fn no_state_of_the_id_file_crashes_or_stalls_and_each_is_replaced() {
+        use std::os::unix::fs::{symlink, MetadataExt};
+        let cases: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
+            (
+                "dangling link",
+                Box::new(|f| symlink("/nonexistent/track_id", f).unwrap()),
+            ),
+            ("link loop", Box::new(|f| symlink(f, f).unwrap())),
+            (
+                "link to a device",
+                Box::new(|f| symlink("/dev/zero", f).unwrap()),
+            ),
+            (
+                "FIFO",
+                Box::new(|f| {
+                    assert!(std::process::Command::new("mkfifo")
+                        .arg(f)
+                        .status()
+                        .unwrap()
+                        .success())
+                }),
+            ),
+            ("empty", Box::new(|f| fs::write(f, b"").unwrap())),
+            (
+                "huge",
+                Box::new(|f| fs::File::create(f).unwrap().set_len(1 << 30).unwrap()),
+            ),
+            (
+                "not UTF-8",
+                Box::new(|f| fs::write(f, b"trkid_\xff\xfe").unwrap()),
+            ),
+        ];
+        for (what, make) in cases {
+            let dir = temp_dir("hostile-id");
+            let file = dir.join(TRACK_ID_FILE);
+            make(&file);
+            let t = track_id(Some(&dir), Some("app-1"));
+            assert!(t.id.starts_with("trkid_"), "{what}: {t:?}");
+            let warning = t.warning.unwrap_or_default();
+            assert!(warning.contains("it is replaced"), "{what}: {warning}");
+            let meta = fs::symlink_metadata(&file).unwrap();
+            assert!(meta.is_file(), "{what}: a regular file now");
+            assert_eq!(meta.mode() & 0o777, 0o600, "{what}");
+            assert_eq!(stored_track_id(&dir), Some(t.id), "{what}");
+        }
+        assert!(
+            !Path::new("/nonexistent/track_id").exists(),
+            "no file is created through the link"
+        );
+    }
+
+    #[test]
+    fn a_directory_where_the_id_file_should_be_falls_back_to_the_application_id() {
+        let dir = temp_dir("id-dir");
+        fs::create_dir(dir.join(TRACK_ID_FILE)).unwrap();
+        let t = track_id(Some(&dir), Some("local-17"));
+        assert_eq!(t.id, "appid_local-17");
+        assert!(t.warning.unwrap().contains("cannot be written"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_state_directory_and_the_id_file_are_private_from_the_start() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = temp_dir("private").join("new/state");
+        let t = track_id(Some(&dir), None);
+        assert_eq!(t.warning, None);
+        assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
+        let file = fs::metadata(dir.join(TRACK_ID_FILE)).unwrap();
+        assert_eq!(file.mode() & 0o777, 0o600);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_state_directory_of_another_user_or_writable_by_others_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            crate::files::effective_uid(),
+            0,
+            "this test runs as root, to give a directory to another user (uid 65534)"
+        );
+        let theirs = temp_dir("theirs");
+        std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+        let t = track_id(Some(&theirs), Some("local-1"));
+        assert_eq!(t.id, "appid_local-1");
+        let w = t.warning.unwrap();
+        assert!(
+            w.contains("belongs to uid 65534, not to this user (uid 0)"),
+            "{w}"
+        );
+        assert!(w.contains("spark.tispark.telemetry.state_dir"), "{w}");
+        assert_eq!(fs::read_dir(&theirs).unwrap().count(), 0, "nothing written");
+
+        let open = temp_dir("open");
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o1777)).unwrap();
+        let t = track_id(Some(&open), Some("local-2"));
+        assert_eq!(t.id, "appid_local-2");
+        let w = t.warning.unwrap();
+        assert!(w.contains("is writable by other users (mode 1777)"), "{w}");
+        assert!(w.contains("chmod 700"), "{w}");
+        assert_eq!(stored_track_id(&open), None);
     }
 
     #[test]

@@ -332,7 +332,7 @@ fn a_redirect_from_https_to_plain_http_is_refused() {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
-    run.one_warning("https to plain http");
+    run.one_warning("the endpoint redirected to another origin (http://127.0.0.1:");
     assert_eq!(tls.received().len(), 1);
     assert_eq!(
         plain.connections(),

@@ -318,3 +318,60 @@ fn planted_secrets_never_appear_in_the_log_line_the_post_or_the_state_dir() {
         support::assert_no_secrets(place, text, &[pd_address.as_str()]);
     }
 }
+
+/// The operator's idiom, `grep "Telemetry report" spark.log | tail -n 1`.
+fn last_report_line(log: &str) -> Option<&str> {
+    log.lines()
+        .filter(|l| l.contains("Telemetry report"))
+        .last()
+}
+
+#[test]
+fn values_holding_newlines_cannot_forge_the_report_line() {
+    let dir = support::temp_dir("spark-forge");
+    let forged = "Telemetry report: {\"forged\":true}";
+    // A file sink whose path holds a newline and an escape sequence: the
+    // report is written, and the log shows the path on one line.
+    let sink = dir.join(format!("r\n{forged}\u{1b}[2J.jsonl"));
+    let mut confs = vec![
+        ("spark.tispark.telemetry.enable", "true".to_string()),
+        (
+            "spark.tispark.telemetry.url",
+            format!("file://{}", sink.display()),
+        ),
+        (
+            "spark.tispark.telemetry.state_dir",
+            dir.join("state").display().to_string(),
+        ),
+    ];
+    let run = spark_submit("local[2]", &confs, &[]);
+    let written = std::fs::read_to_string(&sink).unwrap();
+    let last = last_report_line(&run.log).unwrap();
+    assert_eq!(
+        last.split_once("Telemetry report: ").unwrap().1,
+        written.trim_end(),
+        "{}",
+        run.log
+    );
+    assert!(!run.log.contains('\u{1b}'), "{}", run.log);
+    assert!(!run.log.contains("\n{\"forged"), "{}", run.log);
+
+    // A CA bundle path holding a forged report: nothing is sent, and the
+    // grep finds nothing at all.
+    let collector = Collector::start(Behaviour::Accept);
+    confs[1].1 = collector.url("/api/v1/tispark/report");
+    confs.push((
+        "spark.tispark.telemetry.ca_file",
+        format!("/nonexistent\n{forged}"),
+    ));
+    confs[2].1 = dir.join("state2").display().to_string();
+    let run = spark_submit("local[2]", &confs, &[]);
+    assert_eq!(last_report_line(&run.log), None, "{}", run.log);
+    assert!(
+        run.log
+            .contains(r#"the CA bundle "/nonexistent\nTelemetry\u{20}report: {\"forged\":true}""#),
+        "{}",
+        run.log
+    );
+    assert_eq!(collector.connections(), 0);
+}

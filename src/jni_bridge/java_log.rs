@@ -1,11 +1,17 @@
 //! Rust `log` records into the JVM's logging: each record becomes a call of
-//! `TelemetryLog.log(int level, String message)`, which writes it through
+//! `TelemetryLog.nativeLog(int level, String message)`, which writes it through
 //! slf4j to the logger `com.pingcap.tispark.telemetry.Telemetry` (Spark's own
 //! log). Java tells the maximum enabled level once, so disabled records cost
 //! nothing. Only this crate's records pass (never the `jni` crate's, which
 //! would recurse, nor the HTTP stack's). A record that cannot be delivered is
 //! dropped silently: logging must never hurt the host.
+//!
+//! Every record is one line that no input can forge: its control characters
+//! are escaped (`log_line`), and only the report line itself, written by
+//! [`write_report_line`], may contain the words `Telemetry report` that an
+//! operator greps for.
 
+use crate::log_line;
 use jni::objects::{GlobalRef, JClass, JStaticMethodID, JValue};
 use jni::signature::{Primitive, ReturnType};
 use jni::{JNIEnv, JavaVM};
@@ -31,7 +37,7 @@ thread_local! {
 /// the application's class loader is the one that found it.
 pub fn install(env: &mut JNIEnv, log_class: &JClass, max_level: i32) -> jni::errors::Result<()> {
     if BRIDGE.get().is_none() {
-        let method = env.get_static_method_id(log_class, "log", "(ILjava/lang/String;)V")?;
+        let method = env.get_static_method_id(log_class, "nativeLog", "(ILjava/lang/String;)Z")?;
         let bridge = Bridge {
             vm: env.get_java_vm()?,
             class: env.new_global_ref(log_class)?,
@@ -39,6 +45,7 @@ pub fn install(env: &mut JNIEnv, log_class: &JClass, max_level: i32) -> jni::err
         };
         if BRIDGE.set(bridge).is_ok() {
             let _ = log::set_logger(&JavaLogger);
+            crate::driver::set_report_line_writer(write_report_line);
         }
     }
     log::set_max_level(level_filter(max_level));
@@ -56,6 +63,23 @@ fn level_filter(max_level: i32) -> log::LevelFilter {
     }
 }
 
+/// Writes the report line at INFO, whatever the enabled levels, and says
+/// whether the log took it (see `TelemetryLog.nativeLog`).
+fn write_report_line(line: &str) -> Result<(), String> {
+    let bridge = BRIDGE
+        .get()
+        .ok_or_else(|| "the log bridge is not installed".to_string())?;
+    match bridge.write(log::Level::Info as i32, &log_line::escaped(line)) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(
+            "the JVM's logger did not take the line: logging failed or has \
+                          been shut down"
+                .to_string(),
+        ),
+        Err(e) => Err(format!("the JVM's logger could not be called ({e})")),
+    }
+}
+
 struct JavaLogger;
 
 impl log::Log for JavaLogger {
@@ -68,7 +92,8 @@ impl log::Log for JavaLogger {
             return;
         }
         if let Some(bridge) = BRIDGE.get() {
-            let _ = bridge.write(record.level() as i32, &record.args().to_string());
+            let text = log_line::defused(&record.args().to_string());
+            let _ = bridge.write(record.level() as i32, &text);
         }
         IN_LOG.with(|f| f.set(false));
     }
@@ -77,11 +102,12 @@ impl log::Log for JavaLogger {
 }
 
 impl Bridge {
-    fn write(&self, level: i32, message: &str) -> jni::errors::Result<()> {
+    /// True when the Java side says the log took the record.
+    fn write(&self, level: i32, message: &str) -> jni::errors::Result<bool> {
         // Records come from Java threads (the driver's, the sender), already attached: this
         // is a look-up. Any other thread is attached once, as a daemon, never holding up exit.
         let mut env = self.vm.attach_current_thread_as_daemon()?;
-        env.with_local_frame(4, |env| -> jni::errors::Result<()> {
+        env.with_local_frame(4, |env| -> jni::errors::Result<bool> {
             // Keep an exception the caller left pending: save it, log, put it back.
             let pending = if env.exception_check()? {
                 let e = env.exception_occurred()?;
@@ -96,7 +122,7 @@ impl Bridge {
                 env.call_static_method_unchecked(
                     class,
                     self.method,
-                    ReturnType::Primitive(Primitive::Void),
+                    ReturnType::Primitive(Primitive::Boolean),
                     &[JValue::Int(level).as_jni(), JValue::Object(&text).as_jni()],
                 )
             };
@@ -106,7 +132,7 @@ impl Bridge {
             if let Some(e) = pending {
                 env.throw(e)?;
             }
-            Ok(())
+            Ok(result.and_then(|v| v.z()).unwrap_or(false))
         })
     }
 }

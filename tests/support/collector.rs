@@ -22,6 +22,8 @@ pub enum Behaviour {
     RedirectLoop,
     /// 307 (method and body kept) to this URL.
     RedirectTo(&'static str),
+    /// 307 to this path on the same server, where it answers 200.
+    MovedWithin(&'static str),
     /// 200 with a body of this many bytes.
     HugeBody(usize),
     /// 200 with this JSON body (PD's `/pd/api/v1/status` speaks this way).
@@ -142,6 +144,10 @@ fn serve<S: Read + Write>(stream: S, behaviour: Behaviour, received: &Mutex<Vec<
                 return;
             }
             Behaviour::RedirectLoop => respond(302, "Found", &[("Location", path.as_str())], b""),
+            Behaviour::MovedWithin(to) if path == to => respond(200, "OK", &[], b"ok"),
+            Behaviour::MovedWithin(to) => {
+                respond(307, "Temporary Redirect", &[("Location", to)], b"")
+            }
             Behaviour::RedirectTo(url) => {
                 respond(307, "Temporary Redirect", &[("Location", url)], b"")
             }

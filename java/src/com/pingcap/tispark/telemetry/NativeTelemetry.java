@@ -55,6 +55,9 @@ public final class NativeTelemetry {
         };
     }
 
+    /** The sender thread's stack size, whatever the JVM's -Xss says. */
+    static final long SENDER_STACK_BYTES = 4L << 20;
+
     /** The name of the one thread telemetry starts. */
     static final String SENDER_THREAD = "tispark-telemetry-sender";
 
@@ -118,7 +121,10 @@ public final class NativeTelemetry {
             if (decided || (sender != null && sender.isAlive()) || alreadyReported()) {
                 return;
             }
-            Thread t = new Thread(new Sender(conf, tisparkVersion), SENDER_THREAD);
+            // An explicit stack: the driver's -Xss may be small (136k is valid), and the native
+            // side (TLS, HTTP) and the logger both run on this thread.
+            Thread t = new Thread(null, new Sender(conf, tisparkVersion), SENDER_THREAD,
+                    SENDER_STACK_BYTES);
             t.setDaemon(true);
             sender = t;
             t.start();

@@ -4,6 +4,10 @@ package com.pingcap.tispark.telemetry;
  * Where the native side's log records go: the slf4j logger
  * {@code com.pingcap.tispark.telemetry.Telemetry}, which Spark routes to its own log. Without
  * slf4j on the class path, warnings and errors go to stderr. Never throws.
+ *
+ * <p>Every record is one line no input can forge: the native side escapes its records, and
+ * {@link #log} escapes the Java side's the same way (control characters as {@code \n},
+ * {@code \\u{1b}}, and the words {@code Telemetry report}, which only the report line may hold).
  */
 final class TelemetryLog {
     static final String LOGGER_NAME = "com.pingcap.tispark.telemetry.Telemetry";
@@ -39,16 +43,71 @@ final class TelemetryLog {
         }
     }
 
-    /** Called by the native side. */
+    /** A record of the Java side's own, escaped as the native side escapes its records. */
     static void log(int level, String message) {
+        nativeLog(level, logSafe(String.valueOf(message)).replace(REPORT_WORDS, DEFUSED_WORDS));
+    }
+
+    private static final String REPORT_WORDS = "Telemetry report";
+    private static final String DEFUSED_WORDS = "Telemetry\\u{20}report";
+
+    /** Control characters escaped, as the native side's {@code log_safe} does. */
+    static String logSafe(String text) {
+        StringBuilder out = null;
+        for (int i = 0; i < text.length(); i++) {
+            char c = text.charAt(i);
+            if (!Character.isISOControl(c)) {
+                if (out != null) {
+                    out.append(c);
+                }
+                continue;
+            }
+            if (out == null) {
+                out = new StringBuilder(text.length() + 16).append(text, 0, i);
+            }
+            if (c == '\n') {
+                out.append("\\n");
+            } else if (c == '\r') {
+                out.append("\\r");
+            } else if (c == '\t') {
+                out.append("\\t");
+            } else {
+                out.append("\\u{").append(Integer.toHexString(c)).append('}');
+            }
+        }
+        return out == null ? text : out.toString();
+    }
+
+    /**
+     * Called by the native side with an escaped record. True when the log took it: the call
+     * completed, and the logging system was not shut down under it (log4j2 stops its loggers at
+     * JVM shutdown: a record then goes nowhere). The report is sent only when its line was taken.
+     */
+    static boolean nativeLog(int level, String message) {
         try {
             if (HAS_SLF4J) {
                 Slf4j.log(level, message);
-            } else if (level <= WARN) {
-                System.err.println((level == ERROR ? "ERROR " : "WARN ") + "Telemetry: " + message);
+                return Slf4j.isEnabled(level) || !shuttingDown();
             }
-        } catch (Throwable ignored) {
-            // logging must never hurt the host
+            if (level <= WARN) {
+                System.err.println((level == ERROR ? "ERROR " : "WARN ") + "Telemetry: " + message);
+                return !System.err.checkError();
+            }
+            return true; // no logging system: nothing to hand an INFO record to
+        } catch (Throwable t) {
+            return false; // logging must never hurt the host (a StackOverflowError, say)
+        }
+    }
+
+    /** True while the JVM runs its shutdown hooks (a hook can then no longer be added). */
+    private static boolean shuttingDown() {
+        try {
+            Thread probe = new Thread();
+            Runtime.getRuntime().addShutdownHook(probe);
+            Runtime.getRuntime().removeShutdownHook(probe);
+            return false;
+        } catch (IllegalStateException e) {
+            return true;
         }
     }
 
@@ -63,6 +122,16 @@ final class TelemetryLog {
             if (LOGGER.isWarnEnabled()) return WARN;
             if (LOGGER.isErrorEnabled()) return ERROR;
             return 0;
+        }
+
+        static boolean isEnabled(int level) {
+            switch (level) {
+                case ERROR: return LOGGER.isErrorEnabled();
+                case WARN: return LOGGER.isWarnEnabled();
+                case INFO: return LOGGER.isInfoEnabled();
+                case DEBUG: return LOGGER.isDebugEnabled();
+                default: return LOGGER.isTraceEnabled();
+            }
         }
 
         static void log(int level, String message) {

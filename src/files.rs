@@ -1,0 +1,383 @@
+//! Every file the library reads or writes goes through here, because the
+//! host may be hostile: other local users, a shared or broken state
+//! directory, a world-writable temporary directory.
+//!
+//! - Reads are bounded and of regular files only: a FIFO, a device
+//!   (`/dev/zero`), a directory or a file over the limit is an error, never a
+//!   hang or an unbounded allocation. Opening never blocks (`O_NONBLOCK`).
+//!   Inside the state directory nothing is followed through a symbolic link.
+//! - What is written is private from the first byte: directories 0700, files
+//!   0600, created under a fresh name (`O_EXCL`) and renamed into place, so a
+//!   link planted under the final name is replaced, never written through.
+//! - A directory that holds private state must be owned by the effective user
+//!   and writable by no one else, as OpenSSH's `StrictModes` asks of `~/.ssh`.
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::Path;
+
+/// Whether a link at the path itself may be followed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Links {
+    /// A path the operator named (a CA bundle): a link to a regular file is fine.
+    Follow,
+    /// A file inside the state directory: a link there is refused.
+    Refuse,
+}
+
+/// Why a bounded read failed.
+#[derive(Debug)]
+pub enum ReadError {
+    NotFound,
+    /// A symbolic link where [`Links::Refuse`] was asked.
+    Link,
+    /// A directory, FIFO, socket or device.
+    NotRegular,
+    /// Larger than the limit, in bytes.
+    TooLarge(u64),
+    Io(io::Error),
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadError::NotFound => write!(f, "it does not exist"),
+            ReadError::Link => write!(f, "it is a symbolic link, which is not followed"),
+            ReadError::NotRegular => write!(f, "it is not a regular file"),
+            ReadError::TooLarge(limit) => write!(f, "it is larger than {limit} bytes"),
+            ReadError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Reads the regular file at `path`, at most `limit` bytes.
+pub fn read_bounded(path: &Path, limit: u64, links: Links) -> Result<Vec<u8>, ReadError> {
+    let file = open_regular(path, links)?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(ReadError::Io)?;
+    if bytes.len() as u64 > limit {
+        return Err(ReadError::TooLarge(limit));
+    }
+    Ok(bytes)
+}
+
+fn open_regular(path: &Path, links: Links) -> Result<File, ReadError> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut flags = libc::O_NONBLOCK | libc::O_CLOEXEC;
+        if links == Links::Refuse {
+            flags |= libc::O_NOFOLLOW;
+        }
+        options.custom_flags(flags);
+    }
+    let file = options.open(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => ReadError::NotFound,
+        _ if is_link_error(&e) => ReadError::Link,
+        _ => ReadError::Io(e),
+    })?;
+    if !file.metadata().map_err(ReadError::Io)?.is_file() {
+        return Err(ReadError::NotRegular);
+    }
+    Ok(file)
+}
+
+#[cfg(unix)]
+fn is_link_error(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::ELOOP)
+}
+
+#[cfg(not(unix))]
+fn is_link_error(_: &io::Error) -> bool {
+    false
+}
+
+/// Creates `dir` (and missing parents) as 0700, or checks an existing one:
+/// it must be a directory owned by the effective user and writable by no one
+/// else. One that is only readable by others is made 0700. `Err` says what is
+/// wrong and how to fix it.
+pub fn private_dir(dir: &Path) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+        match fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+        {
+            Ok(()) => {}
+            Err(e) => {
+                return Err(format!(
+                    "the directory {} cannot be created ({e})",
+                    escaped(dir)
+                ))
+            }
+        }
+        let meta = fs::metadata(dir)
+            .map_err(|e| format!("the directory {} cannot be examined ({e})", escaped(dir)))?;
+        if !meta.is_dir() {
+            return Err(format!("{} is not a directory", escaped(dir)));
+        }
+        let me = effective_uid();
+        if meta.uid() != me {
+            return Err(format!(
+                "the directory {} belongs to uid {}, not to this user (uid {me}); use a \
+                 directory of your own (spark.tispark.telemetry.state_dir)",
+                escaped(dir),
+                meta.uid()
+            ));
+        }
+        let mode = meta.mode() & 0o7777;
+        if mode & 0o022 != 0 {
+            return Err(format!(
+                "the directory {} is writable by other users (mode {mode:04o}); make it \
+                 private with `chmod 700 {}`",
+                escaped(dir),
+                escaped(dir)
+            ));
+        }
+        if mode & 0o077 != 0 {
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| {
+                format!(
+                    "the directory {} cannot be made private ({e})",
+                    escaped(dir)
+                )
+            })?;
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        fs::create_dir_all(dir)
+            .map_err(|e| format!("the directory {} cannot be created ({e})", escaped(dir)))
+    }
+}
+
+/// As [`private_dir`], without creating anything: `Ok(false)` when `dir` does not exist.
+pub fn existing_private_dir(dir: &Path) -> Result<bool, String> {
+    match fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        _ => private_dir(dir).map(|()| true),
+    }
+}
+
+#[cfg(unix)]
+pub fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Writes `bytes` as `dir/name`, 0600 from the first byte, complete or not at
+/// all: a fresh temporary file beside it, synced, then renamed over the name
+/// (a link planted there is replaced, not followed).
+pub fn write_private(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let tmp = private_temp(dir, name, bytes)?;
+    tmp.persist(dir.join(name)).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// As [`write_private`], unless `dir/name` exists (a file or anything else):
+/// `Ok(false)` then, so that two writers racing on a fresh directory agree on
+/// the first one's content.
+pub fn create_private(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<bool> {
+    let tmp = private_temp(dir, name, bytes)?;
+    match tmp.persist_noclobber(dir.join(name)) {
+        Ok(_) => Ok(true),
+        Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e.error),
+    }
+}
+
+fn private_temp(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<tempfile::NamedTempFile> {
+    let prefix = format!(".{name}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(fs::Permissions::from_mode(0o600));
+    }
+    let mut tmp = builder.tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    Ok(tmp)
+}
+
+/// Opens `path` to append to it, creating it 0600 (and its directory 0700)
+/// when missing. A regular file only (never a FIFO that would block), and a
+/// symbolic link only when it belongs to this user or to root.
+pub fn open_append_private(path: &Path) -> io::Result<File> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
+        }
+        #[cfg(not(unix))]
+        fs::create_dir_all(dir)?;
+    }
+    let mut options = OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+        if let Ok(link) = fs::symlink_metadata(path) {
+            let owner = link.uid();
+            if link.file_type().is_symlink() && owner != 0 && owner != effective_uid() {
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!("it is a symbolic link that belongs to uid {owner}"),
+                ));
+            }
+        }
+        options
+            .mode(0o600)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC);
+    }
+    let file = options.open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "it is not a regular file",
+        ));
+    }
+    Ok(file)
+}
+
+/// A path as it may appear in a log line: quoted, control characters escaped.
+pub fn escaped(path: &Path) -> String {
+    format!("{:?}", path.to_string_lossy())
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    fn temp() -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix("tt-files-")
+            .tempdir()
+            .unwrap()
+    }
+
+    #[test]
+    fn reads_a_regular_file_up_to_the_limit_and_refuses_beyond() {
+        let dir = temp();
+        let f = dir.path().join("f");
+        fs::write(&f, b"12345").unwrap();
+        assert_eq!(read_bounded(&f, 5, Links::Refuse).unwrap(), b"12345");
+        assert!(matches!(
+            read_bounded(&f, 4, Links::Refuse),
+            Err(ReadError::TooLarge(4))
+        ));
+    }
+
+    #[test]
+    fn devices_fifos_and_directories_are_not_read() {
+        let dir = temp();
+        assert!(matches!(
+            read_bounded(Path::new("/dev/zero"), 1 << 20, Links::Follow),
+            Err(ReadError::NotRegular)
+        ));
+        assert!(matches!(
+            read_bounded(dir.path(), 1 << 20, Links::Follow),
+            Err(ReadError::NotRegular)
+        ));
+        let fifo = dir.path().join("fifo");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        assert!(matches!(
+            read_bounded(&fifo, 1 << 20, Links::Follow),
+            Err(ReadError::NotRegular)
+        ));
+    }
+
+    #[test]
+    fn links_are_refused_inside_the_state_directory_and_followed_when_named() {
+        let dir = temp();
+        let target = dir.path().join("target");
+        fs::write(&target, b"x").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(matches!(
+            read_bounded(&link, 10, Links::Refuse),
+            Err(ReadError::Link)
+        ));
+        assert_eq!(read_bounded(&link, 10, Links::Follow).unwrap(), b"x");
+        let dangling = dir.path().join("dangling");
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+        assert!(matches!(
+            read_bounded(&dangling, 10, Links::Refuse),
+            Err(ReadError::Link)
+        ));
+    }
+
+    #[test]
+    fn what_is_written_is_private_and_replaces_a_planted_link() {
+        let dir = temp();
+        let elsewhere = dir.path().join("elsewhere");
+        fs::write(&elsewhere, b"keep").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, dir.path().join("name")).unwrap();
+        write_private(dir.path(), "name", b"new").unwrap();
+        let meta = fs::symlink_metadata(dir.path().join("name")).unwrap();
+        assert!(meta.is_file());
+        assert_eq!(meta.mode() & 0o777, 0o600);
+        assert_eq!(fs::read(&elsewhere).unwrap(), b"keep");
+        assert!(!create_private(dir.path(), "name", b"other").unwrap());
+        assert_eq!(fs::read(dir.path().join("name")).unwrap(), b"new");
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().flatten().collect();
+        assert_eq!(names.len(), 2, "no temporary file is left: {names:?}");
+    }
+
+    #[test]
+    fn a_private_dir_is_created_0700_and_a_loose_one_is_refused_or_tightened() {
+        let dir = temp();
+        let state = dir.path().join("a/b");
+        private_dir(&state).unwrap();
+        assert_eq!(fs::metadata(&state).unwrap().mode() & 0o777, 0o700);
+        fs::set_permissions(&state, fs::Permissions::from_mode(0o755)).unwrap();
+        private_dir(&state).unwrap();
+        assert_eq!(fs::metadata(&state).unwrap().mode() & 0o777, 0o700);
+        fs::set_permissions(&state, fs::Permissions::from_mode(0o777)).unwrap();
+        let why = private_dir(&state).unwrap_err();
+        assert!(why.contains("writable by other users (mode 0777)"), "{why}");
+        assert!(why.contains("chmod 700"), "{why}");
+    }
+
+    #[test]
+    fn an_appended_file_is_created_0600_and_a_fifo_is_refused() {
+        let dir = temp();
+        let f = dir.path().join("new/r.jsonl");
+        open_append_private(&f).unwrap();
+        assert_eq!(fs::metadata(&f).unwrap().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(f.parent().unwrap()).unwrap().mode() & 0o777,
+            0o700
+        );
+        let fifo = dir.path().join("fifo");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        // Without a reader the open fails at once (ENXIO); it never blocks.
+        assert!(open_append_private(&fifo).is_err());
+    }
+
+    #[test]
+    fn log_values_are_quoted_with_control_characters_escaped() {
+        assert_eq!(escaped(Path::new("/a\nb\u{1b}")), "\"/a\\nb\\u{1b}\"");
+    }
+}

@@ -341,3 +341,84 @@ fn a_report_whose_line_the_log_no_longer_takes_is_not_sent() {
         run.output
     );
 }
+
+/// Runs `cmd` as the other local user, `nobody` (uid 65534).
+fn as_nobody(script: &str) {
+    assert_eq!(
+        std::fs::metadata("/proc/self")
+            .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+            .ok(),
+        Some(0),
+        "this test runs as root, to act as a second user (setpriv, uid 65534)"
+    );
+    let status = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "sh",
+            "-c",
+            script,
+        ])
+        .status()
+        .expect("setpriv (util-linux) runs a command as another user");
+    assert!(status.success(), "as nobody: {script}");
+}
+
+#[test]
+fn a_state_directory_prepared_by_another_user_is_refused_and_its_links_are_not_followed() {
+    use std::os::unix::fs::PermissionsExt;
+    let c = Collector::start(Behaviour::Accept);
+    // A shared, sticky, world-writable parent, as /tmp is.
+    let shared = support::temp_dir("shared-tmp");
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let victim = support::temp_dir("victim").join("victim");
+    std::fs::write(&victim, "the driver user's file\n").unwrap();
+    let state = shared.join("state");
+    // The other user takes the state directory's name first and plants links.
+    as_nobody(&format!(
+        "mkdir -m 777 '{s}' && ln -s '{v}' '{s}/track_id' && ln -s '{v}' '{s}/audit.jsonl' \
+         && ln -s '{v}' '{s}/.audit.lock'",
+        s = state.display(),
+        v = victim.display()
+    ));
+    let name =
+        "a_state_directory_prepared_by_another_user_is_refused_and_its_links_are_not_followed";
+    let Some(run) = report_in_jvm(name, &conf(c.url(REPORT_PATH), &state), &[]) else {
+        return;
+    };
+    run.assert_returned_at_once_and_left_nothing();
+    run.one_warning("belongs to uid 65534, not to this user (uid 0)");
+    let received = c.wait_for(1, Duration::from_secs(5));
+    assert_eq!(track_id(&received[0].body), format!("appid_{APP_ID}"));
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "the driver user's file\n"
+    );
+    assert_eq!(
+        std::fs::read_dir(&state).unwrap().count(),
+        3,
+        "nothing added"
+    );
+}
+
+#[test]
+fn the_command_line_preview_survives_a_dangling_track_id_link() {
+    let state = support::temp_dir("cli-dangling");
+    std::os::unix::fs::symlink("/nonexistent-nfs/track_id", state.join("track_id")).unwrap();
+    let conf = support::temp_dir("cli-conf").join("spark-defaults.conf");
+    std::fs::write(
+        &conf,
+        format!("spark.tispark.telemetry.state_dir {}\n", state.display()),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tispark-telemetry"))
+        .args(["preview", "--conf"])
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let printed = String::from_utf8(out.stdout).unwrap();
+    let stored = std::fs::read_to_string(state.join("track_id")).unwrap();
+    assert_eq!(track_id(printed.trim_end()), stored);
+}

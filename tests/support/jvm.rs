@@ -316,3 +316,9 @@ impl ChildRun {
         assert_eq!(self.number("SENDER_THREADS_LEFT"), 0, "{}", self.output);
     }
 }
+
+/// True in the child process a test runs its JVM scenario in (see `isolated`):
+/// set-up that must happen once, in the parent, is skipped there.
+pub fn in_child() -> bool {
+    std::env::var_os(CHILD_ENV).is_some()
+}

@@ -1,8 +1,8 @@
 //! Loading the native library, against a hostile host: another local user
-//! (`nobody`, through setpriv) racing the copy out of the jar, and stale
-//! copies left by killed JVMs. Real JVMs (JNI invocation, -Xcheck:jni); mounts
-//! are made in private mount namespaces, never on the host's own tree.
-
+//! (`nobody`, through setpriv) racing the copy out of the jar, stale copies
+//! left by killed JVMs, and a glibc host with musl's loader installed. Real
+//! JVMs (JNI invocation, -Xcheck:jni); mounts are made in private mount
+//! namespaces, never on the host's own tree.
 mod support;
 
 use std::os::unix::fs::PermissionsExt;
@@ -299,4 +299,141 @@ fn a_tmpdir_others_may_write_without_the_sticky_bit_is_refused_with_one_warning(
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(c.connections(), 0);
     assert_eq!(names_in(&tmp), Vec::<String>::new());
+}
+
+// ---------------------------------------------------------------------------
+// (B) musl is the C library the process runs on, not a file that exists.
+
+/// A wrapper that runs its command in a private mount namespace where `/lib`
+/// also holds musl's loader (an empty file), as Debian's `musl` package
+/// installs it on a glibc host. The host's /lib is not touched.
+fn with_musl_loader_installed() -> Vec<String> {
+    let extra = support::temp_dir("musl-loader");
+    let loader = format!("ld-musl-{}.so.1", std::env::consts::ARCH);
+    std::fs::write(extra.join(&loader), "").unwrap();
+    let script = format!(
+        "set -e; lib=$(readlink -f /lib); \
+         mount -t overlay overlay -o lowerdir={}:$lib $lib; \
+         test -e /lib/{loader}; echo MUSL_LOADER_FILE=/lib/{loader}; exec \"$@\"",
+        extra.display()
+    );
+    ["unshare", "-m", "bash", "-c", &script, "musl"]
+        .map(String::from)
+        .to_vec()
+}
+
+#[test]
+fn a_glibc_jvm_on_a_host_with_musl_installed_loads_the_glibc_library() {
+    let name = "a_glibc_jvm_on_a_host_with_musl_installed_loads_the_glibc_library";
+    if ran_as_child(name) {
+        return;
+    }
+    let c = Collector::start(Behaviour::Accept);
+    let wrapper = with_musl_loader_installed();
+    let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+    let run = jvm::report_in_jvm_under(&wrapper, &[], name, &conf(&c), &[]).unwrap();
+    let loader = format!("/lib/ld-musl-{}.so.1", std::env::consts::ARCH);
+    assert_eq!(
+        run.value("MUSL_LOADER_FILE"),
+        Some(loader),
+        "{}",
+        run.output
+    );
+    assert_one_report(&c, &run);
+}
+
+fn platforms_sh(wrapper: &[&str], triple: Option<&str>) -> std::process::Output {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut cmd = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg("bash");
+            c
+        }
+        None => Command::new("bash"),
+    };
+    cmd.arg(root.join("scripts/platforms.sh"))
+        .args(triple)
+        .current_dir(root)
+        .output()
+        .expect("run bash")
+}
+
+#[test]
+fn the_build_names_its_platform_from_the_rust_target_through_one_mapping() {
+    let table = [
+        (
+            "x86_64-unknown-linux-gnu",
+            "linux-x86_64 libtispark_telemetry.so",
+        ),
+        (
+            "aarch64-unknown-linux-gnu",
+            "linux-aarch64 libtispark_telemetry.so",
+        ),
+        (
+            "x86_64-unknown-linux-musl",
+            "linux-musl-x86_64 libtispark_telemetry.so",
+        ),
+        (
+            "aarch64-unknown-linux-musl",
+            "linux-musl-aarch64 libtispark_telemetry.so",
+        ),
+        (
+            "x86_64-apple-darwin",
+            "macos-x86_64 libtispark_telemetry.dylib",
+        ),
+        (
+            "aarch64-apple-darwin",
+            "macos-aarch64 libtispark_telemetry.dylib",
+        ),
+    ];
+    for (triple, expected) in table {
+        let out = platforms_sh(&[], Some(triple));
+        assert!(out.status.success(), "{triple}: {out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("{expected}\n")
+        );
+    }
+    let out = platforms_sh(&[], Some("riscv64gc-unknown-linux-gnu"));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "no platform directory for the Rust target 'riscv64gc-unknown-linux-gnu' \
+         (see scripts/platforms.sh and NativeLoader.platform())\n"
+    );
+
+    // Without a triple: rustc's host, the target `cargo build` makes, also
+    // where musl's loader is installed on this glibc host.
+    let rustc = Command::new("rustc").arg("-vV").output().expect("rustc");
+    let host = String::from_utf8_lossy(&rustc.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+        .unwrap();
+    let expected = table
+        .iter()
+        .find(|(t, _)| *t == host)
+        .unwrap_or_else(|| panic!("this test runs on a host the jar supports, not {host}"))
+        .1;
+    let wrapper = with_musl_loader_installed();
+    let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+    let out = platforms_sh(&wrapper, None);
+    let loader = format!("/lib/ld-musl-{}.so.1", std::env::consts::ARCH);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("MUSL_LOADER_FILE={loader}\n{expected}\n"),
+        "{out:?}"
+    );
+
+    // Both builds take their platform from it, and from nothing else.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for script in ["java/package.sh", "scripts/build-native.sh"] {
+        let text = std::fs::read_to_string(root.join(script)).unwrap();
+        assert!(text.contains("source scripts/platforms.sh"), "{script}");
+        assert!(text.contains("platform_of \"$triple\""), "{script}");
+        for guess in ["uname", "ld-musl", "linux-x86_64", "linux-musl"] {
+            assert!(!text.contains(guess), "{script} still guesses ({guess})");
+        }
+    }
 }

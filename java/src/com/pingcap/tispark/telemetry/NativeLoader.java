@@ -1,10 +1,13 @@
 package com.pingcap.tispark.telemetry;
 
 import java.io.File;
+import java.io.FileInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.channels.SeekableByteChannel;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
@@ -103,9 +106,77 @@ final class NativeLoader {
         return os.replace(' ', '_') + "-" + arch;
     }
 
-    private static boolean isMusl() {
-        File[] libs = new File("/lib").listFiles((dir, name) -> name.startsWith("ld-musl-"));
-        return libs != null && libs.length > 0;
+    /**
+     * Whether this JVM runs on musl: decided from the C library this process uses, never from
+     * what is installed (Debian's {@code musl} package puts {@code /lib/ld-musl-*} on glibc
+     * hosts). The program interpreter of {@code /proc/self/exe} (the ELF PT_INTERP, in its first
+     * few KiB) says it; a program without one (static) is judged by what is mapped into it.
+     * Without positive evidence, glibc.
+     */
+    static boolean isMusl() {
+        try {
+            Boolean byInterpreter = muslByInterpreter();
+            return byInterpreter != null ? byInterpreter : muslMapped();
+        } catch (Throwable t) {
+            return false;
+        }
+    }
+
+    private static boolean isMuslName(String path) {
+        return path.contains("ld-musl-") || path.contains("libc.musl-");
+    }
+
+    /** True or false from the ELF program interpreter; null when there is none to read. */
+    private static Boolean muslByInterpreter() throws IOException {
+        byte[] head = new byte[8192];
+        int n = 0;
+        try (InputStream in = new FileInputStream("/proc/self/exe")) {
+            for (int r; n < head.length && (r = in.read(head, n, head.length - n)) > 0; ) {
+                n += r;
+            }
+        }
+        if (n < 52 || head[0] != 0x7f || head[1] != 'E' || head[2] != 'L' || head[3] != 'F') {
+            return null;
+        }
+        boolean is64 = head[4] == 2;
+        ByteBuffer b = ByteBuffer.wrap(head, 0, n)
+                .order(head[5] == 2 ? ByteOrder.BIG_ENDIAN : ByteOrder.LITTLE_ENDIAN);
+        long phoff = is64 ? b.getLong(0x20) : b.getInt(0x1C) & 0xffffffffL;
+        int phentsize = b.getShort(is64 ? 0x36 : 0x2A) & 0xffff;
+        int phnum = b.getShort(is64 ? 0x38 : 0x2C) & 0xffff;
+        if (phentsize < (is64 ? 56 : 32)) {
+            return null;
+        }
+        for (int i = 0; i < phnum; i++) {
+            long at = phoff + (long) i * phentsize;
+            if (at < 0 || at + phentsize > n) {
+                return null; // beyond what was read
+            }
+            if (b.getInt((int) at) != 3) { // PT_INTERP
+                continue;
+            }
+            long offset = is64 ? b.getLong((int) at + 8) : b.getInt((int) at + 4) & 0xffffffffL;
+            long size = is64 ? b.getLong((int) at + 32) : b.getInt((int) at + 16) & 0xffffffffL;
+            if (offset < 0 || size <= 0 || offset + size > n) {
+                return null;
+            }
+            String interpreter =
+                    new String(head, (int) offset, (int) size, StandardCharsets.ISO_8859_1);
+            return isMuslName(interpreter);
+        }
+        return null;
+    }
+
+    /** Whether musl's loader is mapped into this process (/proc/self/maps, first 1 MiB). */
+    private static boolean muslMapped() throws IOException {
+        byte[] maps = new byte[1 << 20];
+        int n = 0;
+        try (InputStream in = new FileInputStream("/proc/self/maps")) {
+            for (int r; n < maps.length && (r = in.read(maps, n, maps.length - n)) > 0; ) {
+                n += r;
+            }
+        }
+        return isMuslName(new String(maps, 0, n, StandardCharsets.ISO_8859_1));
     }
 
     private static void load() throws Exception {

@@ -1,13 +1,17 @@
 //! Loading the native library, against a hostile host: another local user
 //! (`nobody`, through setpriv) racing the copy out of the jar, stale copies
-//! left by killed JVMs, and a glibc host with musl's loader installed. Real
-//! JVMs (JNI invocation, -Xcheck:jni); mounts are made in private mount
-//! namespaces, never on the host's own tree.
+//! left by killed JVMs, a glibc host with musl's loader installed, and conf
+//! objects whose reads block. Real JVMs (JNI invocation, -Xcheck:jni); mounts
+//! are made in private mount namespaces, never on the host's own tree.
+
 mod support;
 
+use jni::objects::{JObject, JValue};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use support::collector::{Behaviour, Collector};
 use support::jvm::{self, ChildRun};
@@ -436,4 +440,295 @@ fn the_build_names_its_platform_from_the_rust_target_through_one_mapping() {
             assert!(!text.contains(guess), "{script} still guesses ({guess})");
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// (C) The caller's thread never waits on the conf object.
+
+/// Conf objects whose reads block until the test releases them.
+const BLOCKING_JAVA: &str = r#"
+import java.util.HashMap;
+import java.util.Map;
+import java.util.concurrent.CountDownLatch;
+
+public final class Blocking {
+    private static final CountDownLatch RELEASE = new CountDownLatch(1);
+    /** The name of the thread that first read a blocking conf. */
+    public static volatile String readOn = "none";
+
+    public static void release() {
+        RELEASE.countDown();
+    }
+
+    static void awaitRelease() {
+        while (true) {
+            try {
+                RELEASE.await();
+                return;
+            } catch (InterruptedException e) {
+                // until released
+            }
+        }
+    }
+
+    static void blockReading() {
+        if (readOn.equals("none")) {
+            readOn = Thread.currentThread().getName();
+        }
+        awaitRelease();
+    }
+
+    /** An object with String get(String, String), as a conf wrapper has. */
+    public static final class Conf {
+        private final Map<String, String> values;
+
+        public Conf(Map<String, String> values) {
+            this.values = values;
+        }
+
+        public String get(String key, String def) {
+            blockReading();
+            String v = values.get(key);
+            return v == null ? def : v;
+        }
+    }
+
+    /** A Map whose get blocks. */
+    public static final class SlowMap extends HashMap<String, String> {
+        public SlowMap(Map<String, String> values) {
+            super(values);
+        }
+
+        @Override
+        public String get(Object key) {
+            blockReading();
+            return super.get(key);
+        }
+    }
+
+    /** Holds o's monitor on another thread until released (as code iterating a synchronizedMap). */
+    public static void holdMonitor(final Object o) throws InterruptedException {
+        final CountDownLatch held = new CountDownLatch(1);
+        Thread t = new Thread(new Runnable() {
+            public void run() {
+                synchronized (o) {
+                    held.countDown();
+                    awaitRelease();
+                }
+            }
+        }, "holds-the-conf");
+        t.setDaemon(true);
+        t.start();
+        held.await();
+    }
+}
+"#;
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap()
+}
+
+/// The child's JVM, with the jar and the test's compiled classes.
+fn start_jvm_with(classes: &str) -> jni::JavaVM {
+    jvm::start_jvm_without_the_jar(&[format!(
+        "-Djava.class.path={}:{classes}",
+        support::jar().display()
+    )])
+}
+
+fn compiled_classes() -> String {
+    std::env::var("TT_CLASSES").unwrap_or_else(|_| {
+        jvm::compile_java(&[("Blocking.java", BLOCKING_JAVA)])
+            .display()
+            .to_string()
+    })
+}
+
+#[test]
+fn a_conf_whose_reads_block_never_blocks_the_caller() {
+    let name = "a_conf_whose_reads_block_never_blocks_the_caller";
+    let classes = compiled_classes();
+    for case in ["get_string_string", "map_subclass", "synchronized_map"] {
+        let c = Collector::start(Behaviour::Accept);
+        let env = [
+            ("TT_CASE", case.to_string()),
+            ("TT_CLASSES", classes.clone()),
+            ("TT_URL", c.url(REPORT_PATH)),
+            (
+                "TT_STATE",
+                support::temp_dir("loader-block").display().to_string(),
+            ),
+        ];
+        let Some(run) = jvm::isolated(name, &env, blocking_conf_scenario) else {
+            return;
+        };
+        assert!(
+            !run.output.contains("WATCHDOG"),
+            "{case}: report() blocked on the conf:\n{}",
+            run.output
+        );
+        assert_one_report(&c, &run);
+        let read_on = match case {
+            "synchronized_map" => "none", // not recorded: the monitor is the JDK's
+            _ => "tispark-telemetry-sender",
+        };
+        assert_eq!(
+            run.value("CONF_READ_ON").as_deref(),
+            Some(read_on),
+            "{case}: {}",
+            run.output
+        );
+    }
+}
+
+fn blocking_conf_scenario() {
+    let vm = start_jvm_with(&var("TT_CLASSES"));
+    let mut env = vm.attach_current_thread().unwrap();
+    let (url, state) = (var("TT_URL"), var("TT_STATE"));
+    let values = jvm::java_map(&mut env, &[(ENABLE, "true"), (URL, &url), (STATE, &state)]);
+    let values = JValue::Object(&values);
+    let conf = match var("TT_CASE").as_str() {
+        "get_string_string" => env
+            .new_object("Blocking$Conf", "(Ljava/util/Map;)V", &[values])
+            .unwrap(),
+        "map_subclass" => env
+            .new_object("Blocking$SlowMap", "(Ljava/util/Map;)V", &[values])
+            .unwrap(),
+        "synchronized_map" => {
+            let map = env
+                .call_static_method(
+                    "java/util/Collections",
+                    "synchronizedMap",
+                    "(Ljava/util/Map;)Ljava/util/Map;",
+                    &[values],
+                )
+                .unwrap()
+                .l()
+                .unwrap();
+            env.call_static_method(
+                "Blocking",
+                "holdMonitor",
+                "(Ljava/lang/Object;)V",
+                &[JValue::Object(&map)],
+            )
+            .unwrap();
+            map
+        }
+        other => panic!("no case {other}"),
+    };
+    // A caller blocked on the conf would hang the test: a watchdog ends it instead.
+    let returned = Arc::new(AtomicBool::new(false));
+    let watched = returned.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(5));
+        if !watched.load(Ordering::SeqCst) {
+            println!("WATCHDOG: report() was still blocked after 5 s");
+            std::process::exit(3);
+        }
+    });
+    let start = Instant::now();
+    jvm::report(&mut env, &conf, None);
+    println!("REPORT_RETURNED_US={}", start.elapsed().as_micros());
+    returned.store(true, Ordering::SeqCst);
+    // The sender thread is now blocked on the conf; released, it reports.
+    std::thread::sleep(Duration::from_millis(300));
+    let read_on = env
+        .get_static_field("Blocking", "readOn", "Ljava/lang/String;")
+        .unwrap()
+        .l()
+        .unwrap();
+    let read_on: String = env.get_string(&read_on.into()).unwrap().into();
+    println!("CONF_READ_ON={read_on}");
+    env.call_static_method("Blocking", "release", "()V", &[])
+        .unwrap();
+    println!("FLUSHED={}", jvm::flush(&mut env, 15_000));
+    println!(
+        "SENDER_THREADS_LEFT={}",
+        jvm::wait_no_threads_named("tispark-telemetry-sender", Duration::from_secs(2))
+    );
+}
+
+#[test]
+fn a_switch_that_is_off_loads_nothing_and_decides_nothing() {
+    let name = "a_switch_that_is_off_loads_nothing_and_decides_nothing";
+    let c = Collector::start(Behaviour::Accept);
+    let env = [
+        ("TT_URL", c.url(REPORT_PATH)),
+        (
+            "TT_STATE",
+            support::temp_dir("loader-off").display().to_string(),
+        ),
+    ];
+    let Some(run) = jvm::isolated(name, &env, off_then_on_scenario) else {
+        return;
+    };
+    assert_one_report(&c, &run);
+    for (step, thread, mapped) in [
+        ("EMPTY_MAP", "false", "false"),
+        ("FALSE_MAP", "false", "false"),
+        // Not a map read on the caller's thread: the sender reads it, and stops.
+        ("FALSE_PROPERTIES", "true", "false"),
+        ("ON_MAP", "true", "true"),
+    ] {
+        assert_eq!(
+            run.value(&format!("{step}_SENDER_STARTED")).as_deref(),
+            Some(thread),
+            "{step}: {}",
+            run.output
+        );
+        assert_eq!(
+            run.value(&format!("{step}_LIBRARY_MAPPED")).as_deref(),
+            Some(mapped),
+            "{step}: {}",
+            run.output
+        );
+    }
+}
+
+fn off_then_on_scenario() {
+    let vm = jvm::start_jvm(&[]);
+    let mut env = vm.attach_current_thread().unwrap();
+    let (url, state) = (var("TT_URL"), var("TT_STATE"));
+    let properties = env.new_object("java/util/Properties", "()V", &[]).unwrap();
+    for (k, v) in [(ENABLE, " false "), (URL, url.as_str())] {
+        let (k, v) = (env.new_string(k).unwrap(), env.new_string(v).unwrap());
+        env.call_method(
+            &properties,
+            "setProperty",
+            "(Ljava/lang/String;Ljava/lang/String;)Ljava/lang/Object;",
+            &[JValue::Object(&k), JValue::Object(&v)],
+        )
+        .unwrap();
+    }
+    let steps: Vec<(&str, JObject)> = vec![
+        ("EMPTY_MAP", jvm::java_map(&mut env, &[(URL, &url)])),
+        (
+            "FALSE_MAP",
+            jvm::java_map(&mut env, &[(ENABLE, "false"), (URL, &url)]),
+        ),
+        ("FALSE_PROPERTIES", properties),
+        (
+            "ON_MAP",
+            jvm::java_map(&mut env, &[(ENABLE, "true"), (URL, &url), (STATE, &state)]),
+        ),
+    ];
+    for (step, conf) in steps {
+        jvm::report(&mut env, &conf, None);
+        assert!(jvm::flush(&mut env, 15_000));
+        // JNI reads the private field: was a sender thread ever started?
+        let sender = env
+            .get_static_field(jvm::API, "sender", "Ljava/lang/Thread;")
+            .unwrap()
+            .l()
+            .unwrap();
+        println!("{step}_SENDER_STARTED={}", !sender.is_null());
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        println!("{step}_LIBRARY_MAPPED={}", maps.contains(LIB));
+    }
+    println!("REPORT_RETURNED_US=0");
+    println!("FLUSHED={}", jvm::flush(&mut env, 15_000));
+    println!(
+        "SENDER_THREADS_LEFT={}",
+        jvm::wait_no_threads_named("tispark-telemetry-sender", Duration::from_secs(2))
+    );
 }

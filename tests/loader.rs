@@ -8,7 +8,7 @@ mod support;
 
 use jni::objects::{JObject, JValue};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -344,6 +344,101 @@ fn a_glibc_jvm_on_a_host_with_musl_installed_loads_the_glibc_library() {
         run.output
     );
     assert_one_report(&c, &run);
+}
+
+/// A minimal 64-bit little-endian ELF file: a header and one program header
+/// of `p_type`, pointing at `interpreter` (NUL-terminated) at `offset`.
+fn elf(p_type: u32, interpreter: &str, offset: usize) -> Vec<u8> {
+    let mut f = vec![0u8; offset.max(120)];
+    f[..7].copy_from_slice(b"\x7fELF\x02\x01\x01");
+    f[0x20..0x28].copy_from_slice(&64u64.to_le_bytes()); // e_phoff
+    f[0x36..0x38].copy_from_slice(&56u16.to_le_bytes()); // e_phentsize
+    f[0x38..0x3a].copy_from_slice(&1u16.to_le_bytes()); // e_phnum
+    let size = interpreter.len() as u64 + 1;
+    f[64..68].copy_from_slice(&p_type.to_le_bytes());
+    f[72..80].copy_from_slice(&(offset as u64).to_le_bytes()); // p_offset
+    f[96..104].copy_from_slice(&size.to_le_bytes()); // p_filesz
+    f.truncate(offset);
+    f.extend_from_slice(interpreter.as_bytes());
+    f.push(0);
+    f
+}
+
+#[test]
+fn musl_is_judged_from_the_program_interpreter_and_only_on_positive_evidence() {
+    let name = "musl_is_judged_from_the_program_interpreter_and_only_on_positive_evidence";
+    let dir = support::temp_dir("loader-elf");
+    let files = [
+        ("glibc", elf(3, "/lib64/ld-linux-x86-64.so.2", 120), "false"),
+        ("musl", elf(3, "/lib/ld-musl-x86_64.so.1", 120), "true"),
+        ("musl_arm", elf(3, "/lib/ld-musl-aarch64.so.1", 120), "true"),
+        // A static program: no PT_INTERP (here a PT_LOAD), nothing to judge from.
+        ("static", elf(1, "/lib/ld-musl-x86_64.so.1", 120), "null"),
+        // Past the first 8 KiB, which is all that is read.
+        ("far", elf(3, "/lib/ld-musl-x86_64.so.1", 10_000), "null"),
+        ("script", b"#!/bin/sh\nexit 0\n".to_vec(), "null"),
+    ];
+    let mut env = vec![("TT_ELF_DIR", dir.display().to_string())];
+    let mut cases = String::new();
+    for (case, bytes, _) in &files {
+        std::fs::write(dir.join(case), bytes).unwrap();
+        cases.push_str(case);
+        cases.push(' ');
+    }
+    cases.push_str("/proc/self/exe");
+    env.push(("TT_ELF_CASES", cases));
+    let Some(run) = jvm::isolated(name, &env, || {
+        let vm = jvm::start_jvm(&[]);
+        let mut env = vm.attach_current_thread().unwrap();
+        let dir = PathBuf::from(var("TT_ELF_DIR"));
+        for case in var("TT_ELF_CASES").split(' ') {
+            let path = if case.starts_with('/') {
+                PathBuf::from(case)
+            } else {
+                dir.join(case)
+            };
+            let path = env.new_string(path.display().to_string()).unwrap();
+            let musl = env
+                .call_static_method(
+                    "com/pingcap/tispark/telemetry/NativeLoader",
+                    "muslByInterpreter",
+                    "(Ljava/lang/String;)Ljava/lang/Boolean;",
+                    &[JValue::Object(&path)],
+                )
+                .unwrap()
+                .l()
+                .unwrap();
+            let shown = if musl.is_null() {
+                "null".to_string()
+            } else {
+                let s = env
+                    .call_method(&musl, "toString", "()Ljava/lang/String;", &[])
+                    .unwrap()
+                    .l()
+                    .unwrap();
+                env.get_string(&s.into()).unwrap().into()
+            };
+            println!("MUSL_{case}={shown}");
+        }
+    }) else {
+        return;
+    };
+    run.assert_clean();
+    for (case, _, expected) in &files {
+        assert_eq!(
+            run.value(&format!("MUSL_{case}")).as_deref(),
+            Some(*expected),
+            "{case}: {}",
+            run.output
+        );
+    }
+    // This (glibc) test binary, the JVM's process here.
+    assert_eq!(
+        run.value("MUSL_/proc/self/exe").as_deref(),
+        Some("false"),
+        "{}",
+        run.output
+    );
 }
 
 fn platforms_sh(wrapper: &[&str], triple: Option<&str>) -> std::process::Output {

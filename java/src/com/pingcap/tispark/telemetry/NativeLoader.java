@@ -115,7 +115,7 @@ final class NativeLoader {
      */
     static boolean isMusl() {
         try {
-            Boolean byInterpreter = muslByInterpreter();
+            Boolean byInterpreter = muslByInterpreter("/proc/self/exe");
             return byInterpreter != null ? byInterpreter : muslMapped();
         } catch (Throwable t) {
             return false;
@@ -126,11 +126,14 @@ final class NativeLoader {
         return path.contains("ld-musl-") || path.contains("libc.musl-");
     }
 
-    /** True or false from the ELF program interpreter; null when there is none to read. */
-    private static Boolean muslByInterpreter() throws IOException {
+    /**
+     * True or false from the ELF program interpreter of {@code program} (read from its first
+     * 8 KiB only); null when there is none to read there.
+     */
+    static Boolean muslByInterpreter(String program) throws IOException {
         byte[] head = new byte[8192];
         int n = 0;
-        try (InputStream in = new FileInputStream("/proc/self/exe")) {
+        try (InputStream in = new FileInputStream(program)) {
             for (int r; n < head.length && (r = in.read(head, n, head.length - n)) > 0; ) {
                 n += r;
             }

@@ -66,6 +66,14 @@ fn set_mtime(path: &Path, t: SystemTime) {
     std::fs::File::open(path).unwrap().set_modified(t).unwrap();
 }
 
+/// Fails the test, saying why, unless it runs as root (setpriv to another
+/// user, chown to nobody, mounts in a private namespace need it).
+fn require_root(why: &str) {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").unwrap().uid();
+    assert_eq!(uid, 0, "this test must run as root: {why}");
+}
+
 /// The run delivered exactly one report, without a warning, and left no thread.
 fn assert_one_report(c: &Collector, run: &ChildRun) {
     run.assert_returned_at_once_and_left_nothing();
@@ -117,6 +125,7 @@ fn under_umask_000_in_a_shared_sticky_tmpdir_another_user_can_take_nothing() {
     if ran_as_child(name) {
         return;
     }
+    require_root("the other user is nobody, through setpriv");
     let c = Collector::start(Behaviour::Accept);
     // A shared temporary directory like /tmp: world-writable and sticky.
     let shared = support::temp_dir("loader-shared").join("tmp");
@@ -205,6 +214,7 @@ fn stale_copies_of_this_user_are_swept_and_nothing_else() {
     if ran_as_child(name) {
         return;
     }
+    require_root("a stale copy is given to nobody with chown");
     let c = Collector::start(Behaviour::Accept);
     let tmp = support::temp_dir("loader-sweep");
     let dead = {
@@ -332,6 +342,7 @@ fn a_glibc_jvm_on_a_host_with_musl_installed_loads_the_glibc_library() {
     if ran_as_child(name) {
         return;
     }
+    require_root("musl's loader is mounted into /lib in a private mount namespace");
     let c = Collector::start(Behaviour::Accept);
     let wrapper = with_musl_loader_installed();
     let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
@@ -460,6 +471,7 @@ fn platforms_sh(wrapper: &[&str], triple: Option<&str>) -> std::process::Output 
 
 #[test]
 fn the_build_names_its_platform_from_the_rust_target_through_one_mapping() {
+    require_root("musl's loader is mounted into /lib in a private mount namespace");
     let table = [
         (
             "x86_64-unknown-linux-gnu",

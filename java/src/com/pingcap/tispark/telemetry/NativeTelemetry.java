@@ -87,14 +87,11 @@ public final class NativeTelemetry {
     /** As {@link #report(Object)}, with the caller's version (TiSpark's) for the report. */
     public static void report(Object conf, String tisparkVersion) {
         try {
-            if (decided || alreadyReported() || disabledByEnvironment()) {
+            if (decided || alreadyReported() || disabledByEnvironment()
+                    || mayBeEnabled(conf) == OFF) {
                 return;
             }
-            int precheck = mayBeEnabled(conf);
-            if (precheck == OFF) {
-                return;
-            }
-            startSender(conf, tisparkVersion, precheck == READ_ON_SENDER);
+            startSender(conf, tisparkVersion);
         } catch (Throwable t) {
             TelemetryLog.log(TelemetryLog.WARN, "Telemetry is off for this application: " + t);
         }
@@ -125,13 +122,12 @@ public final class NativeTelemetry {
      * (the same application asking again) are dropped, and after it they stop at {@code decided}
      * (and, in every class loader, at {@link #alreadyReported()} once the JVM has reported).
      */
-    private static void startSender(
-            final Object conf, final String tisparkVersion, final boolean readSwitchFirst) {
+    private static void startSender(final Object conf, final String tisparkVersion) {
         synchronized (SENDER_LOCK) {
             if (decided || (sender != null && sender.isAlive()) || alreadyReported()) {
                 return;
             }
-            Thread t = new Thread(new Sender(conf, tisparkVersion, readSwitchFirst), SENDER_THREAD);
+            Thread t = new Thread(new Sender(conf, tisparkVersion), SENDER_THREAD);
             t.setDaemon(true);
             sender = t;
             t.start();
@@ -143,20 +139,20 @@ public final class NativeTelemetry {
     private static final class Sender implements Runnable {
         private final Object conf;
         private final String tisparkVersion;
-        private final boolean readSwitchFirst;
 
-        Sender(Object conf, String tisparkVersion, boolean readSwitchFirst) {
+        Sender(Object conf, String tisparkVersion) {
             this.conf = conf;
             this.tisparkVersion = tisparkVersion;
-            this.readSwitchFirst = readSwitchFirst;
         }
 
         @Override
         public void run() {
             boolean off = false;
             try {
-                if (readSwitchFirst && !switchMayBeOn(conf)) {
-                    off = true; // as when read on the caller's thread: nothing loaded, not decided
+                // A conf the caller's thread did not read: its switch is read here first. Off,
+                // as off on the caller's thread: nothing loaded, nothing decided.
+                if (mayBeEnabled(conf) == READ_ON_SENDER && !switchMayBeOn(conf)) {
+                    off = true;
                     return;
                 }
                 if (NativeLoader.ensureLoaded()) {

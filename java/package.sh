@@ -10,18 +10,13 @@ spark_home=$(bash scripts/provision-spark.sh)
 
 cargo build --release --lib --quiet
 
-case "$(uname -s)-$(uname -m)" in
-  Linux-x86_64)  platform=linux-x86_64 ;;
-  Linux-aarch64) platform=linux-aarch64 ;;
-  Darwin-arm64)  platform=macos-aarch64 ;;
-  Darwin-x86_64) platform=macos-x86_64 ;;
-  *) echo "package.sh: unsupported build platform $(uname -s)-$(uname -m)" >&2; exit 1 ;;
-esac
-if [ "$platform" != "${platform#linux}" ] && ls /lib/ld-musl-* >/dev/null 2>&1; then
-  platform=linux-musl-${platform#linux-}
-fi
-lib=libtispark_telemetry.so
-[ "${platform#macos}" != "$platform" ] && lib=libtispark_telemetry.dylib
+# The platform is the one of the target just built (rustc's host triple), not
+# guessed from the machine: a glibc host with Debian's musl package installed
+# still builds a glibc library.
+source scripts/platforms.sh
+triple=$(host_triple)
+mapping=$(platform_of "$triple")  # fails, saying why, for a target with no platform
+read -r platform lib <<<"$mapping"
 
 stage=target/jar-stage
 rm -rf "$stage"; mkdir -p "$stage/classes" "$stage/native/native"

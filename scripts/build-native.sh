@@ -8,16 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 triple=${1:?usage: bash scripts/build-native.sh <rust target triple>}
-lib=libtispark_telemetry.so
-case "$triple" in
-  x86_64-unknown-linux-gnu)   platform=linux-x86_64 ;;
-  aarch64-unknown-linux-gnu)  platform=linux-aarch64 ;;
-  x86_64-unknown-linux-musl)  platform=linux-musl-x86_64 ;;
-  aarch64-unknown-linux-musl) platform=linux-musl-aarch64 ;;
-  x86_64-apple-darwin)        platform=macos-x86_64; lib=libtispark_telemetry.dylib ;;
-  aarch64-apple-darwin)       platform=macos-aarch64; lib=libtispark_telemetry.dylib ;;
-  *) echo "build-native.sh: no platform directory for $triple (see NativeLoader.platform())" >&2; exit 1 ;;
-esac
+source scripts/platforms.sh
+mapping=$(platform_of "$triple")  # fails, saying why, for a target with no platform
+read -r platform lib <<<"$mapping"
 case "$triple" in
   # musl targets link the C runtime statically by default, which rules out a
   # shared library; a musl JVM (Alpine) has the C runtime to link against.

@@ -316,3 +316,33 @@ impl ChildRun {
         assert_eq!(self.number("SENDER_THREADS_LEFT"), 0, "{}", self.output);
     }
 }
+
+/// True in the child process a test runs its JVM scenario in (see `isolated`):
+/// set-up that must happen once, in the parent, is skipped there.
+pub fn in_child() -> bool {
+    std::env::var_os(CHILD_ENV).is_some()
+}
+
+/// Compiles Java sources, `(file name, text)`, with the JDK's `javac` into a
+/// new directory for a test JVM's class path. A missing `javac` or a compile
+/// error fails the test.
+pub fn compile_java(sources: &[(&str, &str)]) -> std::path::PathBuf {
+    let dir = super::temp_dir("java-classes");
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let mut cmd = Command::new("javac");
+    cmd.arg("-nowarn").arg("-d").arg(&dir);
+    for (name, text) in sources {
+        std::fs::write(src.join(name), text).unwrap();
+        cmd.arg(src.join(name));
+    }
+    let out = cmd
+        .output()
+        .expect("run javac (a JDK 17 is required: apt-get install openjdk-17-jdk-headless)");
+    assert!(
+        out.status.success(),
+        "javac failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}

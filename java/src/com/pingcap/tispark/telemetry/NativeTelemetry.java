@@ -1,19 +1,27 @@
 package com.pingcap.tispark.telemetry;
 
 import java.lang.reflect.Method;
+import java.util.Arrays;
+import java.util.HashSet;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * The API TiSpark (or any Spark application) calls: {@code NativeTelemetry.report(sparkConf)}.
  *
  * <p>It returns at once and never throws. With {@code spark.tispark.telemetry.enable} absent or
- * {@code false} it does nothing at all: no thread, and the native library is not even loaded.
+ * {@code false} the native library is not even loaded, and for a conf read on the caller's
+ * thread ({@link #mayBeEnabled}) not even a thread is started.
  * Otherwise one daemon thread, {@code tispark-telemetry-sender}, loads the native library, which
  * decides (strictly) and, when telemetry is on, builds and sends the report, once per JVM; a
  * shutdown hook waits for that thread at most {@link #flushMillis()} milliseconds.
  *
- * <p>The conf is read on that thread, shortly after the call: a {@code SparkConf} is safe to
- * share; a {@code java.util.Map} handed over must not be changed afterwards (or pass a copy).
+ * <p>The switch is read on the caller's thread only where that read cannot block (see
+ * {@link #mayBeEnabled}); any other conf object is not touched on the caller's thread at all: the
+ * sender thread is started and reads it, and, the switch off there, ends without loading the
+ * library. The rest of the conf is read on that thread, shortly after the call: a
+ * {@code SparkConf} is safe to share; a {@code java.util.Map} handed over must not be changed
+ * afterwards (or pass a copy).
  */
 public final class NativeTelemetry {
     /** The switch. */
@@ -82,7 +90,8 @@ public final class NativeTelemetry {
     /** As {@link #report(Object)}, with the caller's version (TiSpark's) for the report. */
     public static void report(Object conf, String tisparkVersion) {
         try {
-            if (decided || alreadyReported() || disabledByEnvironment() || !mayBeEnabled(conf)) {
+            if (decided || alreadyReported() || disabledByEnvironment()
+                    || mayBeEnabled(conf) == OFF) {
                 return;
             }
             startSender(conf, tisparkVersion);
@@ -144,14 +153,23 @@ public final class NativeTelemetry {
 
         @Override
         public void run() {
+            boolean off = false;
             try {
+                // A conf the caller's thread did not read: its switch is read here first. Off,
+                // as off on the caller's thread: nothing loaded, nothing decided.
+                if (mayBeEnabled(conf) == READ_ON_SENDER && !switchMayBeOn(conf)) {
+                    off = true;
+                    return;
+                }
                 if (NativeLoader.ensureLoaded()) {
                     nativeReport(conf, tisparkVersion);
                 }
             } catch (Throwable t) {
                 TelemetryLog.log(TelemetryLog.WARN, "Telemetry is off for this application: " + t);
             } finally {
-                decided = true;
+                if (!off) {
+                    decided = true;
+                }
             }
         }
     }
@@ -210,14 +228,70 @@ public final class NativeTelemetry {
         return false;
     }
 
+    /** {@link #mayBeEnabled}: the switch is certainly off; nothing to do. */
+    static final int OFF = 0;
+    /** {@link #mayBeEnabled}: the switch may be on; the sender thread goes on to the library. */
+    static final int MAYBE_ON = 1;
+    /** {@link #mayBeEnabled}: not read here; the sender thread reads the switch first. */
+    static final int READ_ON_SENDER = 2;
+
     /**
-     * The cheap pre-check: false only when the switch is certainly off (absent or "false"), so
-     * that the default costs nothing. Every other value goes to the native side, which parses it
-     * strictly and says what is wrong with it.
+     * The cheap pre-check, on the caller's thread: {@link #OFF} only when the switch is certainly
+     * off (absent or "false"), so that the default costs nothing (no thread, no library).
+     *
+     * <p>The caller's thread must never wait on the conf object, so it is read here only when that
+     * read cannot block: an {@code org.apache.spark.SparkConf} (a concurrent map look-up) and the
+     * JDK's unsynchronized maps that do not call back into the caller's code
+     * ({@link #READ_HERE_MAPS}), when the value found is a String. Anything else (another Map, a
+     * synchronized or wrapping map, an object with {@code get(String, String)}, a value that is not
+     * a String) is {@link #READ_ON_SENDER}: not touched here.
      */
-    static boolean mayBeEnabled(Object conf) {
+    static int mayBeEnabled(Object conf) {
         if (conf == null) {
-            return true; // the native side names the mistake
+            return MAYBE_ON; // the native side names the mistake
+        }
+        String value;
+        try {
+            String type = conf.getClass().getName();
+            if (type.equals(SparkConfs.CLASS_NAME)) {
+                value = SparkConfs.get(conf, ENABLE_KEY);
+            } else if (READ_HERE_MAPS.contains(type)) {
+                Object v = ((Map<?, ?>) conf).get(ENABLE_KEY);
+                if (v != null && !(v instanceof String)) {
+                    return READ_ON_SENDER; // its toString() is someone else's code
+                }
+                value = (String) v;
+            } else {
+                return READ_ON_SENDER;
+            }
+        } catch (Throwable t) {
+            return MAYBE_ON; // the native side reports it
+        }
+        return isOff(value) ? OFF : MAYBE_ON;
+    }
+
+    /**
+     * Map classes whose {@code get(String)} neither locks nor calls code other than String's:
+     * the look-up compares the String key with {@code key.equals(k)} and hashes it itself (no
+     * comparator, no monitor, no delegate). Exact class names: a subclass may override get.
+     */
+    static final Set<String> READ_HERE_MAPS = new HashSet<>(Arrays.asList(
+            "java.util.HashMap",
+            "java.util.LinkedHashMap",
+            "java.util.concurrent.ConcurrentHashMap",
+            "java.util.Collections$EmptyMap",
+            "java.util.Collections$SingletonMap",
+            "java.util.ImmutableCollections$Map1",
+            "java.util.ImmutableCollections$MapN"));
+
+    /**
+     * The switch of any conf object, read on the sender thread: false only when it is certainly
+     * off. A Map is asked {@code get}, anything else {@code get(String, String)}; an object with
+     * neither, or a read that throws, is left to the native side, which names the mistake.
+     */
+    static boolean switchMayBeOn(Object conf) {
+        if (conf == null) {
+            return true;
         }
         String value;
         try {
@@ -236,7 +310,11 @@ public final class NativeTelemetry {
         } catch (Throwable t) {
             return true; // the native side reports it
         }
-        return value != null && !value.trim().equalsIgnoreCase("false");
+        return !isOff(value);
+    }
+
+    private static boolean isOff(String value) {
+        return value == null || value.trim().equalsIgnoreCase("false");
     }
 
     private static synchronized void installFlushHook() {

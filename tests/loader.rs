@@ -1,0 +1,841 @@
+//! Loading the native library, against a hostile host: another local user
+//! (`nobody`, through setpriv) racing the copy out of the jar, stale copies
+//! left by killed JVMs, a glibc host with musl's loader installed, and conf
+//! objects whose reads block. Real JVMs (JNI invocation, -Xcheck:jni); mounts
+//! are made in private mount namespaces, never on the host's own tree.
+
+mod support;
+
+use jni::objects::{JObject, JValue};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use support::collector::{Behaviour, Collector};
+use support::jvm::{self, ChildRun};
+
+const REPORT_PATH: &str = "/api/v1/tispark/report";
+const ENABLE: &str = "spark.tispark.telemetry.enable";
+const URL: &str = "spark.tispark.telemetry.url";
+const STATE: &str = "spark.tispark.telemetry.state_dir";
+const LIB: &str = "libtispark_telemetry.so";
+const NOBODY: u32 = 65534;
+
+fn conf(c: &Collector) -> Vec<(&'static str, String)> {
+    vec![
+        (ENABLE, "true".into()),
+        (URL, c.url(REPORT_PATH)),
+        (
+            STATE,
+            support::temp_dir("loader-state").display().to_string(),
+        ),
+    ]
+}
+
+fn tmpdir_option(dir: &Path) -> String {
+    format!("-Dtispark.telemetry.native.tmpdir={}", dir.display())
+}
+
+/// In the child: runs the report scenario the parent wrote (see
+/// `report_in_jvm_under`) and returns true; in the parent, false.
+fn ran_as_child(name: &str) -> bool {
+    if jvm::in_child() {
+        jvm::report_in_jvm_under(&[], &[], name, &[], &[]);
+        return true;
+    }
+    false
+}
+
+/// The names in `dir`, sorted.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn set_mtime(path: &Path, t: SystemTime) {
+    std::fs::File::open(path).unwrap().set_modified(t).unwrap();
+}
+
+/// Fails the test, saying why, unless it runs as root (setpriv to another
+/// user, chown to nobody, mounts in a private namespace need it).
+fn require_root(why: &str) {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").unwrap().uid();
+    assert_eq!(uid, 0, "this test must run as root: {why}");
+}
+
+/// The run delivered exactly one report, without a warning, and left no thread.
+fn assert_one_report(c: &Collector, run: &ChildRun) {
+    run.assert_returned_at_once_and_left_nothing();
+    assert!(run.warnings().is_empty(), "{}", run.output);
+    let received = c.wait_for(1, Duration::from_secs(5));
+    assert_eq!(received.len(), 1, "{}", run.output);
+    support::assert_schema(&received[0].body);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(c.received().len(), 1, "{}", run.output);
+}
+
+// ---------------------------------------------------------------------------
+// (A) The copy out of the jar.
+
+/// Another local user, as `nobody`: for as long as `$A/stop` is absent, lists
+/// the shared temporary directory `$T` three levels deep and tries, on
+/// everything it finds, to open it for writing, to replace it, and to move it
+/// away. It writes what it saw and what it managed into `$A/log`.
+const ATTACKER: &str = r#"
+T=$1 A=$2
+shopt -s nullglob
+exec 2>/dev/null
+echo "UID $(id -u)" >> "$A/log"
+printf 'not the library\n' > "$A/evil"
+declare -A seen
+rounds=0
+: > "$A/ready"
+while [ ! -e "$A/stop" ]; do
+  rounds=$((rounds + 1))
+  for f in "$T"/* "$T"/*/* "$T"/*/*/*; do
+    if [ -z "${seen[$f]:-}" ]; then seen[$f]=1; echo "SAW $f" >> "$A/log"; fi
+    if [ -f "$f" ]; then
+      if dd of="$f" conv=notrunc,nocreat count=0 status=none </dev/null; then
+        echo "OPENED $f" >> "$A/log"
+      fi
+      if cp "$A/evil" "$A/evil.new" && mv -f "$A/evil.new" "$f"; then
+        echo "REPLACED $f" >> "$A/log"
+      fi
+    fi
+    if [ -d "$f" ] && mv "$f" "$A/moved.$rounds"; then echo "MOVED $f" >> "$A/log"; fi
+  done
+done
+echo "ROUNDS $rounds" >> "$A/log"
+"#;
+
+#[test]
+fn under_umask_000_in_a_shared_sticky_tmpdir_another_user_can_take_nothing() {
+    let name = "under_umask_000_in_a_shared_sticky_tmpdir_another_user_can_take_nothing";
+    if ran_as_child(name) {
+        return;
+    }
+    require_root("the other user is nobody, through setpriv");
+    let c = Collector::start(Behaviour::Accept);
+    // A shared temporary directory like /tmp: world-writable and sticky.
+    let shared = support::temp_dir("loader-shared").join("tmp");
+    std::fs::create_dir(&shared).unwrap();
+    chmod(&shared, 0o1777);
+    let attacker_dir = support::temp_dir("loader-attacker");
+    chmod(&attacker_dir, 0o777);
+
+    let mut attacker = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "bash",
+            "-c",
+            ATTACKER,
+            "attacker",
+        ])
+        .arg(&shared)
+        .arg(&attacker_dir)
+        .spawn()
+        .expect("run setpriv (util-linux) to act as the user nobody; this test must run as root");
+    let ready = attacker_dir.join("ready");
+    let start = Instant::now();
+    while !ready.exists() {
+        if let Some(status) = attacker.try_wait().unwrap() {
+            panic!("the attacker (nobody, through setpriv) ended before starting: {status}; this test must run as root");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the attacker did not start"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    let umask_000 = ["bash", "-c", "umask 000 && exec \"$@\"", "umask000"];
+    let run = jvm::report_in_jvm_under(&umask_000, &[tmpdir_option(&shared)], name, &conf(&c), &[])
+        .unwrap();
+
+    std::fs::write(attacker_dir.join("stop"), "").unwrap();
+    let start = Instant::now();
+    while attacker.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(10) {
+            attacker.kill().unwrap();
+            attacker.wait().unwrap();
+            panic!("the attacker did not stop");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let log = std::fs::read_to_string(attacker_dir.join("log")).unwrap();
+    println!("attacker's log:\n{log}");
+    assert_eq!(
+        log.lines().next(),
+        Some(format!("UID {NOBODY}").as_str()),
+        "{log}"
+    );
+    let rounds: u64 = log
+        .lines()
+        .find_map(|l| l.strip_prefix("ROUNDS "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the attacker did not finish:\n{log}"));
+    assert!(rounds > 0, "{log}");
+    let managed: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            l.starts_with("OPENED ") || l.starts_with("REPLACED ") || l.starts_with("MOVED ")
+        })
+        .collect();
+    assert_eq!(
+        managed,
+        Vec::<&str>::new(),
+        "another user got hold of the library's copy:\n{log}\n{}",
+        run.output
+    );
+    assert_one_report(&c, &run);
+    assert_eq!(
+        names_in(&shared),
+        Vec::<String>::new(),
+        "left in the shared tmpdir"
+    );
+}
+
+#[test]
+fn stale_copies_of_this_user_are_swept_and_nothing_else() {
+    let name = "stale_copies_of_this_user_are_swept_and_nothing_else";
+    if ran_as_child(name) {
+        return;
+    }
+    require_root("a stale copy is given to nobody with chown");
+    let c = Collector::start(Behaviour::Accept);
+    let tmp = support::temp_dir("loader-sweep");
+    let dead = {
+        let mut p = Command::new("true").spawn().unwrap();
+        let pid = p.id();
+        p.wait().unwrap();
+        pid
+    };
+    assert!(!Path::new(&format!("/proc/{dead}")).exists());
+    let live = std::process::id();
+    let old = SystemTime::now() - Duration::from_secs(2 * 3600);
+    let copy = |name: &str, owner: u32, mtime: SystemTime| {
+        let dir = tmp.join(name);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join(LIB), "a copy").unwrap();
+        chmod(&dir, 0o700);
+        std::os::unix::fs::chown(dir.join(LIB), Some(owner), Some(owner)).unwrap();
+        std::os::unix::fs::chown(&dir, Some(owner), Some(owner)).unwrap();
+        set_mtime(&dir, mtime);
+    };
+    let root = 0; // this test runs as root: "ours" is root's
+    let stale = format!("tispark-telemetry-{dead}-1111");
+    let alive = format!("tispark-telemetry-{live}-2222");
+    let nobodys = format!("tispark-telemetry-{dead}-3333");
+    let link = format!("tispark-telemetry-{dead}-4444");
+    let fresh = format!("tispark-telemetry-{dead}-5555");
+    copy(&stale, root, old);
+    copy(&alive, root, old);
+    copy(&nobodys, NOBODY, old);
+    copy(&fresh, root, SystemTime::now());
+    // A link named as a stale copy, to a directory of ours that looks stale too.
+    let victim = support::temp_dir("loader-sweep-victim");
+    std::fs::write(victim.join(LIB), "not a copy").unwrap();
+    set_mtime(&victim, old);
+    std::os::unix::fs::symlink(&victim, tmp.join(&link)).unwrap();
+
+    let run = jvm::report_in_jvm_under(&[], &[tmpdir_option(&tmp)], name, &conf(&c), &[]).unwrap();
+    assert_one_report(&c, &run);
+
+    let mut kept = vec![alive.clone(), nobodys.clone(), link.clone(), fresh.clone()];
+    kept.sort();
+    assert_eq!(names_in(&tmp), kept, "{}", run.output);
+    for dir in [&alive, &nobodys, &fresh] {
+        assert_eq!(
+            std::fs::read_to_string(tmp.join(dir).join(LIB)).unwrap(),
+            "a copy"
+        );
+    }
+    let link_meta = std::fs::symlink_metadata(tmp.join(&link)).unwrap();
+    assert!(link_meta.file_type().is_symlink());
+    assert_eq!(std::fs::read_link(tmp.join(&link)).unwrap(), victim);
+    assert_eq!(names_in(&victim), vec![LIB.to_string()]);
+    assert_eq!(
+        std::fs::read_to_string(victim.join(LIB)).unwrap(),
+        "not a copy"
+    );
+}
+
+#[test]
+fn a_normal_load_leaves_nothing_in_the_tmpdir() {
+    let name = "a_normal_load_leaves_nothing_in_the_tmpdir";
+    if ran_as_child(name) {
+        return;
+    }
+    let c = Collector::start(Behaviour::Accept);
+    let tmp = support::temp_dir("loader-clean");
+    let run = jvm::report_in_jvm_under(&[], &[tmpdir_option(&tmp)], name, &conf(&c), &[]).unwrap();
+    assert_one_report(&c, &run);
+    assert_eq!(names_in(&tmp), Vec::<String>::new());
+}
+
+#[test]
+fn a_tmpdir_others_may_write_without_the_sticky_bit_is_refused_with_one_warning() {
+    let name = "a_tmpdir_others_may_write_without_the_sticky_bit_is_refused_with_one_warning";
+    if ran_as_child(name) {
+        return;
+    }
+    let c = Collector::start(Behaviour::Accept);
+    let tmp = support::temp_dir("loader-open").join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    chmod(&tmp, 0o777);
+    let run = jvm::report_in_jvm_under(&[], &[tmpdir_option(&tmp)], name, &conf(&c), &[]).unwrap();
+    run.assert_returned_at_once_and_left_nothing();
+    let w = run.one_warning("native library cannot be loaded");
+    let says = format!(
+        "the temporary directory {} is writable by other users and not sticky",
+        tmp.display()
+    );
+    assert!(w.contains(&says), "{w}");
+    assert!(
+        w.contains(
+            "set -Dtispark.telemetry.native.tmpdir=<a directory other users cannot write to>"
+        ),
+        "{w}"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(c.connections(), 0);
+    assert_eq!(names_in(&tmp), Vec::<String>::new());
+}
+
+// ---------------------------------------------------------------------------
+// (B) musl is the C library the process runs on, not a file that exists.
+
+/// A wrapper that runs its command in a private mount namespace where `/lib`
+/// also holds musl's loader (an empty file), as Debian's `musl` package
+/// installs it on a glibc host. The host's /lib is not touched.
+fn with_musl_loader_installed() -> Vec<String> {
+    let extra = support::temp_dir("musl-loader");
+    let loader = format!("ld-musl-{}.so.1", std::env::consts::ARCH);
+    std::fs::write(extra.join(&loader), "").unwrap();
+    let script = format!(
+        "set -e; lib=$(readlink -f /lib); \
+         mount -t overlay overlay -o lowerdir={}:$lib $lib; \
+         test -e /lib/{loader}; echo MUSL_LOADER_FILE=/lib/{loader}; exec \"$@\"",
+        extra.display()
+    );
+    ["unshare", "-m", "bash", "-c", &script, "musl"]
+        .map(String::from)
+        .to_vec()
+}
+
+#[test]
+fn a_glibc_jvm_on_a_host_with_musl_installed_loads_the_glibc_library() {
+    let name = "a_glibc_jvm_on_a_host_with_musl_installed_loads_the_glibc_library";
+    if ran_as_child(name) {
+        return;
+    }
+    require_root("musl's loader is mounted into /lib in a private mount namespace");
+    let c = Collector::start(Behaviour::Accept);
+    let wrapper = with_musl_loader_installed();
+    let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+    let run = jvm::report_in_jvm_under(&wrapper, &[], name, &conf(&c), &[]).unwrap();
+    let loader = format!("/lib/ld-musl-{}.so.1", std::env::consts::ARCH);
+    assert_eq!(
+        run.value("MUSL_LOADER_FILE"),
+        Some(loader),
+        "{}",
+        run.output
+    );
+    assert_one_report(&c, &run);
+}
+
+/// A minimal 64-bit little-endian ELF file: a header and one program header
+/// of `p_type`, pointing at `interpreter` (NUL-terminated) at `offset`.
+fn elf(p_type: u32, interpreter: &str, offset: usize) -> Vec<u8> {
+    let mut f = vec![0u8; offset.max(120)];
+    f[..7].copy_from_slice(b"\x7fELF\x02\x01\x01");
+    f[0x20..0x28].copy_from_slice(&64u64.to_le_bytes()); // e_phoff
+    f[0x36..0x38].copy_from_slice(&56u16.to_le_bytes()); // e_phentsize
+    f[0x38..0x3a].copy_from_slice(&1u16.to_le_bytes()); // e_phnum
+    let size = interpreter.len() as u64 + 1;
+    f[64..68].copy_from_slice(&p_type.to_le_bytes());
+    f[72..80].copy_from_slice(&(offset as u64).to_le_bytes()); // p_offset
+    f[96..104].copy_from_slice(&size.to_le_bytes()); // p_filesz
+    f.truncate(offset);
+    f.extend_from_slice(interpreter.as_bytes());
+    f.push(0);
+    f
+}
+
+#[test]
+fn musl_is_judged_from_the_program_interpreter_and_only_on_positive_evidence() {
+    let name = "musl_is_judged_from_the_program_interpreter_and_only_on_positive_evidence";
+    let dir = support::temp_dir("loader-elf");
+    let files = [
+        ("glibc", elf(3, "/lib64/ld-linux-x86-64.so.2", 120), "false"),
+        ("musl", elf(3, "/lib/ld-musl-x86_64.so.1", 120), "true"),
+        ("musl_arm", elf(3, "/lib/ld-musl-aarch64.so.1", 120), "true"),
+        // A static program: no PT_INTERP (here a PT_LOAD), nothing to judge from.
+        ("static", elf(1, "/lib/ld-musl-x86_64.so.1", 120), "null"),
+        // Past the first 8 KiB, which is all that is read.
+        ("far", elf(3, "/lib/ld-musl-x86_64.so.1", 10_000), "null"),
+        ("script", b"#!/bin/sh\nexit 0\n".to_vec(), "null"),
+    ];
+    let mut env = vec![("TT_ELF_DIR", dir.display().to_string())];
+    let mut cases = String::new();
+    for (case, bytes, _) in &files {
+        std::fs::write(dir.join(case), bytes).unwrap();
+        cases.push_str(case);
+        cases.push(' ');
+    }
+    cases.push_str("/proc/self/exe");
+    env.push(("TT_ELF_CASES", cases));
+    let Some(run) = jvm::isolated(name, &env, || {
+        let vm = jvm::start_jvm(&[]);
+        let mut env = vm.attach_current_thread().unwrap();
+        let dir = PathBuf::from(var("TT_ELF_DIR"));
+        for case in var("TT_ELF_CASES").split(' ') {
+            let path = if case.starts_with('/') {
+                PathBuf::from(case)
+            } else {
+                dir.join(case)
+            };
+            let path = env.new_string(path.display().to_string()).unwrap();
+            let musl = env
+                .call_static_method(
+                    "com/pingcap/tispark/telemetry/NativeLoader",
+                    "muslByInterpreter",
+                    "(Ljava/lang/String;)Ljava/lang/Boolean;",
+                    &[JValue::Object(&path)],
+                )
+                .unwrap()
+                .l()
+                .unwrap();
+            let shown = if musl.is_null() {
+                "null".to_string()
+            } else {
+                let s = env
+                    .call_method(&musl, "toString", "()Ljava/lang/String;", &[])
+                    .unwrap()
+                    .l()
+                    .unwrap();
+                env.get_string(&s.into()).unwrap().into()
+            };
+            println!("MUSL_{case}={shown}");
+        }
+    }) else {
+        return;
+    };
+    run.assert_clean();
+    for (case, _, expected) in &files {
+        assert_eq!(
+            run.value(&format!("MUSL_{case}")).as_deref(),
+            Some(*expected),
+            "{case}: {}",
+            run.output
+        );
+    }
+    // This (glibc) test binary, the JVM's process here.
+    assert_eq!(
+        run.value("MUSL_/proc/self/exe").as_deref(),
+        Some("false"),
+        "{}",
+        run.output
+    );
+}
+
+fn platforms_sh(wrapper: &[&str], triple: Option<&str>) -> std::process::Output {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut cmd = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg("bash");
+            c
+        }
+        None => Command::new("bash"),
+    };
+    cmd.arg(root.join("scripts/platforms.sh"))
+        .args(triple)
+        .current_dir(root)
+        .output()
+        .expect("run bash")
+}
+
+#[test]
+fn the_build_names_its_platform_from_the_rust_target_through_one_mapping() {
+    require_root("musl's loader is mounted into /lib in a private mount namespace");
+    let table = [
+        (
+            "x86_64-unknown-linux-gnu",
+            "linux-x86_64 libtispark_telemetry.so",
+        ),
+        (
+            "aarch64-unknown-linux-gnu",
+            "linux-aarch64 libtispark_telemetry.so",
+        ),
+        (
+            "x86_64-unknown-linux-musl",
+            "linux-musl-x86_64 libtispark_telemetry.so",
+        ),
+        (
+            "aarch64-unknown-linux-musl",
+            "linux-musl-aarch64 libtispark_telemetry.so",
+        ),
+        (
+            "x86_64-apple-darwin",
+            "macos-x86_64 libtispark_telemetry.dylib",
+        ),
+        (
+            "aarch64-apple-darwin",
+            "macos-aarch64 libtispark_telemetry.dylib",
+        ),
+    ];
+    for (triple, expected) in table {
+        let out = platforms_sh(&[], Some(triple));
+        assert!(out.status.success(), "{triple}: {out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("{expected}\n")
+        );
+    }
+    let out = platforms_sh(&[], Some("riscv64gc-unknown-linux-gnu"));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "no platform directory for the Rust target 'riscv64gc-unknown-linux-gnu' \
+         (see scripts/platforms.sh and NativeLoader.platform())\n"
+    );
+
+    // Without a triple: rustc's host, the target `cargo build` makes, also
+    // where musl's loader is installed on this glibc host.
+    let rustc = Command::new("rustc").arg("-vV").output().expect("rustc");
+    let host = String::from_utf8_lossy(&rustc.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+        .unwrap();
+    let expected = table
+        .iter()
+        .find(|(t, _)| *t == host)
+        .unwrap_or_else(|| panic!("this test runs on a host the jar supports, not {host}"))
+        .1;
+    let wrapper = with_musl_loader_installed();
+    let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+    let out = platforms_sh(&wrapper, None);
+    let loader = format!("/lib/ld-musl-{}.so.1", std::env::consts::ARCH);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("MUSL_LOADER_FILE={loader}\n{expected}\n"),
+        "{out:?}"
+    );
+
+    // Both builds take their platform from it, and from nothing else.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for script in ["java/package.sh", "scripts/build-native.sh"] {
+        let text = std::fs::read_to_string(root.join(script)).unwrap();
+        assert!(text.contains("source scripts/platforms.sh"), "{script}");
+        assert!(text.contains("platform_of \"$triple\""), "{script}");
+        for guess in ["uname", "ld-musl", "linux-x86_64", "linux-musl"] {
+            assert!(!text.contains(guess), "{script} still guesses ({guess})");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// (C) The caller's thread never waits on the conf object.
+
+/// Conf objects whose reads block until the test releases them.
+const BLOCKING_JAVA: &str = r#"
+import java.util.HashMap;
+import java.util.Map;
+import java.util.concurrent.CountDownLatch;
+
+public final class Blocking {
+    private static final CountDownLatch RELEASE = new CountDownLatch(1);
+    /** The name of the thread that first read a blocking conf. */
+    public static volatile String readOn = "none";
+
+    public static void release() {
+        RELEASE.countDown();
+    }
+
+    static void awaitRelease() {
+        while (true) {
+            try {
+                RELEASE.await();
+                return;
+            } catch (InterruptedException e) {
+                // until released
+            }
+        }
+    }
+
+    static void blockReading() {
+        if (readOn.equals("none")) {
+            readOn = Thread.currentThread().getName();
+        }
+        awaitRelease();
+    }
+
+    /** An object with String get(String, String), as a conf wrapper has. */
+    public static final class Conf {
+        private final Map<String, String> values;
+
+        public Conf(Map<String, String> values) {
+            this.values = values;
+        }
+
+        public String get(String key, String def) {
+            blockReading();
+            String v = values.get(key);
+            return v == null ? def : v;
+        }
+    }
+
+    /** A Map whose get blocks. */
+    public static final class SlowMap extends HashMap<String, String> {
+        public SlowMap(Map<String, String> values) {
+            super(values);
+        }
+
+        @Override
+        public String get(Object key) {
+            blockReading();
+            return super.get(key);
+        }
+    }
+
+    /** Holds o's monitor on another thread until released (as code iterating a synchronizedMap). */
+    public static void holdMonitor(final Object o) throws InterruptedException {
+        final CountDownLatch held = new CountDownLatch(1);
+        Thread t = new Thread(new Runnable() {
+            public void run() {
+                synchronized (o) {
+                    held.countDown();
+                    awaitRelease();
+                }
+            }
+        }, "holds-the-conf");
+        t.setDaemon(true);
+        t.start();
+        held.await();
+    }
+}
+"#;
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap()
+}
+
+/// The child's JVM, with the jar and the test's compiled classes.
+fn start_jvm_with(classes: &str) -> jni::JavaVM {
+    jvm::start_jvm_without_the_jar(&[format!(
+        "-Djava.class.path={}:{classes}",
+        support::jar().display()
+    )])
+}
+
+fn compiled_classes() -> String {
+    std::env::var("TT_CLASSES").unwrap_or_else(|_| {
+        jvm::compile_java(&[("Blocking.java", BLOCKING_JAVA)])
+            .display()
+            .to_string()
+    })
+}
+
+#[test]
+fn a_conf_whose_reads_block_never_blocks_the_caller() {
+    let name = "a_conf_whose_reads_block_never_blocks_the_caller";
+    let classes = compiled_classes();
+    for case in ["get_string_string", "map_subclass", "synchronized_map"] {
+        let c = Collector::start(Behaviour::Accept);
+        let env = [
+            ("TT_CASE", case.to_string()),
+            ("TT_CLASSES", classes.clone()),
+            ("TT_URL", c.url(REPORT_PATH)),
+            (
+                "TT_STATE",
+                support::temp_dir("loader-block").display().to_string(),
+            ),
+        ];
+        let Some(run) = jvm::isolated(name, &env, blocking_conf_scenario) else {
+            return;
+        };
+        assert!(
+            !run.output.contains("WATCHDOG"),
+            "{case}: report() blocked on the conf:\n{}",
+            run.output
+        );
+        assert_one_report(&c, &run);
+        let read_on = match case {
+            "synchronized_map" => "none", // not recorded: the monitor is the JDK's
+            _ => "tispark-telemetry-sender",
+        };
+        assert_eq!(
+            run.value("CONF_READ_ON").as_deref(),
+            Some(read_on),
+            "{case}: {}",
+            run.output
+        );
+    }
+}
+
+fn blocking_conf_scenario() {
+    let vm = start_jvm_with(&var("TT_CLASSES"));
+    let mut env = vm.attach_current_thread().unwrap();
+    let (url, state) = (var("TT_URL"), var("TT_STATE"));
+    let values = jvm::java_map(&mut env, &[(ENABLE, "true"), (URL, &url), (STATE, &state)]);
+    let values = JValue::Object(&values);
+    let conf = match var("TT_CASE").as_str() {
+        "get_string_string" => env
+            .new_object("Blocking$Conf", "(Ljava/util/Map;)V", &[values])
+            .unwrap(),
+        "map_subclass" => env
+            .new_object("Blocking$SlowMap", "(Ljava/util/Map;)V", &[values])
+            .unwrap(),
+        "synchronized_map" => {
+            let map = env
+                .call_static_method(
+                    "java/util/Collections",
+                    "synchronizedMap",
+                    "(Ljava/util/Map;)Ljava/util/Map;",
+                    &[values],
+                )
+                .unwrap()
+                .l()
+                .unwrap();
+            env.call_static_method(
+                "Blocking",
+                "holdMonitor",
+                "(Ljava/lang/Object;)V",
+                &[JValue::Object(&map)],
+            )
+            .unwrap();
+            map
+        }
+        other => panic!("no case {other}"),
+    };
+    // A caller blocked on the conf would hang the test: a watchdog ends it instead.
+    let returned = Arc::new(AtomicBool::new(false));
+    let watched = returned.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(5));
+        if !watched.load(Ordering::SeqCst) {
+            println!("WATCHDOG: report() was still blocked after 5 s");
+            std::process::exit(3);
+        }
+    });
+    let start = Instant::now();
+    jvm::report(&mut env, &conf, None);
+    println!("REPORT_RETURNED_US={}", start.elapsed().as_micros());
+    returned.store(true, Ordering::SeqCst);
+    // The sender thread is now blocked on the conf; released, it reports.
+    std::thread::sleep(Duration::from_millis(300));
+    let read_on = env
+        .get_static_field("Blocking", "readOn", "Ljava/lang/String;")
+        .unwrap()
+        .l()
+        .unwrap();
+    let read_on: String = env.get_string(&read_on.into()).unwrap().into();
+    println!("CONF_READ_ON={read_on}");
+    env.call_static_method("Blocking", "release", "()V", &[])
+        .unwrap();
+    println!("FLUSHED={}", jvm::flush(&mut env, 15_000));
+    println!(
+        "SENDER_THREADS_LEFT={}",
+        jvm::wait_no_threads_named("tispark-telemetry-sender", Duration::from_secs(2))
+    );
+}
+
+#[test]
+fn a_switch_that_is_off_loads_nothing_and_decides_nothing() {
+    let name = "a_switch_that_is_off_loads_nothing_and_decides_nothing";
+    let c = Collector::start(Behaviour::Accept);
+    let env = [
+        ("TT_URL", c.url(REPORT_PATH)),
+        (
+            "TT_STATE",
+            support::temp_dir("loader-off").display().to_string(),
+        ),
+    ];
+    let Some(run) = jvm::isolated(name, &env, off_then_on_scenario) else {
+        return;
+    };
+    assert_one_report(&c, &run);
+    for (step, thread, mapped) in [
+        ("EMPTY_MAP", "false", "false"),
+        ("FALSE_MAP", "false", "false"),
+        // Not a map read on the caller's thread: the sender reads it, and stops.
+        ("FALSE_PROPERTIES", "true", "false"),
+        ("ON_MAP", "true", "true"),
+    ] {
+        assert_eq!(
+            run.value(&format!("{step}_SENDER_STARTED")).as_deref(),
+            Some(thread),
+            "{step}: {}",
+            run.output
+        );
+        assert_eq!(
+            run.value(&format!("{step}_LIBRARY_MAPPED")).as_deref(),
+            Some(mapped),
+            "{step}: {}",
+            run.output
+        );
+    }
+}
+
+fn off_then_on_scenario() {
+    let vm = jvm::start_jvm(&[]);
+    let mut env = vm.attach_current_thread().unwrap();
+    let (url, state) = (var("TT_URL"), var("TT_STATE"));
+    let properties = env.new_object("java/util/Properties", "()V", &[]).unwrap();
+    for (k, v) in [(ENABLE, " false "), (URL, url.as_str())] {
+        let (k, v) = (env.new_string(k).unwrap(), env.new_string(v).unwrap());
+        env.call_method(
+            &properties,
+            "setProperty",
+            "(Ljava/lang/String;Ljava/lang/String;)Ljava/lang/Object;",
+            &[JValue::Object(&k), JValue::Object(&v)],
+        )
+        .unwrap();
+    }
+    let steps: Vec<(&str, JObject)> = vec![
+        ("EMPTY_MAP", jvm::java_map(&mut env, &[(URL, &url)])),
+        (
+            "FALSE_MAP",
+            jvm::java_map(&mut env, &[(ENABLE, "false"), (URL, &url)]),
+        ),
+        ("FALSE_PROPERTIES", properties),
+        (
+            "ON_MAP",
+            jvm::java_map(&mut env, &[(ENABLE, "true"), (URL, &url), (STATE, &state)]),
+        ),
+    ];
+    for (step, conf) in steps {
+        jvm::report(&mut env, &conf, None);
+        assert!(jvm::flush(&mut env, 15_000));
+        // JNI reads the private field: was a sender thread ever started?
+        let sender = env
+            .get_static_field(jvm::API, "sender", "Ljava/lang/Thread;")
+            .unwrap()
+            .l()
+            .unwrap();
+        println!("{step}_SENDER_STARTED={}", !sender.is_null());
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        println!("{step}_LIBRARY_MAPPED={}", maps.contains(LIB));
+    }
+    println!("REPORT_RETURNED_US=0");
+    println!("FLUSHED={}", jvm::flush(&mut env, 15_000));
+    println!(
+        "SENDER_THREADS_LEFT={}",
+        jvm::wait_no_threads_named("tispark-telemetry-sender", Duration::from_secs(2))
+    );
+}

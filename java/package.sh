@@ -8,12 +8,13 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 spark_home=$(bash scripts/provision-spark.sh)
 
-cargo build --release --lib --quiet
+source scripts/platforms.sh
+# The platform table comes from this very build (build.rs, from Names.java).
+PLATFORMS_TSV="$(out_dir_of --release --quiet)/platforms.tsv"
 
 # The platform is the one of the target just built (rustc's host triple), not
 # guessed from the machine: a glibc host with Debian's musl package installed
 # still builds a glibc library.
-source scripts/platforms.sh
 triple=$(host_triple)
 mapping=$(platform_of "$triple")  # fails, saying why, for a target with no platform
 read -r platform lib <<<"$mapping"

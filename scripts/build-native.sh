@@ -9,6 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 triple=${1:?usage: bash scripts/build-native.sh <rust target triple>}
 source scripts/platforms.sh
+# The table from build.rs (Names.java), through this machine's own build.
+PLATFORMS_TSV="$(out_dir_of --release --quiet)/platforms.tsv"
 mapping=$(platform_of "$triple")  # fails, saying why, for a target with no platform
 read -r platform lib <<<"$mapping"
 case "$triple" in

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 /// The switch. Absent means off.
-pub const ENABLE_KEY: &str = "spark.tispark.telemetry.enable";
+pub use crate::names::ENABLE_KEY;
 /// Where the report goes: `http(s)://…` or a local-only `file://…` sink.
 pub const URL_KEY: &str = "spark.tispark.telemetry.url";
 /// Where the track id and the audit trail are kept (not reported).
@@ -17,13 +17,13 @@ pub const PD_ADDRESSES_KEY: &str = "spark.tispark.pd.addresses";
 /// A PEM bundle of extra CA certificates trusted for the endpoint (not reported).
 pub const CA_FILE_KEY: &str = "spark.tispark.telemetry.ca_file";
 /// Spark's application id, used only for the `appid_` fallback track id.
-pub const APP_ID_KEY: &str = "spark.app.id";
+pub use crate::names::APP_ID_KEY;
 
 /// TiSpark's own endpoint, the default of [`URL_KEY`].
 pub const DEFAULT_URL: &str = "https://telemetry.pingcap.com/api/v1/tispark/report";
 
 /// Environment variables that turn telemetry off whatever the Spark conf says.
-pub const DISABLE_ENV_VARS: [&str; 2] = ["TISPARK_TELEMETRY_DISABLED", "DO_NOT_TRACK"];
+pub use crate::names::DISABLE_ENV_VARS;
 
 /// The type and telemetry default of a reported key.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -84,10 +84,17 @@ impl ConfSource for BTreeMap<String, String> {
     }
 }
 
-/// Parses a boolean the way we promise: `true`/`false`, any case, surrounding
-/// white space ignored. Anything else is `None`.
+/// Trims as Java's `String.trim()` does: every character up to U+0020 (space
+/// and the ASCII control characters) at both ends, nothing else (not U+00A0).
+/// The Java side trims with `trim()` itself, so both sides agree.
+pub fn trim_like_java(s: &str) -> &str {
+    s.trim_matches(|c: char| c <= ' ')
+}
+
+/// Parses a boolean the way we promise: `true`/`false`, any ASCII case,
+/// trimmed as [`trim_like_java`]. Anything else is `None`.
 pub fn parse_bool(raw: &str) -> Option<bool> {
-    let v = raw.trim();
+    let v = trim_like_java(raw);
     if v.eq_ignore_ascii_case("true") {
         Some(true)
     } else if v.eq_ignore_ascii_case("false") {
@@ -133,8 +140,10 @@ impl Decision {
 pub fn disabled_by_env(lookup: impl Fn(&str) -> Option<String>) -> Option<&'static str> {
     DISABLE_ENV_VARS.into_iter().find(|var| {
         lookup(var).is_some_and(|v| {
-            let v = v.trim();
-            !(v.is_empty() || v == "0" || v.eq_ignore_ascii_case("false"))
+            let v = trim_like_java(&v);
+            !crate::names::DISABLE_ENV_NO_VALUES
+                .iter()
+                .any(|no| v.eq_ignore_ascii_case(no))
         })
     })
 }
@@ -160,6 +169,7 @@ pub fn process_env(var: &str) -> Option<String> {
 /// the control keys and the reported keys. Nothing else is ever asked for.
 pub fn keys_read() -> impl Iterator<Item = &'static str> {
     [
+        ENABLE_KEY,
         URL_KEY,
         STATE_DIR_KEY,
         CA_FILE_KEY,
@@ -177,6 +187,16 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The snapshot of `values`, given in the order of [`keys_read`] (`None`: unset).
+    pub fn from_values(values: impl IntoIterator<Item = Option<String>>) -> Snapshot {
+        Snapshot {
+            values: keys_read()
+                .zip(values)
+                .filter_map(|(k, v)| v.map(|v| (k, v)))
+                .collect(),
+        }
+    }
+
     pub fn read(source: &mut dyn ConfSource) -> Result<Snapshot, String> {
         let mut values = BTreeMap::new();
         for key in keys_read() {

@@ -85,6 +85,23 @@ impl Plan {
     }
 }
 
+/// What is decided before anything is gathered: on or off and why, and where
+/// the report would go. The JNI path, the command-line `status` and `preview`
+/// all start here.
+pub struct Prepared {
+    pub decision: crate::conf::Decision,
+    /// The destination and its client, or why nothing can be sent.
+    pub plan: Result<Plan, String>,
+}
+
+/// Decides from the conf's switch and the environment, and checks the destination.
+pub fn prepare(snapshot: &Snapshot, env: impl Fn(&str) -> Option<String>) -> Prepared {
+    Prepared {
+        decision: crate::conf::decide(snapshot.get(ENABLE_KEY), env),
+        plan: Plan::new(snapshot),
+    }
+}
+
 /// The state directory (track id, audit trail) for this conf and the process environment.
 pub fn state_dir(snapshot: &Snapshot) -> Option<PathBuf> {
     state::resolve_dir(snapshot.get(STATE_DIR_KEY), crate::conf::process_env)

@@ -4,10 +4,7 @@
 //! `grep "Telemetry report"` finds. The Java side (`TelemetryLog.log`)
 //! applies the same rule to its own records.
 
-/// The words of the report line.
-pub const REPORT_WORDS: &str = "Telemetry report";
-/// The same words in any other record, escaped so that the grep skips them.
-pub const DEFUSED_WORDS: &str = "Telemetry\\u{20}report";
+pub use crate::names::{DEFUSED_WORDS, REPORT_WORDS};
 
 /// `text` with every control character escaped (`\n`, `\r`, `\t`, `\u{1b}`).
 pub fn escaped(text: &str) -> String {

@@ -512,7 +512,7 @@ fn the_build_names_its_platform_from_the_rust_target_through_one_mapping() {
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         "no platform directory for the Rust target 'riscv64gc-unknown-linux-gnu' \
-         (see scripts/platforms.sh and NativeLoader.platform())\n"
+         (see PLATFORMS in java/src/com/pingcap/tispark/telemetry/Names.java)\n"
     );
 
     // Without a triple: rustc's host, the target `cargo build` makes, also

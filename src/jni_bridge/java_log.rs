@@ -53,12 +53,13 @@ pub fn install(env: &mut JNIEnv, log_class: &JClass, max_level: i32) -> jni::err
 }
 
 fn level_filter(max_level: i32) -> log::LevelFilter {
+    use crate::names::{LOG_DEBUG, LOG_ERROR, LOG_INFO, LOG_WARN};
     match max_level {
-        i32::MIN..=0 => log::LevelFilter::Off,
-        1 => log::LevelFilter::Error,
-        2 => log::LevelFilter::Warn,
-        3 => log::LevelFilter::Info,
-        4 => log::LevelFilter::Debug,
+        l if l < LOG_ERROR => log::LevelFilter::Off,
+        LOG_ERROR => log::LevelFilter::Error,
+        LOG_WARN => log::LevelFilter::Warn,
+        LOG_INFO => log::LevelFilter::Info,
+        LOG_DEBUG => log::LevelFilter::Debug,
         _ => log::LevelFilter::Trace,
     }
 }
@@ -69,7 +70,7 @@ fn write_report_line(line: &str) -> Result<(), String> {
     let bridge = BRIDGE
         .get()
         .ok_or_else(|| "the log bridge is not installed".to_string())?;
-    match bridge.write(log::Level::Info as i32, &log_line::escaped(line)) {
+    match bridge.write(crate::names::LOG_INFO, &log_line::escaped(line)) {
         Ok(true) => Ok(()),
         Ok(false) => Err(
             "the JVM's logger did not take the line: logging failed or has \
@@ -77,6 +78,17 @@ fn write_report_line(line: &str) -> Result<(), String> {
                 .to_string(),
         ),
         Err(e) => Err(format!("the JVM's logger could not be called ({e})")),
+    }
+}
+
+fn java_level(level: log::Level) -> i32 {
+    use crate::names::{LOG_DEBUG, LOG_ERROR, LOG_INFO, LOG_TRACE, LOG_WARN};
+    match level {
+        log::Level::Error => LOG_ERROR,
+        log::Level::Warn => LOG_WARN,
+        log::Level::Info => LOG_INFO,
+        log::Level::Debug => LOG_DEBUG,
+        log::Level::Trace => LOG_TRACE,
     }
 }
 
@@ -93,7 +105,7 @@ impl log::Log for JavaLogger {
         }
         if let Some(bridge) = BRIDGE.get() {
             let text = log_line::defused(&record.args().to_string());
-            let _ = bridge.write(record.level() as i32, &text);
+            let _ = bridge.write(java_level(record.level()), &text);
         }
         IN_LOG.with(|f| f.set(false));
     }

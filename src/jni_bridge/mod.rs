@@ -1,28 +1,22 @@
 //! The JNI boundary: the native methods of
-//! `com.pingcap.tispark.telemetry.NativeTelemetry`. Each is one `guarded`
+//! `com.pingcap.tispark.telemetry.NativeTelemetry`. Java owns the JVM side
+//! (reading the conf's values, the JVM-wide claim, the Spark version, the
+//! thread and the flush) and hands over plain strings; this side owns the
+//! decision, the report, delivery, the audit trail and the notice. Rust calls
+//! into Java only to log (`java_log`). Each entry point is one `guarded`
 //! call: a Rust error becomes one WARN line, a panic is caught, a Java
 //! exception raised on the way is cleared, and the method returns its
 //! "nothing happened" value. Nothing ever crosses into the JVM as a crash or
 //! an exception.
 
-mod conf_object;
 mod java_log;
 
-use crate::conf::{self, Decision, Snapshot};
-use crate::driver::{self, Plan, Request};
-use conf_object::{take_exception, JavaConf};
-use jni::objects::{JClass, JObject, JString, JValue};
-use jni::sys::{jboolean, jint, JNI_FALSE, JNI_TRUE};
+use crate::conf::{self, Decision};
+use crate::driver;
+use jni::objects::{JClass, JObject, JObjectArray, JString};
+use jni::sys::{jboolean, jint, jobjectArray, JNI_FALSE, JNI_TRUE};
 use jni::JNIEnv;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-
-/// The JVM-wide mark of "this JVM has reported" (its value: the application
-/// id): a system property, because it is shared by every class loader that
-/// may have loaded its own copy of this library, and `Properties.putIfAbsent`
-/// is atomic. The Java side reads
-/// it first (`NativeTelemetry.alreadyReported`), so that once it is set a
-/// call returns without crossing into native code.
-const REPORTED_PROPERTY: &str = "tispark.telemetry.reported";
 
 fn guarded<'local, T>(
     env: &mut JNIEnv<'local>,
@@ -30,8 +24,11 @@ fn guarded<'local, T>(
     f: impl FnOnce(&mut JNIEnv<'local>) -> Result<T, String>,
 ) -> T {
     let result = catch_unwind(AssertUnwindSafe(|| f(env)));
-    if let Some(ex) = take_exception(env) {
-        log::debug!("A Java exception was cleared at the telemetry boundary: {ex}");
+    // Only a JNI operation of ours can have raised it (out of memory, say):
+    // cleared, so that nothing is thrown into the caller.
+    if env.exception_check().unwrap_or(false) {
+        let _ = env.exception_clear();
+        log::debug!("A Java exception was cleared at the telemetry boundary.");
     }
     match result {
         Ok(Ok(v)) => v,
@@ -67,117 +64,129 @@ pub extern "system" fn Java_com_pingcap_tispark_telemetry_NativeTelemetry_native
     })
 }
 
-/// `static native boolean nativeReport(Object conf, String tisparkVersion)`,
-/// called on the Java side's sender thread: decides, and when telemetry is on
-/// builds, logs and delivers the report right here. True when it was delivered
-/// (successfully or not); false when telemetry is off or was already reported.
+/// `static native boolean nativeDecide(String enableValue)`: the switch rule
+/// and the environment's off switches. True when on; otherwise one WARN for a
+/// value that is not a boolean, a DEBUG line for off.
+#[no_mangle]
+pub extern "system" fn Java_com_pingcap_tispark_telemetry_NativeTelemetry_nativeDecide<'local>(
+    mut env: JNIEnv<'local>,
+    _class: JClass<'local>,
+    enable_value: JString<'local>,
+) -> jboolean {
+    let on = guarded(&mut env, false, |env| {
+        let value = java_string(env, &enable_value)?;
+        Ok(match conf::decide(value.as_deref(), conf::process_env) {
+            Decision::On => true,
+            off @ Decision::OffInvalid(_) => {
+                log::warn!("Telemetry is {}.", off.explain());
+                false
+            }
+            off => {
+                log::debug!("Telemetry is {}.", off.explain());
+                false
+            }
+        })
+    });
+    to_jboolean(on)
+}
+
+/// `static native String[] nativeKeys()`: the conf keys the Java side reads
+/// for [`nativeReport`], in this order. Nothing else is ever read.
+#[no_mangle]
+pub extern "system" fn Java_com_pingcap_tispark_telemetry_NativeTelemetry_nativeKeys<'local>(
+    mut env: JNIEnv<'local>,
+    _class: JClass<'local>,
+) -> jobjectArray {
+    guarded(&mut env, std::ptr::null_mut(), |env| {
+        let keys: Vec<&str> = conf::keys_read().collect();
+        let array = env
+            .new_object_array(keys.len() as i32, "java/lang/String", JObject::null())
+            .map_err(|e| e.to_string())?;
+        for (i, key) in keys.iter().enumerate() {
+            let s = env.new_string(key).map_err(|e| e.to_string())?;
+            env.set_object_array_element(&array, i as i32, &s)
+                .map_err(|e| e.to_string())?;
+            env.delete_local_ref(s).map_err(|e| e.to_string())?;
+        }
+        Ok(array.into_raw())
+    })
+}
+
+/// `static native boolean nativeReport(String[] values, String sparkVersion,
+/// String tisparkVersion)`, called on the Java side's sender thread once it
+/// has claimed the JVM: the values of [`nativeKeys`], in order. Builds, logs
+/// and delivers the report right here. True when it was delivered
+/// (successfully or not).
 #[no_mangle]
 pub extern "system" fn Java_com_pingcap_tispark_telemetry_NativeTelemetry_nativeReport<'local>(
     mut env: JNIEnv<'local>,
-    class: JClass<'local>,
-    conf: JObject<'local>,
+    _class: JClass<'local>,
+    values: JObjectArray<'local>,
+    spark_version: JString<'local>,
     tispark_version: JString<'local>,
 ) -> jboolean {
-    let started = guarded(&mut env, false, |env| {
-        report(env, &class, &conf, &tispark_version)
+    let delivered = guarded(&mut env, false, |env| {
+        let values = java_strings(env, &values)?;
+        let expected = conf::keys_read().count();
+        if values.len() != expected {
+            return Err(format!(
+                "the Java side passed {} conf values for {expected} keys",
+                values.len()
+            ));
+        }
+        let input = driver::Request {
+            snapshot: conf::Snapshot::from_values(values),
+            spark_version: java_string(env, &spark_version)?,
+            tispark_version: java_string(env, &tispark_version)?,
+        };
+        let prepared = driver::prepare(&input.snapshot, conf::process_env);
+        let plan = match (prepared.decision, prepared.plan) {
+            (Decision::On, Ok(plan)) => plan,
+            (Decision::On, Err(why)) => return Err(why),
+            (off, _) => {
+                log::debug!("Telemetry is {}.", off.explain());
+                return Ok(false);
+            }
+        };
+        driver::report_and_deliver(&input, &plan);
+        Ok(true)
     });
-    if started {
+    to_jboolean(delivered)
+}
+
+fn to_jboolean(b: bool) -> jboolean {
+    if b {
         JNI_TRUE
     } else {
         JNI_FALSE
     }
 }
 
-fn report<'local>(
-    env: &mut JNIEnv<'local>,
-    class: &JClass<'local>,
-    conf_object: &JObject<'local>,
-    tispark_version: &JString<'local>,
-) -> Result<bool, String> {
-    let mut source = JavaConf::new(env, conf_object)?;
-    // Off is decided on one read, before anything else is looked at.
-    let enable = conf::ConfSource::get(&mut source, conf::ENABLE_KEY)?;
-    match conf::decide(enable.as_deref(), conf::process_env) {
-        Decision::On => {}
-        off @ Decision::OffInvalid(_) => {
-            log::warn!("Telemetry is {}.", off.explain());
-            return Ok(false);
-        }
-        off => {
-            log::debug!("Telemetry is {}.", off.explain());
-            return Ok(false);
-        }
-    }
-    let snapshot = Snapshot::read(&mut source)?;
-    // The first decision stands for the JVM: claimed before the URL is checked,
-    // so later callers (other sessions, other class loaders) do not even load
-    // the library again, whatever the outcome.
-    if !claim_this_jvm(env, snapshot.app_id().unwrap_or("unknown"))? {
-        log::debug!("Telemetry was already reported by this JVM; nothing more is sent.");
-        return Ok(false);
-    }
-    let plan = Plan::new(&snapshot)?;
-    let request = Request {
-        snapshot,
-        spark_version: spark_version(env, class),
-        tispark_version: java_string(env, tispark_version),
-    };
-    driver::report_and_deliver(&request, &plan);
-    Ok(true)
-}
-
-fn claim_this_jvm(env: &mut JNIEnv, app_id: &str) -> Result<bool, String> {
-    let claimed = env.with_local_frame(8, |env| -> jni::errors::Result<bool> {
-        let props = env
-            .call_static_method(
-                "java/lang/System",
-                "getProperties",
-                "()Ljava/util/Properties;",
-                &[],
-            )?
-            .l()?;
-        let key = env.new_string(REPORTED_PROPERTY)?;
-        let value = env.new_string(app_id)?;
-        let previous = env
-            .call_method(
-                &props,
-                "putIfAbsent",
-                "(Ljava/lang/Object;Ljava/lang/Object;)Ljava/lang/Object;",
-                &[JValue::Object(&key), JValue::Object(&value)],
-            )?
-            .l()?;
-        Ok(previous.is_null())
-    });
-    claimed.map_err(|e| {
-        format!(
-            "the JVM-wide report mark cannot be set: {}",
-            conf_object::jni_error(env, e)
-        )
-    })
-}
-
-/// `NativeTelemetry.sparkVersion()`, asked only once telemetry is on.
-fn spark_version(env: &mut JNIEnv, class: &JClass) -> Option<String> {
-    let version = env.with_local_frame(4, |env| -> jni::errors::Result<Option<String>> {
-        let v = env
-            .call_static_method(class, "sparkVersion", "()Ljava/lang/String;", &[])?
-            .l()?;
-        Ok(java_string(env, &JString::from(v)))
-    });
-    if take_exception(env).is_some() {
-        return None;
-    }
-    version.ok().flatten()
-}
-
-fn java_string(env: &mut JNIEnv, s: &JString) -> Option<String> {
+fn java_string(env: &mut JNIEnv, s: &JString) -> Result<Option<String>, String> {
     if s.is_null() {
-        return None;
+        return Ok(None);
     }
     // In its own frame: the jni crate's get_string makes local refs of its own.
     env.with_local_frame(4, |env| -> jni::errors::Result<Option<String>> {
-        Ok(env.get_string(s).ok().map(String::from))
+        Ok(Some(env.get_string(s)?.into()))
     })
-    .ok()
-    .flatten()
+    .map_err(|e| format!("a string from the Java side cannot be read ({e})"))
+}
+
+fn java_strings(env: &mut JNIEnv, array: &JObjectArray) -> Result<Vec<Option<String>>, String> {
+    if array.is_null() {
+        return Err("the Java side passed no conf values".to_string());
+    }
+    let len = env
+        .get_array_length(array)
+        .map_err(|e| format!("the conf values cannot be read ({e})"))?;
+    (0..len)
+        .map(|i| {
+            let element = env
+                .get_object_array_element(array, i)
+                .map_err(|e| format!("the conf values cannot be read ({e})"))?;
+            let value = java_string(env, &JString::from(element))?;
+            Ok(value)
+        })
+        .collect()
 }

@@ -49,7 +49,7 @@ final class NativeLoader {
     static final String PATH_PROPERTY = "tispark.telemetry.native.path";
     static final String TMPDIR_PROPERTY = "tispark.telemetry.native.tmpdir";
     static final String PLATFORM_PROPERTY = "tispark.telemetry.native.platform";
-    static final String LIBRARY = "tispark_telemetry";
+    static final String LIBRARY = Names.LIBRARY;
     /** Each copy's directory is {@code COPY_PREFIX + pid + "-" + random}. */
     static final String COPY_PREFIX = "tispark-telemetry-";
     /**

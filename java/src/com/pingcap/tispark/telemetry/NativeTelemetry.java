@@ -25,13 +25,13 @@ import java.util.Set;
  */
 public final class NativeTelemetry {
     /** The switch. */
-    public static final String ENABLE_KEY = "spark.tispark.telemetry.enable";
+    public static final String ENABLE_KEY = Names.ENABLE_KEY;
     /** How long JVM shutdown may wait for a report in flight, in milliseconds (default 2000). */
     public static final String FLUSH_MILLIS_PROPERTY = "tispark.telemetry.flush.millis";
     static final long DEFAULT_FLUSH_MILLIS = 2000;
     static final long MAX_FLUSH_MILLIS = 10000;
     /** Set by the native side when a report starts; see {@link #alreadyReported()}. */
-    static final String REPORTED_PROPERTY = "tispark.telemetry.reported";
+    static final String REPORTED_PROPERTY = Names.REPORTED_PROPERTY;
 
     /**
      * A SparkConf is read by a direct call: looking its getter up by reflection made the JVM
@@ -82,7 +82,30 @@ public final class NativeTelemetry {
 
     private NativeTelemetry() {}
 
-    /** Reports once per JVM if the conf (a SparkConf or a java.util.Map) turns telemetry on. */
+    /** Reports once per JVM if the SparkConf turns telemetry on. */
+    public static void report(org.apache.spark.SparkConf conf) {
+        report((Object) conf, null);
+    }
+
+    /** As {@link #report(org.apache.spark.SparkConf)}, with the caller's (TiSpark's) version. */
+    public static void report(org.apache.spark.SparkConf conf, String tisparkVersion) {
+        report((Object) conf, tisparkVersion);
+    }
+
+    /** Reports once per JVM if the conf's values turn telemetry on. */
+    public static void report(Map<String, String> conf) {
+        report((Object) conf, null);
+    }
+
+    /** As {@link #report(Map)}, with the caller's (TiSpark's) version. */
+    public static void report(Map<String, String> conf, String tisparkVersion) {
+        report((Object) conf, tisparkVersion);
+    }
+
+    /**
+     * Reports once per JVM if the conf (a SparkConf, a java.util.Map, or any object with
+     * {@code String get(String, String)}) turns telemetry on. Kept for existing callers.
+     */
     public static void report(Object conf) {
         report(conf, null);
     }
@@ -162,16 +185,73 @@ public final class NativeTelemetry {
                     return;
                 }
                 if (NativeLoader.ensureLoaded()) {
-                    nativeReport(conf, tisparkVersion);
+                    decideAndReport(conf, tisparkVersion);
                 }
             } catch (Throwable t) {
-                TelemetryLog.log(TelemetryLog.WARN, "Telemetry is off for this application: " + t);
+                if (t instanceof java.lang.reflect.InvocationTargetException && t.getCause() != null) {
+                    t = t.getCause(); // thrown by the conf object's own get
+                }
+                String why = t instanceof IllegalArgumentException ? t.getMessage() : t.toString();
+                TelemetryLog.log(TelemetryLog.WARN, "Telemetry is off for this application: " + why);
             } finally {
                 if (!off) {
                     decided = true;
                 }
             }
         }
+    }
+
+    /**
+     * The sender's work once the library is loaded: the native side decides from the switch's
+     * value (and says why it is off); when it is on, this JVM is claimed, the keys the native side
+     * names are read from the conf, and it builds, logs and delivers the report from those values.
+     */
+    private static void decideAndReport(Object conf, String tisparkVersion) throws Exception {
+        if (!nativeDecide(read(conf, ENABLE_KEY))) {
+            return;
+        }
+        String[] keys = nativeKeys();
+        String[] values = new String[keys.length];
+        String appId = null;
+        for (int i = 0; i < keys.length; i++) {
+            values[i] = read(conf, keys[i]);
+            if (keys[i].equals(Names.APP_ID_KEY)) {
+                appId = values[i];
+            }
+        }
+        // The first decision stands for the JVM: claimed before the destination is checked, so
+        // later callers (other sessions, other class loaders) do not even load the library again.
+        String mark = appId == null || appId.trim().isEmpty() ? "unknown" : appId.trim();
+        if (System.getProperties().putIfAbsent(REPORTED_PROPERTY, mark) != null) {
+            return; // another class loader's copy reported meanwhile
+        }
+        nativeReport(values, sparkVersion(), tisparkVersion);
+    }
+
+    /**
+     * One key of the conf: a SparkConf's or a Map's value, or what a conf object's
+     * {@code String get(String, String)} answers; null when unset. Throws, naming the mistake,
+     * for null or an object of none of these shapes.
+     */
+    static String read(Object conf, String key) throws Exception {
+        if (conf == null) {
+            throw new IllegalArgumentException(
+                    "NativeTelemetry.report was given null instead of a SparkConf or a java.util.Map");
+        }
+        if (conf instanceof Map) {
+            Object v = ((Map<?, ?>) conf).get(key);
+            return v == null ? null : v.toString();
+        }
+        if (conf.getClass().getName().equals(SparkConfs.CLASS_NAME)) {
+            return SparkConfs.get(conf, key);
+        }
+        Method get = Getters.GETTER.get(conf.getClass());
+        if (get == null) {
+            throw new IllegalArgumentException("NativeTelemetry.report was given a "
+                    + conf.getClass().getName() + ", which is neither a SparkConf, a java.util.Map,"
+                    + " nor has String get(String, String)");
+        }
+        return (String) get.invoke(conf, key, null);
     }
 
     /** The shutdown hook: waits for the sender, at most the flush bound. */
@@ -216,16 +296,24 @@ public final class NativeTelemetry {
      * the command-line tool's {@code status} and {@code preview} use.
      */
     static boolean disabledByEnvironment() {
-        for (String var : new String[] {"TISPARK_TELEMETRY_DISABLED", "DO_NOT_TRACK"}) {
+        for (String var : Names.DISABLE_ENV_VARS) {
             String v = System.getenv(var);
-            if (v != null) {
-                v = v.trim();
-                if (!(v.isEmpty() || v.equals("0") || v.equalsIgnoreCase("false"))) {
-                    return true;
-                }
+            if (v != null && disables(v)) {
+                return true;
             }
         }
         return false;
+    }
+
+    /** The value of an off switch disables unless it is one of Names.DISABLE_ENV_NO_VALUES. */
+    static boolean disables(String value) {
+        String v = value.trim();
+        for (String no : Names.DISABLE_ENV_NO_VALUES) {
+            if (asciiEqualsIgnoreCase(v, no)) {
+                return false;
+            }
+        }
+        return true;
     }
 
     /** {@link #mayBeEnabled}: the switch is certainly off; nothing to do. */
@@ -290,31 +378,36 @@ public final class NativeTelemetry {
      * neither, or a read that throws, is left to the native side, which names the mistake.
      */
     static boolean switchMayBeOn(Object conf) {
-        if (conf == null) {
-            return true;
-        }
-        String value;
         try {
-            if (conf instanceof Map) {
-                Object v = ((Map<?, ?>) conf).get(ENABLE_KEY);
-                value = v == null ? null : v.toString();
-            } else if (conf.getClass().getName().equals(SparkConfs.CLASS_NAME)) {
-                value = SparkConfs.get(conf, ENABLE_KEY);
-            } else {
-                Method get = Getters.GETTER.get(conf.getClass());
-                if (get == null) {
-                    return true; // no get(String, String): the native side names the mistake
-                }
-                value = (String) get.invoke(conf, ENABLE_KEY, null);
-            }
+            return !isOff(read(conf, ENABLE_KEY));
         } catch (Throwable t) {
-            return true; // the native side reports it
+            return true; // the sender names the mistake
         }
-        return !isOff(value);
     }
 
-    private static boolean isOff(String value) {
-        return value == null || value.trim().equalsIgnoreCase("false");
+    /**
+     * The switch is certainly off: absent, or {@code false} in any ASCII case once trimmed as
+     * {@link String#trim()} trims (characters up to U+0020). The native side's rule
+     * ({@code conf::parse_bool}) is the same; {@code tests/parity.rs} checks both against one
+     * table. Anything else goes to the native side, which says what is wrong with it.
+     */
+    static boolean isOff(String value) {
+        return value == null || asciiEqualsIgnoreCase(value.trim(), "false");
+    }
+
+    /** Case-insensitive in ASCII only ({@code equalsIgnoreCase} also matches U+017F to 's'). */
+    static boolean asciiEqualsIgnoreCase(String a, String b) {
+        if (a.length() != b.length()) {
+            return false;
+        }
+        for (int i = 0; i < a.length(); i++) {
+            char x = a.charAt(i);
+            char y = b.charAt(i);
+            if (x != y && (x >= 128 || y >= 128 || Character.toLowerCase(x) != Character.toLowerCase(y))) {
+                return false;
+            }
+        }
+        return true;
     }
 
     private static synchronized void installFlushHook() {
@@ -350,9 +443,16 @@ public final class NativeTelemetry {
 
     static native void nativeInit(Class<?> logClass, int maxLogLevel);
 
+    /** The native side's decision from the switch's value: true when on; it logs why it is off. */
+    private static native boolean nativeDecide(String enableValue);
+
+    /** The conf keys the native side reads once telemetry is on (it names them, Java reads them). */
+    private static native String[] nativeKeys();
+
     /**
-     * Decides, builds, logs and sends, on the calling thread (the sender): true when a report was
-     * delivered, successfully or not; false when telemetry is off or this JVM already reported.
+     * Builds, logs and delivers the report from the values of {@link #nativeKeys()}, in their
+     * order, on the calling thread (the sender): true when it was delivered, successfully or not.
      */
-    private static native boolean nativeReport(Object conf, String tisparkVersion);
+    private static native boolean nativeReport(
+            String[] values, String sparkVersion, String tisparkVersion);
 }

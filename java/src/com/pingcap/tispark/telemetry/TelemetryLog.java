@@ -12,11 +12,11 @@ package com.pingcap.tispark.telemetry;
 final class TelemetryLog {
     static final String LOGGER_NAME = "com.pingcap.tispark.telemetry.Telemetry";
     // The levels of Rust's log crate.
-    static final int ERROR = 1;
-    static final int WARN = 2;
-    static final int INFO = 3;
-    static final int DEBUG = 4;
-    static final int TRACE = 5;
+    static final int ERROR = Names.LOG_ERROR;
+    static final int WARN = Names.LOG_WARN;
+    static final int INFO = Names.LOG_INFO;
+    static final int DEBUG = Names.LOG_DEBUG;
+    static final int TRACE = Names.LOG_TRACE;
 
     private static final boolean HAS_SLF4J = hasSlf4j();
 
@@ -45,11 +45,9 @@ final class TelemetryLog {
 
     /** A record of the Java side's own, escaped as the native side escapes its records. */
     static void log(int level, String message) {
-        nativeLog(level, logSafe(String.valueOf(message)).replace(REPORT_WORDS, DEFUSED_WORDS));
+        nativeLog(level, logSafe(String.valueOf(message))
+                .replace(Names.REPORT_WORDS, Names.DEFUSED_WORDS));
     }
-
-    private static final String REPORT_WORDS = "Telemetry report";
-    private static final String DEFUSED_WORDS = "Telemetry\\u{20}report";
 
     /** Control characters escaped, as the native side's {@code log_safe} does. */
     static String logSafe(String text) {

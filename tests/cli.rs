@@ -364,6 +364,29 @@ fn a_file_that_cannot_be_parsed_safely_is_refused_and_left_untouched() {
     }
 }
 
+#[test]
+fn disable_reads_the_switch_as_spark_does_after_an_empty_continuation_and_a_comment() {
+    // Issue 8: the `!` line is a comment to java.util.Properties even after a
+    // `\` line, so Spark reads the switch on line 4 (true) as well as line 1.
+    let host = Host::new("empty-continuation");
+    let text = "spark.tispark.telemetry.enable false\n\\\n! note \\\nspark.tispark.telemetry.enable true\n";
+    std::fs::create_dir_all(host.conf.parent().unwrap()).unwrap();
+    std::fs::write(&host.conf, text).unwrap();
+    let status = host.run(&["status", "--json"], &[]).json();
+    assert_eq!(status["enable_value"], "true");
+    let run = host.run(&["disable"], &[]);
+    run.assert_failed(3);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "tispark-telemetry: error: {} is left as it is: spark.tispark.telemetry.enable is \
+             defined on lines 1, 4 (Spark uses the last); keep one definition\n",
+            host.conf.display()
+        )
+    );
+    assert_eq!(host.conf_text(), text);
+}
+
 // ---- status ----
 
 #[test]

@@ -12,6 +12,8 @@
 
 mod args;
 mod conf_io;
+#[cfg(test)]
+mod properties_differential;
 mod spark_defaults;
 mod status;
 

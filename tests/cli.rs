@@ -1156,6 +1156,39 @@ fn a_file_its_user_may_not_write_is_refused_although_the_directory_is_writable()
 }
 
 #[test]
+fn a_user_who_cannot_give_the_copy_the_files_group_leaves_the_file_as_it_is() {
+    require_root();
+    let host = Host::new("foreign-group");
+    let dir = host.conf.parent().unwrap();
+    let before = host.write_conf("spark.tispark.telemetry.enable false\n", NOWHERE);
+    chmod(&host.root, 0o755);
+    std::os::unix::fs::chown(dir, Some(NOBODY), Some(NOBODY)).unwrap();
+    // nobody's file, writable by nobody, but in group root, which nobody is not in.
+    std::os::unix::fs::chown(&host.conf, Some(NOBODY), Some(0)).unwrap();
+    chmod(&host.conf, 0o640);
+    let conf = host.conf.display().to_string();
+    let mut enable = as_nobody(BIN);
+    enable.args(["--conf", &conf, "enable"]);
+    let run = run_within(enable, &[], Duration::from_secs(10));
+    run.assert_failed(1);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "tispark-telemetry: error: {conf} belongs to uid 65534 gid 0, an owner and group \
+             this user cannot give its rewritten copy (Operation not permitted (os error 1)), so \
+             it is left as it is; run this as root\n"
+        )
+    );
+    assert_eq!(host.conf_text(), before);
+    assert_eq!(owner_and_mode(&host.conf), (NOBODY, 0, 0o640));
+    assert_eq!(
+        files_in(dir),
+        ["spark-defaults.conf"],
+        "no temporary file is left"
+    );
+}
+
+#[test]
 fn a_fifo_or_a_device_is_refused_at_once_by_every_command() {
     use std::os::unix::fs::FileTypeExt;
     let host = Host::new("fifo");

@@ -168,8 +168,8 @@ pub fn replace(path: &Path, original: Option<&Metadata>, bytes: &[u8]) -> Result
         std::os::unix::fs::fchown(tmp.as_file(), Some(meta.uid()), Some(meta.gid())).map_err(
             |e| {
                 format!(
-                    "{} belongs to uid {} gid {}, and its new copy cannot be given the same \
-                     owner and group ({e}); run this as the file's owner or as root",
+                    "{} belongs to uid {} gid {}, an owner and group this user cannot give \
+                     its rewritten copy ({e}), so it is left as it is; run this as root",
                     path.display(),
                     meta.uid(),
                     meta.gid()

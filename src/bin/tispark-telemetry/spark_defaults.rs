@@ -20,8 +20,10 @@
 //! A file this tool cannot rewrite safely is refused, never guessed at: not
 //! UTF-8, a malformed `\u` escape (Spark itself fails on it), a `\uXXXX`
 //! escape that is half of a surrogate pair (a string this tool cannot hold),
-//! the key defined more than once, or (when the key must be added at the end)
-//! a last line that continues into what would be added.
+//! a `\` continuation next to a comment that Java 8 reads otherwise than
+//! later Java (Spark 3.x may run on Java 8), the key defined more than once,
+//! or (when the key must be added at the end) a last line that continues into
+//! what would be added.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -32,6 +34,7 @@ pub enum Refusal {
     NotUtf8 { line: usize },
     MalformedEscape { line: usize },
     UnpairedSurrogate { line: usize },
+    JavaVersionsDiffer { line: usize },
     Duplicate { key: String, lines: Vec<usize> },
     DanglingContinuation { line: usize },
 }
@@ -51,6 +54,11 @@ impl fmt::Display for Refusal {
                 f,
                 "line {line} has a \\uXXXX escape that is half of a UTF-16 surrogate pair (Spark \
                  would read a broken character); fix that line"
+            ),
+            Refusal::JavaVersionsDiffer { line } => write!(
+                f,
+                "line {line} is read differently by Java 8 and by later Java (a `\\` continuation \
+                 next to a comment), and Spark may run on either; remove that `\\` or the comment"
             ),
             Refusal::Duplicate { key, lines } => {
                 let lines: Vec<String> = lines.iter().map(usize::to_string).collect();
@@ -103,6 +111,12 @@ pub enum Change {
 
 impl ConfFile {
     pub fn parse(bytes: &[u8]) -> Result<ConfFile, Refusal> {
+        ConfFile::parse_for(bytes, true)
+    }
+
+    /// [`ConfFile::parse`]; `java8`: also refuse what Java 8 reads otherwise
+    /// than Java 9 and later (false: as Java 9 and later alone read it).
+    pub(crate) fn parse_for(bytes: &[u8], java8: bool) -> Result<ConfFile, Refusal> {
         let text = std::str::from_utf8(bytes).map_err(|e| Refusal::NotUtf8 {
             line: 1 + bytes[..e.valid_up_to()]
                 .iter()
@@ -111,7 +125,8 @@ impl ConfFile {
         })?;
         let mut definitions = Vec::new();
         let mut unpaired = None;
-        for logical in logical_lines(text) {
+        let (lines, java8_differs) = logical_lines(text);
+        for logical in lines {
             let (definition, whole) = split_definition(&logical)?;
             if !whole && unpaired.is_none() {
                 unpaired = Some(definition.line);
@@ -119,6 +134,9 @@ impl ConfFile {
             definitions.push(definition);
         }
         // Only after every line: a malformed escape anywhere is what Java reports.
+        if let Some(line) = java8_differs.filter(|_| java8) {
+            return Err(Refusal::JavaVersionsDiffer { line });
+        }
         if let Some(line) = unpaired {
             return Err(Refusal::UnpairedSurrogate { line });
         }
@@ -253,22 +271,37 @@ struct LogicalLine {
 }
 
 /// The logical lines of `text`, as `java.util.Properties.LineReader.readLine`
-/// (JDK 9 to 21) makes them, step by step.
-fn logical_lines(text: &str) -> Vec<LogicalLine> {
+/// of Java 9 and later makes them, step by step; and the first physical line
+/// Java 8's `readLine` (which Spark 3.x may run on) reads differently, if any.
+/// Java 8 differs in two places only: after a continuation that has gathered
+/// nothing, a `#` or `!` line is not a comment to it; and the `\\` at the end
+/// of a comment still counts when the next line starts with `\\`.
+fn logical_lines(text: &str) -> (Vec<LogicalLine>, Option<usize>) {
     let starts = line_starts(text);
     let line_of = |offset: usize| starts.partition_point(|s| *s <= offset);
     let mut it = text.char_indices().peekable();
     let mut lines = Vec::new();
+    let mut java8_differs = None;
+    let mut differs_at = |offset: usize| {
+        java8_differs = java8_differs.or(Some(line_of(offset)));
+    };
     'lines: loop {
         let mut chars: Vec<(char, usize)> = Vec::new();
         let (mut line, mut end) = (0, 0);
         let mut skip_blanks = true;
         let mut continued = false;
         let mut backslash = false;
+        // Java 8's `precedingBackslash`, which a comment's text flips too.
+        let mut backslash8 = false;
+        // A continuation has just emptied the line: Java 8 sees no comment next.
+        let mut emptied = false;
         loop {
             let Some((at, c)) = it.next() else {
-                // The end of the file ends the line, and drops a continuation `\`.
+                // The end of the file ends the line, and drops a continuation `\\`.
                 if !chars.is_empty() {
+                    if backslash != backslash8 {
+                        differs_at(chars.last().map_or(0, |(_, at)| *at));
+                    }
                     if backslash {
                         chars.pop();
                     }
@@ -284,15 +317,19 @@ fn logical_lines(text: &str) -> Vec<LogicalLine> {
                 continued = false;
             }
             if chars.is_empty() && (c == '#' || c == '!') {
+                if emptied {
+                    differs_at(at);
+                }
                 // A comment, to the end of its physical line.
                 loop {
                     match it.next() {
                         None => break 'lines,
                         Some((_, '\r' | '\n')) => break,
-                        Some(_) => {}
+                        Some((_, ch)) => backslash8 = ch == '\\' && !backslash8,
                     }
                 }
                 skip_blanks = true;
+                emptied = false;
                 continue;
             }
             if c != '\n' && c != '\r' {
@@ -302,12 +339,18 @@ fn logical_lines(text: &str) -> Vec<LogicalLine> {
                 chars.push((c, at));
                 end = at + c.len_utf8();
                 backslash = c == '\\' && !backslash;
+                backslash8 = c == '\\' && !backslash8;
+                emptied = false;
                 continue;
             }
             // The end of a physical line.
             if chars.is_empty() {
                 skip_blanks = true;
+                emptied = false;
                 continue;
+            }
+            if backslash != backslash8 {
+                differs_at(at);
             }
             if it.peek().is_none() {
                 if backslash {
@@ -325,12 +368,14 @@ fn logical_lines(text: &str) -> Vec<LogicalLine> {
             skip_blanks = true;
             continued = true;
             backslash = false;
+            backslash8 = false;
+            emptied = chars.is_empty();
             if c == '\r' && it.peek().is_some_and(|(_, next)| *next == '\n') {
                 it.next();
             }
         }
     }
-    lines
+    (lines, java8_differs)
 }
 
 /// The definition on a logical line, and whether its key and value are whole
@@ -611,27 +656,49 @@ mod tests {
 
     #[test]
     fn a_continuation_that_has_gathered_nothing_lets_a_comment_be_a_comment() {
-        // Issue 8: the `!` line is a comment to Properties, so the switch is
-        // defined twice (Spark reads true); it was read as a key `!` swallowing
-        // the last line, and `disable` said "already false".
+        // Issue 8: to Java 9 and later the `!` line is a comment, so the
+        // switch is defined twice and Spark reads true; it was read as a key
+        // `!` swallowing the last line, and `disable` said "already false".
         let text = format!("{KEY} false\n\\\n! note \\\n{KEY} true\n");
-        let file = ConfFile::parse(text.as_bytes()).unwrap();
-        assert_eq!(file.values().get(KEY).map(String::as_str), Some("true"));
-        assert_eq!(file.lines_defining(KEY), [1, 4]);
+        let modern = ConfFile::parse_for(text.as_bytes(), false).unwrap();
+        assert_eq!(modern.values().get(KEY).map(String::as_str), Some("true"));
+        assert_eq!(modern.lines_defining(KEY), [1, 4]);
+        // Java 8 reads it as the old code did (`!` no comment there): refused.
         assert_eq!(
-            file.set(KEY, "false").unwrap_err(),
-            Refusal::Duplicate {
-                key: KEY.into(),
-                lines: vec![1, 4]
-            }
+            ConfFile::parse(text.as_bytes()).unwrap_err(),
+            Refusal::JavaVersionsDiffer { line: 3 }
         );
-        // Blank and white-space lines after such a continuation are skipped too.
+        // Blank and white-space lines after such a continuation are skipped
+        // by both, and a comment after them is a comment to both.
         assert_eq!(values("\\\n\n  \t\na b\n"), values("a b\n"));
+        assert_eq!(values("\\\n\n# c\na b\n"), values("a b\n"));
         assert_eq!(
             ConfFile::parse(b"\\\n\n  \na b\n")
                 .unwrap()
                 .lines_defining("a"),
             [4]
+        );
+    }
+
+    #[test]
+    fn a_backslash_line_after_a_comment_ending_in_one_is_refused_for_java_8() {
+        // Java 8 still counts the comment's `\\` when the next line starts with `\\`.
+        let text = b"# c \\\n\\\na b\n";
+        assert_eq!(
+            ConfFile::parse_for(text, false).unwrap().values(),
+            values("a b\n")
+        );
+        assert_eq!(
+            ConfFile::parse(text).unwrap_err(),
+            Refusal::JavaVersionsDiffer { line: 2 }
+        );
+        // Any other first character makes the two agree.
+        assert_eq!(values("# c \\\nx\\\na b\n")["xa"], "b");
+        assert_eq!(values("# c \\\\\n\\\na b\n"), values("a b\n"));
+        let message = Refusal::JavaVersionsDiffer { line: 2 }.to_string();
+        assert!(
+            message.starts_with("line 2 is read differently by Java 8") && !message.contains('\n'),
+            "{message}"
         );
     }
 

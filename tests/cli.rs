@@ -1002,14 +1002,28 @@ fn a_second_user_polling_the_directory_never_reads_a_private_file_being_rewritte
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null());
     let mut reader = reader.spawn().expect("start bash as nobody");
-    let mut out = reader.stdout.take().unwrap();
-    let collected = std::thread::spawn(move || {
-        use std::io::Read;
-        let mut text = String::new();
-        let _ = out.read_to_string(&mut text);
-        text
-    });
-    std::thread::sleep(Duration::from_millis(300));
+    let out = reader.stdout.take().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let collected = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                let mut seen = seen.lock().unwrap();
+                seen.push_str(&line);
+                seen.push('\n');
+            }
+        })
+    };
+    // The rewrites start once the reader is seen reading.
+    let started = std::time::Instant::now();
+    while !seen.lock().unwrap().contains("public-marker") {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the reader (bash as nobody) read nothing, so it would prove nothing"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 
     for i in 0..100 {
         let command = if i % 2 == 0 { "enable" } else { "disable" };
@@ -1025,7 +1039,8 @@ fn a_second_user_polling_the_directory_never_reads_a_private_file_being_rewritte
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let seen = collected.join().unwrap();
+    collected.join().unwrap();
+    let seen = seen.lock().unwrap().clone();
 
     assert!(
         seen.lines().any(|l| l == "public-marker"),

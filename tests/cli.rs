@@ -364,6 +364,35 @@ fn a_file_that_cannot_be_parsed_safely_is_refused_and_left_untouched() {
     }
 }
 
+#[test]
+fn a_comment_after_an_empty_continuation_is_refused_not_read_as_false() {
+    // Issue 8: Java 9 and later read the `!` line as a comment, so Spark reads
+    // the switch on line 4 (true); Java 8, as this tool did, reads line 4 as
+    // part of line 3, so Spark 3.x on Java 8 reads false. `disable` said
+    // "already false"; now nobody guesses.
+    let host = Host::new("empty-continuation");
+    let text = "spark.tispark.telemetry.enable false\n\\\n! note \\\nspark.tispark.telemetry.enable true\n";
+    std::fs::create_dir_all(host.conf.parent().unwrap()).unwrap();
+    std::fs::write(&host.conf, text).unwrap();
+    let why = "line 3 is read differently by Java 8 and by later Java (a `\\` continuation next \
+               to a comment), and Spark may run on either; remove that `\\` or the comment";
+    for command in ["status", "disable", "enable"] {
+        let run = host.run(&[command], &[]);
+        run.assert_failed(3);
+        assert_eq!(
+            run.stderr,
+            format!(
+                "tispark-telemetry: error: {} cannot be parsed safely, so it is left as it is: \
+                 {why}\n",
+                host.conf.display()
+            ),
+            "{command}"
+        );
+        assert_eq!(run.stdout, "", "{command}");
+    }
+    assert_eq!(host.conf_text(), text);
+}
+
 // ---- status ----
 
 #[test]
@@ -839,4 +868,403 @@ fn an_unreadable_file_is_one_line_and_exit_code_1() {
     let run = host.run(&["status"], &[]);
     run.assert_failed(1);
     assert!(run.stderr.contains("cannot be read"), "{}", run.stderr);
+}
+
+// ---- a private file stays private; what is not a plain writable file is refused ----
+
+const NOBODY: u32 = 65534;
+
+/// The tests below act as root and as a second user; neither is ever skipped.
+fn require_root() {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self")
+        .expect("/proc/self: these tests need Linux")
+        .uid();
+    assert_eq!(
+        uid, 0,
+        "this test must run as root: it needs a second user (nobody, uid 65534) and chown"
+    );
+    let setpriv = Command::new("setpriv").arg("--version").output();
+    assert!(
+        setpriv.map(|o| o.status.success()).unwrap_or(false),
+        "this test needs setpriv (util-linux) to act as the user nobody"
+    );
+}
+
+/// `program args…` as the user nobody (uid and gid 65534, no other groups).
+fn as_nobody(program: &str) -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", program]);
+    cmd
+}
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// (uid, gid, mode) of the file itself.
+fn owner_and_mode(path: &Path) -> (u32, u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(path).unwrap();
+    (m.uid(), m.gid(), m.mode() & 0o7777)
+}
+
+/// Runs `cmd` (its environment cleared but for `env`) and fails the test if it takes
+/// longer than `limit`: a tool that blocks on a FIFO or reads /dev/zero forever
+/// must fail the test, not hang it. Its memory is capped for the same reason.
+fn run_within(mut cmd: Command, env: &[(&str, &str)], limit: Duration) -> Run {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = cmd
+        .env_clear()
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the command");
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} did not finish within {limit:?}: it hangs");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
+}
+
+/// The tool with `args`, its address space capped at 512 MiB, within 10 s.
+fn run_bounded(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "ulimit -v 524288 && exec \"$0\" \"$@\"", BIN])
+        .args(args);
+    run_within(cmd, env, Duration::from_secs(10))
+}
+
+#[test]
+fn a_second_user_polling_the_directory_never_reads_a_private_file_being_rewritten() {
+    require_root();
+    let host = Host::new("private-poll");
+    let dir = host.conf.parent().unwrap().to_path_buf();
+    let secret = "s3cr3t-d41d8cd98f00b204";
+    host.write_conf("", NOWHERE);
+    let text = format!("{}spark.ssl.keyStorePassword {secret}\n", host.conf_text());
+    std::fs::write(&host.conf, &text).unwrap();
+    chmod(&host.conf, 0o600);
+    chmod(&host.root, 0o755);
+    chmod(&dir, 0o755);
+    // Proof that the reader runs and can read what it is allowed to.
+    std::fs::write(dir.join("public.txt"), "public-marker\n").unwrap();
+    chmod(&dir.join("public.txt"), 0o644);
+    let stop = host.root.join("stop");
+
+    // As nobody: read every file in the directory (dot files included), over
+    // and over, printing each line it could read the first time it sees it.
+    let script = r#"
+        shopt -s dotglob nullglob
+        declare -A seen
+        while [ ! -e "$STOP" ]; do
+          for f in "$DIR"/*; do
+            while IFS= read -r line || [ -n "$line" ]; do
+              if [ -n "$line" ] && [ -z "${seen[$line]}" ]; then
+                seen[$line]=1
+                printf '%s\n' "$line"
+              fi
+            done 2>/dev/null < "$f"
+          done
+        done
+    "#;
+    let mut reader = as_nobody("bash");
+    reader
+        .args(["-c", script])
+        .env_clear()
+        .env("DIR", &dir)
+        .env("STOP", &stop)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut reader = reader.spawn().expect("start bash as nobody");
+    let out = reader.stdout.take().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let collected = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                let mut seen = seen.lock().unwrap();
+                seen.push_str(&line);
+                seen.push('\n');
+            }
+        })
+    };
+    // The rewrites start once the reader is seen reading.
+    let started = std::time::Instant::now();
+    while !seen.lock().unwrap().contains("public-marker") {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the reader (bash as nobody) read nothing, so it would prove nothing"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    for i in 0..100 {
+        let command = if i % 2 == 0 { "enable" } else { "disable" };
+        host.run(&[command], &[]).assert_ok();
+    }
+    std::fs::write(&stop, "").unwrap();
+    let stopped = std::time::Instant::now();
+    while reader.try_wait().unwrap().is_none() {
+        if stopped.elapsed() > Duration::from_secs(10) {
+            let _ = reader.kill();
+            let _ = reader.wait();
+            panic!("the reader did not stop");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    collected.join().unwrap();
+    let seen = seen.lock().unwrap().clone();
+
+    assert!(
+        seen.lines().any(|l| l == "public-marker"),
+        "the reader (nobody) read nothing, so it proves nothing: {seen:?}"
+    );
+    assert!(
+        !seen.contains(secret),
+        "nobody read the private file while it was rewritten:\n{seen}"
+    );
+    assert_eq!(owner_and_mode(&host.conf), (0, 0, 0o600));
+    assert_eq!(
+        host.conf_text(),
+        format!("{text}spark.tispark.telemetry.enable false\n")
+    );
+    assert_eq!(files_in(&dir), ["public.txt", "spark-defaults.conf"]);
+}
+
+#[test]
+fn enable_run_by_root_keeps_the_owner_group_and_mode_of_a_users_file() {
+    require_root();
+    let host = Host::new("keep-owner");
+    let before = host.write_conf("spark.tispark.telemetry.enable false\n", NOWHERE);
+    std::os::unix::fs::chown(&host.conf, Some(NOBODY), Some(NOBODY)).unwrap();
+    chmod(&host.conf, 0o640);
+    host.run(&["enable"], &[]).assert_ok();
+    assert_eq!(owner_and_mode(&host.conf), (NOBODY, NOBODY, 0o640));
+    assert_eq!(
+        host.conf_text(),
+        before.replace("enable false", "enable true")
+    );
+    // The owner can still read and rewrite their own file (in their own directory).
+    chmod(&host.root, 0o755);
+    std::os::unix::fs::chown(host.conf.parent().unwrap(), Some(NOBODY), Some(NOBODY)).unwrap();
+    let conf = host.conf.display().to_string();
+    let mut disable = as_nobody(BIN);
+    disable.args(["--conf", &conf, "disable"]);
+    let run = run_within(disable, &[], Duration::from_secs(10));
+    run.assert_ok();
+    assert_eq!(host.conf_text(), before);
+    assert_eq!(owner_and_mode(&host.conf), (NOBODY, NOBODY, 0o640));
+    assert_eq!(
+        files_in(host.conf.parent().unwrap()),
+        ["spark-defaults.conf"]
+    );
+}
+
+#[test]
+fn a_symbolic_link_that_leads_nowhere_is_refused_and_stays_a_link() {
+    let host = Host::new("dangling");
+    let dir = host.conf.parent().unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    let missing = host.root.join("missing.conf");
+    std::os::unix::fs::symlink(&missing, &host.conf).unwrap();
+    for command in ["enable", "disable"] {
+        let run = host.run(&[command], &[]);
+        run.assert_failed(1);
+        assert_eq!(
+            run.stderr,
+            format!(
+                "tispark-telemetry: error: {} is a symbolic link to {}, which leads to no \
+                 existing file; create that file or point the link at the configuration file\n",
+                host.conf.display(),
+                missing.display()
+            )
+        );
+        assert!(std::fs::symlink_metadata(&host.conf)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read_link(&host.conf).unwrap(), missing);
+        assert!(!missing.exists());
+        assert_eq!(files_in(dir), ["spark-defaults.conf"]);
+    }
+
+    // A loop: the link leads to a link that leads back.
+    let other = dir.join("other.conf");
+    std::fs::remove_file(&host.conf).unwrap();
+    std::os::unix::fs::symlink(&other, &host.conf).unwrap();
+    std::os::unix::fs::symlink(&host.conf, &other).unwrap();
+    let run = host.run(&["enable"], &[]);
+    run.assert_failed(1);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "tispark-telemetry: error: {} is a symbolic link to {}, and the links lead back to \
+             themselves (a loop); point it at the configuration file\n",
+            host.conf.display(),
+            other.display()
+        )
+    );
+    assert_eq!(std::fs::read_link(&host.conf).unwrap(), other);
+    assert_eq!(std::fs::read_link(&other).unwrap(), host.conf);
+}
+
+#[test]
+fn a_file_its_user_may_not_write_is_refused_although_the_directory_is_writable() {
+    require_root();
+    let host = Host::new("read-only");
+    let dir = host.conf.parent().unwrap();
+    let before = host.write_conf("spark.tispark.telemetry.enable true\n", NOWHERE);
+    chmod(&host.root, 0o755);
+    std::os::unix::fs::chown(dir, Some(NOBODY), Some(NOBODY)).unwrap();
+    std::os::unix::fs::chown(&host.conf, Some(NOBODY), Some(NOBODY)).unwrap();
+    chmod(&host.conf, 0o444);
+    let conf = host.conf.display().to_string();
+    let disable = || {
+        let mut cmd = as_nobody(BIN);
+        cmd.args(["--conf", &conf, "disable"]);
+        run_within(cmd, &[], Duration::from_secs(10))
+    };
+
+    let run = disable();
+    run.assert_failed(1);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "tispark-telemetry: error: {conf} is not writable by this user, so it is left as it \
+             is (Permission denied (os error 13))\n"
+        )
+    );
+    assert_eq!(run.stdout, "");
+    assert_eq!(host.conf_text(), before);
+    assert_eq!(owner_and_mode(&host.conf), (NOBODY, NOBODY, 0o444));
+    assert_eq!(files_in(dir), ["spark-defaults.conf"]);
+
+    // Once the owner makes it writable, the same command works, as that owner.
+    chmod(&host.conf, 0o644);
+    disable().assert_ok();
+    assert_eq!(
+        host.conf_text(),
+        before.replace("enable true", "enable false")
+    );
+    assert_eq!(owner_and_mode(&host.conf), (NOBODY, NOBODY, 0o644));
+}
+
+#[test]
+fn a_user_who_cannot_give_the_copy_the_files_group_leaves_the_file_as_it_is() {
+    require_root();
+    let host = Host::new("foreign-group");
+    let dir = host.conf.parent().unwrap();
+    let before = host.write_conf("spark.tispark.telemetry.enable false\n", NOWHERE);
+    chmod(&host.root, 0o755);
+    std::os::unix::fs::chown(dir, Some(NOBODY), Some(NOBODY)).unwrap();
+    // nobody's file, writable by nobody, but in group root, which nobody is not in.
+    std::os::unix::fs::chown(&host.conf, Some(NOBODY), Some(0)).unwrap();
+    chmod(&host.conf, 0o640);
+    let conf = host.conf.display().to_string();
+    let mut enable = as_nobody(BIN);
+    enable.args(["--conf", &conf, "enable"]);
+    let run = run_within(enable, &[], Duration::from_secs(10));
+    run.assert_failed(1);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "tispark-telemetry: error: {conf} belongs to uid 65534 gid 0, an owner and group \
+             this user cannot give its rewritten copy (Operation not permitted (os error 1)), so \
+             it is left as it is; run this as root\n"
+        )
+    );
+    assert_eq!(host.conf_text(), before);
+    assert_eq!(owner_and_mode(&host.conf), (NOBODY, 0, 0o640));
+    assert_eq!(
+        files_in(dir),
+        ["spark-defaults.conf"],
+        "no temporary file is left"
+    );
+}
+
+#[test]
+fn a_fifo_or_a_device_is_refused_at_once_by_every_command() {
+    use std::os::unix::fs::FileTypeExt;
+    let host = Host::new("fifo");
+    let dir = host.conf.parent().unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    let made = Command::new("mkfifo").arg(&host.conf).status();
+    assert!(
+        made.map(|s| s.success()).unwrap_or(false),
+        "this test needs mkfifo (coreutils)"
+    );
+    let home = host.home();
+    let fifo = host.conf.display().to_string();
+    for (path, what) in [
+        (fifo.as_str(), "a FIFO"),
+        ("/dev/zero", "a character device"),
+    ] {
+        for command in ["status", "enable", "disable", "preview", "reset"] {
+            let run = run_bounded(&["--conf", path, command], &[("HOME", &home)]);
+            run.assert_failed(1);
+            assert_eq!(
+                run.stderr,
+                format!(
+                    "tispark-telemetry: error: {path} cannot be read: it is {what}, not a \
+                     regular file\n"
+                ),
+                "{command} {path}"
+            );
+            assert_eq!(run.stdout, "", "{command} {path}");
+        }
+    }
+    assert!(std::fs::symlink_metadata(&host.conf)
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    assert_eq!(files_in(dir), ["spark-defaults.conf"]);
+}
+
+#[test]
+fn a_file_larger_than_one_mib_is_refused() {
+    let host = Host::new("too-large");
+    let before = host.write_conf("spark.tispark.telemetry.enable false\n", NOWHERE);
+    let padding = format!("# {}\n", "x".repeat(1021)); // 1 KiB a line
+    let big = format!("{before}{}", padding.repeat(1024));
+    std::fs::write(&host.conf, &big).unwrap();
+    for command in ["enable", "status"] {
+        let run = host.run(&[command], &[]);
+        run.assert_failed(1);
+        assert_eq!(
+            run.stderr,
+            format!(
+                "tispark-telemetry: error: {} cannot be read: it is larger than 1 MiB, the \
+                 limit for a Spark configuration file\n",
+                host.conf.display()
+            )
+        );
+    }
+    assert_eq!(host.conf_text(), big);
 }

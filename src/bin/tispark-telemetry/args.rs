@@ -74,9 +74,13 @@ pub const ENABLE_HELP: &str = "\
 Set spark.tispark.telemetry.enable to true in the configuration file: its line
 is rewritten in place, or added at the end; every other line is kept byte for
 byte. The file (and its directory) is created when missing, and written
-atomically. A file that cannot be parsed safely (not UTF-8, a malformed \\u
-escape, the key defined more than once, a dangling `\\` continuation where the
-key would be added) is left as it is, with exit code 3.
+atomically, with its owner, group and mode from the first byte (a new file:
+0600). A file that cannot be parsed safely (not UTF-8, a malformed \\u escape
+or one that is half a surrogate pair, a `\\` next to a comment that Java 8
+reads otherwise than later Java, the key defined more than once, a dangling
+`\\` continuation where the key would be added) is left as it is, with exit
+code 3. A symbolic link to no file, a file this user may not write,
+anything but a regular file, or a file over 1 MiB: exit code 1.
 Environment variables TISPARK_TELEMETRY_DISABLED=1 or DO_NOT_TRACK=1 still
 win over the file where they are set.
 

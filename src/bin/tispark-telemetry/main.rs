@@ -3,6 +3,7 @@
 //! state directory: `status`, `enable`, `disable`, `reset`, `preview`.
 //!
 //! - `args`: the command line and the help texts.
+//! - `conf_io`: the file read bounded, and rewritten without exposing it.
 //! - `spark_defaults`: reading the file as Spark does, and setting one key in it.
 //! - `status`: what is on and why, and the last report from the audit trail.
 //!
@@ -10,6 +11,9 @@
 //! report) comes from the library, the code the Spark driver runs.
 
 mod args;
+mod conf_io;
+#[cfg(test)]
+mod properties_differential;
 mod spark_defaults;
 mod status;
 
@@ -20,6 +24,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tispark_telemetry::conf::{self, Snapshot, ENABLE_KEY};
 use tispark_telemetry::{driver, state};
+
+use conf_io::Links;
 
 const NAME: &str = "tispark-telemetry";
 
@@ -103,24 +109,25 @@ struct Loaded {
 
 /// The file, parsed; an empty configuration when it does not exist.
 fn load(path: &Path) -> Result<Loaded, Failure> {
-    match std::fs::read(path) {
-        Ok(bytes) => ConfFile::parse(&bytes)
-            .map(|file| Loaded { exists: true, file })
-            .map_err(|why| {
-                Failure::Refused(format!(
-                    "{} cannot be parsed safely, so it is left as it is: {why}",
-                    path.display()
-                ))
-            }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Loaded {
+    load_as(path, Links::Follow).map(|(loaded, _)| loaded)
+}
+
+/// [`load`], with what `fstat` said of the file read (`None`: there is none).
+fn load_as(path: &Path, links: Links) -> Result<(Loaded, Option<std::fs::Metadata>), Failure> {
+    let Some(contents) = conf_io::read(path, links).map_err(Failure::Failed)? else {
+        let loaded = Loaded {
             exists: false,
             file: ConfFile::default(),
-        }),
-        Err(e) => Err(Failure::Failed(format!(
-            "{} cannot be read ({e})",
+        };
+        return Ok((loaded, None));
+    };
+    let file = ConfFile::parse(&contents.bytes).map_err(|why| {
+        Failure::Refused(format!(
+            "{} cannot be parsed safely, so it is left as it is: {why}",
             path.display()
-        ))),
-    }
+        ))
+    })?;
+    Ok((Loaded { exists: true, file }, Some(contents.meta)))
 }
 
 fn snapshot_of(file: &ConfFile) -> Snapshot {
@@ -131,8 +138,8 @@ fn snapshot_of(file: &ConfFile) -> Snapshot {
 /// `enable` / `disable`.
 fn set_switch(path: &Path, on: bool) -> Result<(), Failure> {
     // Through a symbolic link, the file it points to is rewritten (not replaced by a copy).
-    let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let loaded = load(&target)?;
+    let target = conf_io::rewrite_target(path).map_err(Failure::Failed)?;
+    let (loaded, original) = load_as(&target, Links::Refuse)?;
     let value = if on { "true" } else { "false" };
     let lines = loaded.file.lines_defining(ENABLE_KEY);
     let current = loaded.file.values().get(ENABLE_KEY).cloned();
@@ -146,9 +153,10 @@ fn set_switch(path: &Path, on: bool) -> Result<(), Failure> {
         let (text, change) = loaded.file.set(ENABLE_KEY, value).map_err(|why| {
             Failure::Refused(format!("{} is left as it is: {why}", target.display()))
         })?;
-        state::write_atomically(&target, text.as_bytes()).map_err(|e| {
-            Failure::Failed(format!("{} cannot be written ({e})", target.display()))
-        })?;
+        if original.is_some() {
+            conf_io::check_writable(&target).map_err(Failure::Failed)?;
+        }
+        conf_io::replace(&target, original.as_ref(), text.as_bytes()).map_err(Failure::Failed)?;
         let how = match change {
             Change::Appended { .. } if !loaded.exists => "a new file".to_string(),
             Change::Appended { line } => format!("added as line {line}"),

@@ -26,7 +26,11 @@ fn main() {
                 out,
                 "pub const {name}: [&str; {}] = [{}];",
                 items.len(),
-                items.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ")
+                items
+                    .iter()
+                    .map(|s| format!("{s:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
             .unwrap();
         } else if let Some(rest) = line.strip_prefix("static final String ") {
@@ -58,7 +62,10 @@ fn main() {
     out.push_str("];\n");
     let out_dir = std::env::var("OUT_DIR").unwrap();
     std::fs::write(Path::new(&out_dir).join("names.rs"), out).unwrap();
-    let table: String = platforms.iter().map(|r| format!("{}\t{}\t{}\n", r[0], r[1], r[2])).collect();
+    let table: String = platforms
+        .iter()
+        .map(|r| format!("{}\t{}\t{}\n", r[0], r[1], r[2]))
+        .collect();
     std::fs::write(Path::new(&out_dir).join("platforms.tsv"), table).unwrap();
 }
 

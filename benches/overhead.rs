@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 use tispark_telemetry::conf::Snapshot;
-use tispark_telemetry::driver::{self, Plan, Request};
+use tispark_telemetry::pipeline::{self, Destination, ReportInput};
 use tispark_telemetry::{host_facts, report::Report};
 
 fn main() {
@@ -521,13 +521,13 @@ impl Bench {
 
         // One process, repeatedly: the steady cost without first-use effects.
         let request = request(&state);
-        let rt = driver::runtime().unwrap();
+        let rt = pipeline::runtime().unwrap();
         let mut builds = Vec::with_capacity(self.builds);
         let mut gathers = Vec::with_capacity(self.builds);
         let mut size = 0;
         for _ in 0..self.builds {
             let t = Instant::now();
-            let report: Report = rt.block_on(driver::build_report(&request));
+            let report: Report = rt.block_on(pipeline::build_report(&request));
             size = report.to_json().len();
             builds.push(t.elapsed().as_nanos() as f64);
             let t = Instant::now();
@@ -719,7 +719,7 @@ impl Bench {
 }
 
 /// The request the driver hands to the sender thread (the conf of a driver with telemetry on).
-fn request(state: &Path) -> Request {
+fn request(state: &Path) -> ReportInput {
     let mut conf: HashMap<String, String> = [
         ("spark.tispark.telemetry.enable", "true"),
         ("spark.tispark.telemetry.url", "file:///dev/null"),
@@ -732,7 +732,7 @@ fn request(state: &Path) -> Request {
         "spark.tispark.telemetry.state_dir".into(),
         state.display().to_string(),
     );
-    Request {
+    ReportInput {
         snapshot: Snapshot::read(&mut conf).unwrap(),
         spark_version: Some("3.5.7".into()),
         tispark_version: Some("3.1.0".into()),
@@ -742,12 +742,12 @@ fn request(state: &Path) -> Request {
 /// In a fresh process: what the sender thread does before sending, timed.
 fn cold_build_child(state: &Path) {
     let t = Instant::now();
-    let rt = driver::runtime().unwrap();
+    let rt = pipeline::runtime().unwrap();
     let request = request(state);
-    std::hint::black_box(Plan::new(&request.snapshot).unwrap());
+    std::hint::black_box(Destination::new(&request.snapshot).unwrap());
     let setup = t.elapsed();
     let t = Instant::now();
-    let report = rt.block_on(driver::build_report(&request));
+    let report = rt.block_on(pipeline::build_report(&request));
     std::hint::black_box(report.to_json());
     let build = t.elapsed();
     println!("SETUP_NS={}", setup.as_nanos());

@@ -27,37 +27,61 @@ pub use crate::names::DISABLE_ENV_VARS;
 
 /// The type and telemetry default of a reported key.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Typed {
+pub enum ReportedType {
     Bool(bool),
     Int(i32),
     Str(&'static str),
 }
 
 /// The configuration block of the report: exactly these keys, in this order.
-pub const REPORTED_KEYS: [(&str, Typed); 14] = [
-    ("spark.tispark.plan.allow_agg_pushdown", Typed::Bool(false)),
-    ("spark.tispark.plan.allow_index_read", Typed::Bool(true)),
-    ("spark.tispark.index.scan_batch_size", Typed::Int(20000)),
-    ("spark.tispark.index.scan_concurrency", Typed::Int(5)),
-    ("spark.tispark.request.command.priority", Typed::Str("LOW")),
-    ("spark.tispark.request.isolation.level", Typed::Str("SI")),
+pub const REPORTED_KEYS: [(&str, ReportedType); 14] = [
+    (
+        "spark.tispark.plan.allow_agg_pushdown",
+        ReportedType::Bool(false),
+    ),
+    (
+        "spark.tispark.plan.allow_index_read",
+        ReportedType::Bool(true),
+    ),
+    (
+        "spark.tispark.index.scan_batch_size",
+        ReportedType::Int(20000),
+    ),
+    ("spark.tispark.index.scan_concurrency", ReportedType::Int(5)),
+    (
+        "spark.tispark.request.command.priority",
+        ReportedType::Str("LOW"),
+    ),
+    (
+        "spark.tispark.request.isolation.level",
+        ReportedType::Str("SI"),
+    ),
     (
         "spark.tispark.plan.use_index_scan_first",
-        Typed::Bool(false),
+        ReportedType::Bool(false),
     ),
-    ("spark.tispark.coprocess.streaming", Typed::Bool(false)),
+    (
+        "spark.tispark.coprocess.streaming",
+        ReportedType::Bool(false),
+    ),
     (
         "spark.tispark.coprocess.codec_format",
-        Typed::Str("chblock"),
+        ReportedType::Str("chblock"),
     ),
-    ("spark.tispark.type.unsupported_mysql_types", Typed::Str("")),
+    (
+        "spark.tispark.type.unsupported_mysql_types",
+        ReportedType::Str(""),
+    ),
     (
         "spark.tispark.coprocessor.chunk_batch_size",
-        Typed::Int(1024),
+        ReportedType::Int(1024),
     ),
-    ("spark.tispark.show_rowid", Typed::Bool(false)),
-    ("spark.tispark.isolation_read_engines", Typed::Str("tikv")),
-    ("spark.sql.auth.enable", Typed::Bool(false)),
+    ("spark.tispark.show_rowid", ReportedType::Bool(false)),
+    (
+        "spark.tispark.isolation_read_engines",
+        ReportedType::Str("tikv"),
+    ),
+    ("spark.sql.auth.enable", ReportedType::Bool(false)),
 ];
 
 /// Longest string value reported for a key; longer values are cut (with a WARN).
@@ -243,20 +267,22 @@ impl Snapshot {
         for (key, default) in REPORTED_KEYS {
             let raw = self.get(key);
             let value = match (default, raw) {
-                (Typed::Bool(d), None) => Value::from(d),
-                (Typed::Int(d), None) => Value::from(d),
-                (Typed::Str(d), None) => Value::from(d),
-                (Typed::Bool(d), Some(raw)) => Value::from(parse_bool(raw).unwrap_or_else(|| {
-                    warnings.push(unparsable(key, raw, "a boolean", &d.to_string()));
-                    d
-                })),
-                (Typed::Int(d), Some(raw)) => {
+                (ReportedType::Bool(d), None) => Value::from(d),
+                (ReportedType::Int(d), None) => Value::from(d),
+                (ReportedType::Str(d), None) => Value::from(d),
+                (ReportedType::Bool(d), Some(raw)) => {
+                    Value::from(parse_bool(raw).unwrap_or_else(|| {
+                        warnings.push(unparsable(key, raw, "a boolean", &d.to_string()));
+                        d
+                    }))
+                }
+                (ReportedType::Int(d), Some(raw)) => {
                     Value::from(raw.trim().parse::<i32>().unwrap_or_else(|_| {
                         warnings.push(unparsable(key, raw, "an integer", &d.to_string()));
                         d
                     }))
                 }
-                (Typed::Str(_), Some(raw)) => {
+                (ReportedType::Str(_), Some(raw)) => {
                     if raw.chars().count() > MAX_STRING_VALUE_CHARS {
                         warnings.push(format!(
                             "The value of {key} is longer than {MAX_STRING_VALUE_CHARS} characters; \

@@ -7,8 +7,6 @@
 //! `$XDG_STATE_HOME/tispark-telemetry`, `$HOME/.local/state/tispark-telemetry`.
 
 use crate::files::{self, Links, ReadError};
-use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub const STATE_DIR_ENV: &str = "TISPARK_TELEMETRY_STATE_DIR";
@@ -160,54 +158,10 @@ fn fallback(app_id: Option<&str>, why: String) -> TrackId {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename, so that a
-/// crash never leaves a half-written file. Creates the directory if needed.
-/// A file that is replaced keeps its permissions.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = write_temporary(path, bytes)?;
-    let result = (|| {
-        if let Ok(existing) = fs::metadata(path) {
-            fs::set_permissions(&tmp, existing.permissions())?;
-        }
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
-/// A synced temporary file beside `path` holding `bytes` (the directory is
-/// created if needed); removed again if it cannot be written in full.
-fn write_temporary(path: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(
-        ".{name}.{}.{}.tmp",
-        std::process::id(),
-        uuid::Uuid::new_v4().simple()
-    ));
-    let written = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()
-    })();
-    match written {
-        Ok(()) => Ok(tmp),
-        Err(e) => {
-            let _ = fs::remove_file(&tmp);
-            Err(e)
-        }
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use std::fs;
 
     /// A new empty directory for a unit test (the audit trail's tests use it too).
     pub(crate) fn temp_dir(name: &str) -> PathBuf {
@@ -382,21 +336,6 @@ pub(crate) mod tests {
         let after = reset_track_id(&dir).unwrap();
         assert_ne!(before, after);
         assert_eq!(track_id(Some(&dir), None).id, after);
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn a_replaced_file_keeps_its_permissions() {
-        use std::os::unix::fs::PermissionsExt;
-        let file = temp_dir("perm").join("kept");
-        fs::write(&file, b"old").unwrap();
-        fs::set_permissions(&file, fs::Permissions::from_mode(0o640)).unwrap();
-        write_atomically(&file, b"new").unwrap();
-        assert_eq!(fs::read(&file).unwrap(), b"new");
-        assert_eq!(
-            fs::metadata(&file).unwrap().permissions().mode() & 0o777,
-            0o640
-        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 use support::collector::{Behaviour, Collector};
 use tispark_telemetry::conf::Snapshot;
-use tispark_telemetry::driver::{self, Plan, Request};
+use tispark_telemetry::pipeline::{self, Destination, ReportInput};
 use tispark_telemetry::report::Report;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tispark-telemetry");
@@ -629,13 +629,13 @@ fn track_id_in(text: &str) -> String {
 fn deliver_in_process(conf: &HashMap<String, String>) {
     let mut source = conf.clone();
     let snapshot = Snapshot::read(&mut source).unwrap();
-    let plan = Plan::new(&snapshot).unwrap();
-    let request = Request {
+    let plan = Destination::new(&snapshot).unwrap();
+    let request = ReportInput {
         snapshot,
         spark_version: Some("3.5.7".into()),
         tispark_version: Some("3.1.0".into()),
     };
-    driver::report_and_deliver(&request, &plan);
+    pipeline::report_and_deliver(&request, &plan);
 }
 
 #[test]

@@ -250,14 +250,17 @@ fn logging_jvm_child(
     all.extend(options.iter().map(|o| o.to_string()));
     let vm = support::jvm::start_jvm_without_the_jar(&all);
     let mut env = vm.attach_current_thread().unwrap();
-    let conf = support::jvm::java_map(
-        &mut env,
-        &[
-            ("spark.tispark.telemetry.enable", "true"),
-            ("spark.tispark.telemetry.url", &var("TT_URL")),
-            ("spark.tispark.telemetry.state_dir", &var("TT_STATE")),
-        ],
-    );
+    let (url, state) = (var("TT_URL"), var("TT_STATE"));
+    let pd = std::env::var("TT_PD").unwrap_or_default();
+    let mut pairs = vec![
+        ("spark.tispark.telemetry.enable", "true"),
+        ("spark.tispark.telemetry.url", url.as_str()),
+        ("spark.tispark.telemetry.state_dir", state.as_str()),
+    ];
+    if !pd.is_empty() {
+        pairs.push(("spark.tispark.pd.addresses", pd.as_str()));
+    }
+    let conf = support::jvm::java_map(&mut env, &pairs);
     then(&mut env, &conf);
 }
 
@@ -298,10 +301,14 @@ fn a_driver_with_a_small_thread_stack_logs_the_report_before_sending_it() {
 #[test]
 fn a_report_whose_line_the_log_no_longer_takes_is_not_sent() {
     let c = Collector::start(Behaviour::Accept);
-    let (env, _) = logging_jvm_env(&c, "log-shut");
+    // PD never answers: the sender reaches the report line only after PD's
+    // 2 s deadline, surely after the JVM began to exit (the flush waits 6 s).
+    let pd = Collector::start(Behaviour::Silent);
+    let (mut env, _) = logging_jvm_env(&c, "log-shut");
+    env.push(("TT_PD", pd.addr.to_string()));
     let name = "a_report_whose_line_the_log_no_longer_takes_is_not_sent";
     let run = support::jvm::isolated(name, &env, || {
-        logging_jvm_child(&[], |env, conf| {
+        logging_jvm_child(&["-Dtispark.telemetry.flush.millis=6000"], |env, conf| {
             // The application ends at once: log4j2 stops its loggers and the
             // JVM exits, while the sender is still on its way to the report line.
             env.call_static_method(

@@ -7,7 +7,7 @@ use support::collector::{Behaviour, Collector};
 use tispark_telemetry::sink::{self, Sink};
 
 fn deliver(url: &str, body: &str) -> sink::Outcome {
-    let rt = tispark_telemetry::driver::runtime().unwrap();
+    let rt = tispark_telemetry::pipeline::runtime().unwrap();
     let client = sink::http_client(None).unwrap();
     rt.block_on(sink::deliver(&client, &Sink::parse(url).unwrap(), body))
 }
@@ -62,7 +62,7 @@ fn credentials_in_the_url_are_sent_but_never_shown() {
 }
 
 fn tidb_version(pd: &str) -> Result<String, String> {
-    let rt = tispark_telemetry::driver::runtime().unwrap();
+    let rt = tispark_telemetry::pipeline::runtime().unwrap();
     rt.block_on(tispark_telemetry::tidb::tidb_version(pd))
 }
 

@@ -1,5 +1,5 @@
 //! What the library tells an operator about itself, driven in this process
-//! through `driver::report_and_deliver` (the code the sender thread runs)
+//! through `pipeline::report_and_deliver` (the code the sender thread runs)
 //! against a loopback collector: the audit trail in the state directory and
 //! the first-time notice in the log.
 
@@ -14,7 +14,7 @@ use std::time::Duration;
 use support::collector::{Behaviour, Collector};
 use tispark_telemetry::audit::{self, Delivery};
 use tispark_telemetry::conf::Snapshot;
-use tispark_telemetry::driver::{self, Plan, Request};
+use tispark_telemetry::pipeline::{self, Destination, ReportInput};
 
 /// Log records, each with the thread that logged it (tests may share a process).
 static RECORDS: Mutex<Vec<(ThreadId, Level, String)>> = Mutex::new(Vec::new());
@@ -69,13 +69,13 @@ fn deliver(url: &str, state: &Path) -> Vec<(Level, String)> {
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     let snapshot = Snapshot::read(&mut conf).unwrap();
-    let plan = Plan::new(&snapshot).unwrap();
-    let request = Request {
+    let plan = Destination::new(&snapshot).unwrap();
+    let request = ReportInput {
         snapshot,
         spark_version: Some("3.5.7".into()),
         tispark_version: None,
     };
-    logged_during(|| driver::report_and_deliver(&request, &plan)).1
+    logged_during(|| pipeline::report_and_deliver(&request, &plan)).1
 }
 
 fn notices(records: &[(Level, String)]) -> Vec<&(Level, String)> {

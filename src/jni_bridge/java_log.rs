@@ -45,7 +45,7 @@ pub fn install(env: &mut JNIEnv, log_class: &JClass, max_level: i32) -> jni::err
         };
         if BRIDGE.set(bridge).is_ok() {
             let _ = log::set_logger(&JavaLogger);
-            crate::driver::set_report_line_writer(write_report_line);
+            crate::pipeline::set_report_line_writer(write_report_line);
         }
     }
     log::set_max_level(level_filter(max_level));

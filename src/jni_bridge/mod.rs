@@ -12,7 +12,7 @@
 mod java_log;
 
 use crate::conf::{self, Decision};
-use crate::driver;
+use crate::pipeline;
 use jni::objects::{JClass, JObject, JObjectArray, JString};
 use jni::sys::{jboolean, jint, jobjectArray, JNI_FALSE, JNI_TRUE};
 use jni::JNIEnv;
@@ -134,21 +134,21 @@ pub extern "system" fn Java_com_pingcap_tispark_telemetry_NativeTelemetry_native
                 values.len()
             ));
         }
-        let input = driver::Request {
+        let input = pipeline::ReportInput {
             snapshot: conf::Snapshot::from_values(values),
             spark_version: java_string(env, &spark_version)?,
             tispark_version: java_string(env, &tispark_version)?,
         };
-        let prepared = driver::prepare(&input.snapshot, conf::process_env);
-        let plan = match (prepared.decision, prepared.plan) {
-            (Decision::On, Ok(plan)) => plan,
+        let prepared = pipeline::prepare(&input.snapshot, conf::process_env);
+        let destination = match (prepared.decision, prepared.destination) {
+            (Decision::On, Ok(destination)) => destination,
             (Decision::On, Err(why)) => return Err(why),
             (off, _) => {
                 log::debug!("Telemetry is {}.", off.explain());
                 return Ok(false);
             }
         };
-        driver::report_and_deliver(&input, &plan);
+        pipeline::report_and_deliver(&input, &destination);
         Ok(true)
     });
     to_jboolean(delivered)

@@ -120,11 +120,11 @@ pub fn assert_schema(json: &str) {
             .find(|(k, _)| k == key)
             .unwrap_or_else(|| panic!("unexpected key {key}"))
             .1;
-        use tispark_telemetry::conf::Typed;
+        use tispark_telemetry::conf::ReportedType;
         match expected_kind {
-            Typed::Bool(_) => assert!(value.is_boolean(), "{key}"),
-            Typed::Int(_) => assert!(value.is_i64(), "{key}"),
-            Typed::Str(_) => assert!(value.is_string(), "{key}"),
+            ReportedType::Bool(_) => assert!(value.is_boolean(), "{key}"),
+            ReportedType::Int(_) => assert!(value.is_i64(), "{key}"),
+            ReportedType::Str(_) => assert!(value.is_string(), "{key}"),
         }
     }
 }

@@ -23,7 +23,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tispark_telemetry::conf::{self, Snapshot, ENABLE_KEY};
-use tispark_telemetry::{driver, state};
+use tispark_telemetry::{pipeline, state};
 
 use conf_io::Links;
 
@@ -179,7 +179,7 @@ fn set_switch(path: &Path, on: bool) -> Result<(), Failure> {
 
 fn reset(path: &Path) -> Result<(), Failure> {
     let snapshot = snapshot_of(&load(path)?.file);
-    let dir = driver::state_dir(&snapshot).ok_or_else(|| {
+    let dir = pipeline::state_dir(&snapshot).ok_or_else(|| {
         Failure::Failed(
             "there is no state directory (HOME is unset): set TISPARK_TELEMETRY_STATE_DIR \
              or spark.tispark.telemetry.state_dir"
@@ -206,28 +206,26 @@ fn preview(
 ) -> Result<(), Failure> {
     let file = load(path)?.file;
     let snapshot = snapshot_of(&file);
-    // The same check of the endpoint and CA bundle the driver makes before sending.
-    driver::Plan::new(&snapshot).map_err(|why| {
-        Failure::Failed(format!(
+    // The same decision and check of the endpoint and CA bundle the driver makes.
+    let prepared = pipeline::prepare(&snapshot, conf::process_env);
+    if let Err(why) = prepared.destination {
+        return Err(Failure::Failed(format!(
             "with this configuration nothing would be sent: {why}"
-        ))
-    })?;
-    let decision = conf::decide(
-        file.values().get(ENABLE_KEY).map(String::as_str),
-        conf::process_env,
-    );
+        )));
+    }
+    let decision = prepared.decision;
     if !decision.is_on() {
         eprintln!(
             "{NAME}: telemetry is {}; this is what it would send if it were on.",
             decision.explain()
         );
     }
-    let request = driver::Request {
+    let request = pipeline::ReportInput {
         snapshot,
         spark_version: spark_version.or_else(spark_version_of_spark_home),
         tispark_version,
     };
-    let body = driver::preview(&request).map_err(Failure::Failed)?;
+    let body = pipeline::preview(&request).map_err(Failure::Failed)?;
     print(&format!("{body}\n"));
     Ok(())
 }

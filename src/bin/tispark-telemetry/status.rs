@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use tispark_telemetry::conf::{self, Decision, ENABLE_KEY};
 use tispark_telemetry::sink::Sink;
-use tispark_telemetry::{audit, driver, state};
+use tispark_telemetry::{audit, pipeline, state};
 
 /// Everything `status` shows; `status --json` prints it as is.
 #[derive(Debug, Serialize)]
@@ -52,13 +52,14 @@ pub fn gather(conf_file: &Path, exists: bool, values: &BTreeMap<String, String>)
     let mut source = values.clone();
     let snapshot = conf::Snapshot::read(&mut source).unwrap_or_default();
     let enable_value = values.get(ENABLE_KEY).cloned();
-    let decision = conf::decide(enable_value.as_deref(), conf::process_env);
+    let prepared = pipeline::prepare(&snapshot, conf::process_env);
+    let decision = prepared.decision;
     let env_override = match decision {
         Decision::OffByEnv(var) => Some(var),
         _ => None,
     };
     let endpoint = Sink::parse(&snapshot.url());
-    let plan_error = driver::Plan::new(&snapshot).err();
+    let plan_error = prepared.destination.err();
     let enabled = decision.is_on() && plan_error.is_none();
     let reason = match (&decision, &plan_error) {
         (Decision::On, Some(why)) => {
@@ -73,7 +74,7 @@ pub fn gather(conf_file: &Path, exists: bool, values: &BTreeMap<String, String>)
         }
         (d, _) => d.explain(),
     };
-    let dir = driver::state_dir(&snapshot);
+    let dir = pipeline::state_dir(&snapshot);
     let track_id = dir.as_deref().and_then(state::stored_track_id);
     let (entries, audit_error) = match dir.as_deref().map(audit::read) {
         None => (Vec::new(), None),

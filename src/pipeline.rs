@@ -46,7 +46,7 @@ fn log_report_line(body: &str) -> Result<(), String> {
 
 /// What the driver hands over once telemetry is on.
 #[derive(Debug, Clone)]
-pub struct Request {
+pub struct ReportInput {
     pub snapshot: Snapshot,
     pub spark_version: Option<String>,
     pub tispark_version: Option<String>,
@@ -54,13 +54,13 @@ pub struct Request {
 
 /// Everything that is decided before anything is gathered: where the report
 /// goes and with which client. Fails on a bad URL or CA bundle.
-pub struct Plan {
+pub struct Destination {
     pub sink: Sink,
     pub client: reqwest::Client,
 }
 
-impl Plan {
-    pub fn new(snapshot: &Snapshot) -> Result<Plan, String> {
+impl Destination {
+    pub fn new(snapshot: &Snapshot) -> Result<Destination, String> {
         let sink = Sink::parse(&snapshot.url())?;
         let ca = match snapshot
             .get(CA_FILE_KEY)
@@ -81,7 +81,7 @@ impl Plan {
         };
         let client =
             sink::http_client(ca.as_deref()).map_err(|e| format!("{e} ({CA_FILE_KEY})"))?;
-        Ok(Plan { sink, client })
+        Ok(Destination { sink, client })
     }
 }
 
@@ -91,14 +91,14 @@ impl Plan {
 pub struct Prepared {
     pub decision: crate::conf::Decision,
     /// The destination and its client, or why nothing can be sent.
-    pub plan: Result<Plan, String>,
+    pub destination: Result<Destination, String>,
 }
 
 /// Decides from the conf's switch and the environment, and checks the destination.
 pub fn prepare(snapshot: &Snapshot, env: impl Fn(&str) -> Option<String>) -> Prepared {
     Prepared {
         decision: crate::conf::decide(snapshot.get(ENABLE_KEY), env),
-        plan: Plan::new(snapshot),
+        destination: Destination::new(snapshot),
     }
 }
 
@@ -142,7 +142,7 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 
 /// Builds the report exactly as it will be sent. The driver and the
 /// command-line `preview` both come here. Warnings are logged.
-pub async fn build_report(request: &Request) -> Report {
+pub async fn build_report(request: &ReportInput) -> Report {
     build_report_in(request, state_dir(&request.snapshot).as_deref())
         .await
         .0
@@ -151,7 +151,7 @@ pub async fn build_report(request: &Request) -> Report {
 /// [`build_report`] with the state directory already resolved, also telling
 /// whether a WARN about that directory was logged (so that one broken
 /// directory is one WARN, not two).
-async fn build_report_in(request: &Request, dir: Option<&Path>) -> (Report, bool) {
+async fn build_report_in(request: &ReportInput, dir: Option<&Path>) -> (Report, bool) {
     let snapshot = &request.snapshot;
     let track = state::track_id(dir, snapshot.app_id());
     if let Some(w) = &track.warning {
@@ -196,13 +196,13 @@ fn block_on<T>(work: impl Future<Output = T>) -> Result<T, String> {
 /// sending it or recording anything in the audit trail. Like the driver, it
 /// uses (and on first use stores) the host's track id and asks PD when one is
 /// configured. Warnings are logged.
-pub fn preview(request: &Request) -> Result<String, String> {
+pub fn preview(request: &ReportInput) -> Result<String, String> {
     block_on(build_report(request)).map(|report| report.to_json())
 }
 
 /// Builds, logs and delivers one report, records it in the audit trail;
 /// returns the outcome. The first time on a host, logs [`first_time_notice`].
-pub fn report_and_deliver(request: &Request, plan: &Plan) -> Outcome {
+pub fn report_and_deliver(request: &ReportInput, plan: &Destination) -> Outcome {
     let dir = state_dir(&request.snapshot);
     if audit::never_reported(dir.as_deref()) {
         log::info!("{}", first_time_notice(&plan.sink, dir.as_deref()));

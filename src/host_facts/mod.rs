@@ -176,7 +176,7 @@ pub fn format_bytes(bytes: u64) -> String {
     let index = ((63 - bytes.leading_zeros()) / 10 - 1) as usize;
     let prefix = 1u64 << (10 * (index + 1));
     let unit = UNITS[index];
-    if bytes % prefix == 0 {
+    if bytes.is_multiple_of(prefix) {
         return format!("{} {unit}", bytes / prefix);
     }
     format!(
@@ -227,12 +227,16 @@ fn disks(root: &Path) -> Vec<Disk> {
     block_disks(&root.join("sys/block"))
 }
 
+/// Where udev puts a device in its list: md and dm last, then by sysfs path.
+#[cfg(target_os = "linux")]
+type UdevOrder = (bool, std::path::PathBuf);
+
 #[cfg(target_os = "linux")]
 pub fn block_disks(sys_block: &Path) -> Vec<Disk> {
     let Ok(entries) = std::fs::read_dir(sys_block) else {
         return Vec::new();
     };
-    let mut found: Vec<((bool, std::path::PathBuf), Disk)> = entries
+    let mut found: Vec<(UdevOrder, Disk)> = entries
         .flatten()
         .filter_map(|e| {
             let dir = e.path();

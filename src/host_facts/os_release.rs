@@ -98,8 +98,7 @@ pub fn query_release(root: &Path) -> Release {
     let stripped = name
         .replace("release", "")
         .replace("version", "")
-        .replace('-', "")
-        .replace('_', "");
+        .replace(['-', '_'], "");
     Release::new(&filename_to_family(&stripped), OSHI_UNKNOWN, OSHI_UNKNOWN)
 }
 
@@ -337,7 +336,7 @@ fn parenthesis(rest: &str) -> Option<usize> {
 /// Java's `String.split(regex)` with limit 0: the parts between matches
 /// (`matches` gives the length of a match at the start of its argument),
 /// trailing empty parts removed; the whole input when nothing matches.
-fn java_split<'a>(s: &'a str, matches: impl Fn(&str) -> Option<usize>) -> Vec<&'a str> {
+fn java_split(s: &str, matches: impl Fn(&str) -> Option<usize>) -> Vec<&str> {
     let mut parts = Vec::new();
     let mut start = 0;
     let mut i = 0;

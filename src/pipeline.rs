@@ -167,7 +167,7 @@ async fn build_report_in(request: &ReportInput, dir: Option<&Path>) -> (Report, 
     }
     let tidb_version = match snapshot.first_pd_address() {
         None => None,
-        Some(pd) => match tidb::tidb_version(pd).await {
+        Some(pd) => match tidb::tidb_version_with(pd, snapshot).await {
             Ok(v) => Some(v),
             Err(e) => {
                 log::warn!("The TiDB version is reported as UNKNOWN: PD did not tell it ({e}).");

@@ -385,6 +385,25 @@ mod tests {
 
     #[cfg(target_os = "linux")]
     #[test]
+    fn fixture_hosts_memory_is_what_oshi_prints() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/os");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(fixtures).unwrap() {
+            let root = entry.unwrap().path();
+            let expected = std::fs::read_to_string(root.join("expected")).unwrap();
+            if let Some(want) = expected.lines().nth(2) {
+                assert_eq!(memory(&root), want, "{}", root.display());
+                let hw = gather_from(&root);
+                assert_eq!(hw.memory, want);
+                assert_eq!(hw.os, expected.lines().next().unwrap());
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 3);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
     fn disks_are_udevs_block_disks_but_loop_and_ram() {
         let root = std::env::temp_dir().join(format!("tt-sys-block-{}", std::process::id()));
         let devices = root.join("devices");

@@ -366,6 +366,11 @@ mod tests {
         assert_eq!(memory_size("5 xB"), 5);
         assert_eq!(memory_size("5"), 5);
         assert_eq!(memory_size("x kB"), 0);
+        // OSHI shifts only for exactly two words with a unit of two letters or more.
+        assert_eq!(memory_size("5 K"), 5);
+        assert_eq!(memory_size("5 kB x"), 5);
+        // What is left of a meminfo line after its key: OSHI's `\s+` split ate the spaces.
+        assert_eq!(memory_size("  5   kB  "), 5 << 10);
     }
 
     #[cfg(target_os = "linux")]

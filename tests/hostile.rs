@@ -293,12 +293,12 @@ fn a_driver_with_a_small_thread_stack_logs_the_report_before_sending_it() {
 fn a_report_whose_line_the_log_no_longer_takes_is_not_sent() {
     let c = Collector::start(Behaviour::Accept);
     // PD never answers: the sender reaches the report line only after PD's
-    // 2 s deadline, surely after the JVM began to exit (the flush waits 6 s).
+    // 2 s deadline, surely after the JVM began to exit (the flush waits up to 10 s).
     let pd = Collector::start(Behaviour::Silent);
     let (mut env, _) = logging_jvm_env(&c, "log-shut");
     env.push(("TT_PD", pd.addr.to_string()));
     let run = support::jvm::isolated(&env, || {
-        logging_jvm_child(&["-Dtispark.telemetry.flush.millis=6000"], |env, conf| {
+        logging_jvm_child(&["-Dtispark.telemetry.flush.millis=10000"], |env, conf| {
             // The application ends at once: log4j2 stops its loggers and the
             // JVM exits, while the sender is still on its way to the report line.
             env.call_static_method(

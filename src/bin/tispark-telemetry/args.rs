@@ -115,6 +115,67 @@ pub enum Command {
         #[arg(long, value_name = "V")]
         tispark_version: Option<String>,
     },
+    /// Receive reports: an HTTP server storing each valid report in a SQLite file
+    ///
+    /// Receive reports: an HTTP/1.1 server that accepts POST of reports at
+    /// /api/v1/tispark/report (where the library sends them; point
+    /// spark.tispark.telemetry.url at http://ADDR/api/v1/tispark/report) and
+    /// stores each in the SQLite database PATH (created if missing; WAL mode),
+    /// with the time received, before answering 200. A body that is not exactly
+    /// one report of the library's schema is refused with 400 and one line
+    /// saying why; a body over 64 KiB with 413. Connections are capped, and a
+    /// client that is slow or stalls is cut. Ctrl-C or SIGTERM stops it, after
+    /// the requests in flight are answered.
+    #[command(
+        verbatim_doc_comment,
+        override_usage = "tispark-telemetry collect --listen ADDR --db PATH"
+    )]
+    Collect {
+        /// The address to listen on, e.g. 0.0.0.0:8080 (port 0: any free port;
+        /// the first line printed names it)
+        #[arg(long, value_name = "ADDR")]
+        listen: String,
+        /// The database file
+        #[arg(long, value_name = "PATH")]
+        db: PathBuf,
+    },
+    /// What the collected reports say: versions, settings, OS, CPUs by track id
+    ///
+    /// What the collected reports say: the number of reports and of distinct
+    /// track ids in the window, then, over the newest report of each track id,
+    /// counts by Spark, TiSpark and TiDB version, read engines
+    /// (spark.tispark.isolation_read_engines), streaming
+    /// (spark.tispark.coprocess.streaming), OS and CPU cores (logical), and
+    /// that newest report of each track id, newest first. --json: the same as
+    /// one JSON object (fields: docs/collector.md).
+    #[command(
+        verbatim_doc_comment,
+        override_usage = "tispark-telemetry fleet --db PATH [--since DURATION] [--json]"
+    )]
+    Fleet {
+        /// The collector's database file
+        #[arg(long, value_name = "PATH")]
+        db: PathBuf,
+        /// Only reports received in this last span of time: 30m, 24h, 7d, 2weeks
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        since: Option<std::time::Duration>,
+        /// As one JSON object, for scripts
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write every stored report as JSON lines, byte for byte as received
+    ///
+    /// Write every stored report on stdout, oldest first, each body byte for
+    /// byte as it was received, one a line (JSON lines).
+    #[command(
+        verbatim_doc_comment,
+        override_usage = "tispark-telemetry export --db PATH"
+    )]
+    Export {
+        /// The collector's database file
+        #[arg(long, value_name = "PATH")]
+        db: PathBuf,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     ///
     /// Print the completion script for a shell on stdout. For example:

@@ -1,22 +1,28 @@
 //! `tispark-telemetry`: the operator's view of TiSpark's telemetry on a host,
 //! for one Spark configuration file (`spark-defaults.conf`) and the library's
 //! state directory: `status`, `enable`, `disable`, `reset`, `preview`,
-//! `completions`.
+//! `completions`; and the receiving end of reports: `collect`, `fleet`, `export`.
 //!
 //! - `args`: the command line (clap) and the help texts.
 //! - `conf_io`: the file read bounded, and rewritten without exposing it.
 //! - `spark_defaults`: reading the file as Spark does, and setting one key in it.
 //! - `status`: what is on and why, and the last report from the audit trail.
+//! - `collect` (the server), `intake` (what it accepts), `store` (its SQLite
+//!   database), `fleet` (`fleet` and `export`): a collector of one's own.
 //!
 //! Everything about telemetry itself (the decision, the state directory, the
 //! report) comes from the library, the code the Spark driver runs.
 
 mod args;
+mod collect;
 mod conf_io;
+mod fleet;
+mod intake;
 #[cfg(test)]
 mod properties_differential;
 mod spark_defaults;
 mod status;
+mod store;
 
 use args::{Command, Parsed, NAME};
 use spark_defaults::{Change, ConfFile};
@@ -70,6 +76,16 @@ fn run(parsed: Parsed) -> Result<(), Failure> {
     };
     match cli.command {
         Command::Completions { shell } => print_bytes(&args::completions(shell)),
+        Command::Collect { listen, db } => collect::run(&listen, &db).map_err(Failure::Failed)?,
+        Command::Fleet { db, since, json } => {
+            let fleet = fleet::gather(&db, fleet::window_start(since)).map_err(Failure::Failed)?;
+            if json {
+                print(&format!("{}\n", fleet.to_json()));
+            } else {
+                print(&fleet.to_text());
+            }
+        }
+        Command::Export { db } => fleet::print_export(&db).map_err(Failure::Failed)?,
         Command::Status { json } => {
             let path = find_conf(cli.conf);
             let loaded = load_if_named(path.as_deref())?;

@@ -42,6 +42,9 @@ pub struct Count {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Host {
+    /// The position of that report in the database: what "newest" means.
+    #[serde(skip)]
+    row: u64,
     pub track_id: String,
     pub received: u64,
     pub received_utc: String,
@@ -68,6 +71,7 @@ pub fn gather(db: &Path, since: u64) -> Result<Fleet, String> {
         let earlier = newest.get(&report.track_id).map_or(0, |h| h.reports);
         let conf = &report.configuration;
         let host = Host {
+            row: reports,
             received: row.received,
             received_utc: crate::status::utc(row.received),
             reports: earlier + 1,
@@ -84,8 +88,7 @@ pub fn gather(db: &Path, since: u64) -> Result<Fleet, String> {
         Ok(())
     })?;
     let mut hosts: Vec<Host> = newest.into_values().collect();
-    // Rows come oldest first, so the later of two equal times is the newer.
-    hosts.sort_by(|a, b| b.received.cmp(&a.received));
+    hosts.sort_by(|a, b| b.row.cmp(&a.row));
     let tally = |value: &dyn Fn(&Host) -> serde_json::Value| {
         let mut counts: Vec<(String, Count)> = Vec::new();
         for host in &hosts {

@@ -17,6 +17,12 @@ pub fn validate(body: &[u8]) -> Result<Report, String> {
         return Err("the report must be one line of JSON, as the library sends it".into());
     }
     let report: Report = serde_json::from_slice(body).map_err(|e| one_line(&e.to_string()))?;
+    // serde_json keeps the last of two equal keys in a map; the report's
+    // structs refuse a repeated field themselves, the configuration map here.
+    let outer: Outer = serde_json::from_slice(body).map_err(|e| one_line(&e.to_string()))?;
+    if let Some(key) = repeated_key(outer.configuration.get())? {
+        return Err(format!("configuration: duplicate field {key:?}"));
+    }
     for (key, kind) in REPORTED_KEYS {
         let Some(value) = report.configuration.get(key) else {
             return Err(format!("configuration: missing field `{key}`"));
@@ -47,6 +53,40 @@ pub fn validate(body: &[u8]) -> Result<Report, String> {
         return Err(format!("configuration: unknown field {extra:?}"));
     }
     Ok(report)
+}
+
+/// The configuration block, as it came.
+#[derive(serde::Deserialize)]
+struct Outer<'a> {
+    #[serde(borrow)]
+    configuration: &'a serde_json::value::RawValue,
+}
+
+/// A key that the JSON object `raw` holds twice.
+fn repeated_key(raw: &str) -> Result<Option<String>, String> {
+    struct Keys(Option<String>);
+    impl<'de> serde::de::Visitor<'de> for Keys {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut seen = std::collections::BTreeSet::new();
+            let mut repeated = self.0;
+            while let Some(key) = map.next_key::<String>()? {
+                map.next_value::<serde::de::IgnoredAny>()?;
+                if !seen.insert(key.clone()) && repeated.is_none() {
+                    repeated = Some(key);
+                }
+            }
+            Ok(repeated)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(raw);
+    serde::Deserializer::deserialize_map(&mut de, Keys(None)).map_err(|e| one_line(&e.to_string()))
 }
 
 fn one_line(text: &str) -> String {
@@ -151,6 +191,16 @@ mod tests {
                 String::from_utf8_lossy(body)
             );
         }
+        let once = serde_json::to_string(&report()).unwrap();
+        let twice = once.replace(
+            "\"spark.sql.auth.enable\":false",
+            "\"spark.sql.auth.enable\":false,\"spark.sql.auth.enable\":true",
+        );
+        assert_ne!(once, twice);
+        assert_eq!(
+            validate(twice.as_bytes()).unwrap_err(),
+            "configuration: duplicate field \"spark.sql.auth.enable\""
+        );
         let two = format!("{} {}", report(), report());
         assert!(validate(two.as_bytes()).unwrap_err().contains("trailing"));
     }

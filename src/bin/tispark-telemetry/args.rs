@@ -242,7 +242,8 @@ fn one_line(e: &clap::Error) -> String {
         ContextKind::SuggestedValue,
     ]
     .into_iter()
-    .find_map(|kind| strings(kind).into_iter().next());
+    // clap lists its candidates least likely first.
+    .find_map(|kind| strings(kind).into_iter().last());
     if let Some(s) = suggested {
         line.push_str(&format!("; did you mean '{s}'?"));
     } else if !strings(ContextKind::ValidSubcommand).is_empty() {
@@ -368,6 +369,11 @@ mod tests {
         assert_eq!(
             parse_str(&["stauts"]).unwrap_err(),
             "unrecognized subcommand 'stauts'; did you mean 'status'?"
+        );
+        // Two candidates (fleet, collect): the likelier one.
+        assert_eq!(
+            parse_str(&["colect"]).unwrap_err(),
+            "unrecognized subcommand 'colect'; did you mean 'collect'?"
         );
         assert_eq!(
             parse_str(&["status", "--jsno"]).unwrap_err(),

@@ -88,7 +88,7 @@ pub fn gather(db: &Path, since: u64) -> Result<Fleet, String> {
         Ok(())
     })?;
     let mut hosts: Vec<Host> = newest.into_values().collect();
-    hosts.sort_by(|a, b| b.row.cmp(&a.row));
+    hosts.sort_by_key(|h| std::cmp::Reverse(h.row));
     let tally = |value: &dyn Fn(&Host) -> serde_json::Value| {
         let mut counts: Vec<(String, Count)> = Vec::new();
         for host in &hosts {

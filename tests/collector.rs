@@ -107,13 +107,17 @@ fn post(port: u16, body: &[u8]) -> std::io::Result<(u16, String)> {
 
 fn read_response(stream: &mut TcpStream) -> std::io::Result<(u16, String)> {
     let mut response = Vec::new();
-    stream.read_to_end(&mut response)?;
-    parse_response(&response).ok_or_else(|| {
-        std::io::Error::other(format!(
+    // A server that answers before reading the whole body (413) closes with
+    // bytes unread, so a reset may follow its answer: the answer counts.
+    let read = stream.read_to_end(&mut response);
+    match (parse_response(&response), read) {
+        (Some(answer), _) => Ok(answer),
+        (None, Err(e)) => Err(e),
+        (None, Ok(_)) => Err(std::io::Error::other(format!(
             "not an HTTP response: {:?}",
             String::from_utf8_lossy(&response)
-        ))
-    })
+        ))),
+    }
 }
 
 fn parse_response(response: &[u8]) -> Option<(u16, String)> {
@@ -255,7 +259,7 @@ fn reports_of_real_spark_applications_appear_in_the_fleet_with_the_right_counts(
     assert_eq!(hosts[1]["reports"], 1);
     assert_eq!(hosts[1]["read_engine"], "tikv");
 
-    // The window: nothing was received a minute into the future, all within the hour.
+    // The window: all three were received within the last hour.
     assert_eq!(
         fleet_json_since(&server.db, "1h")["reports"],
         3,

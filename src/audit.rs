@@ -32,17 +32,7 @@ const LOCK_FILE: &str = ".audit.lock";
 /// How long a writer waits for another one before writing anyway.
 const LOCK_WAIT: Duration = Duration::from_millis(500);
 
-/// How a delivery ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Delivery {
-    /// POSTed; the endpoint answered 2xx.
-    Sent,
-    /// Appended to a `file://` sink.
-    Written,
-    /// Not delivered (or not acknowledged): see `error`.
-    Failed,
-}
+pub use crate::sink::Delivery;
 
 /// One delivery.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,17 +56,13 @@ impl Entry {
     /// body is not JSON (a report always is).
     pub fn new(sink: &Sink, outcome: &sink::Outcome, body: &str) -> Option<Entry> {
         let report = RawValue::from_string(body.to_string()).ok()?;
-        let (result, http_status, error) = match (&outcome.result, sink) {
-            (Ok(_), Sink::File(_)) => (Delivery::Written, None, None),
-            (Ok(status), Sink::Http(_)) => (Delivery::Sent, Some(*status), None),
-            (Err(why), _) => (Delivery::Failed, None, Some(why.clone())),
-        };
+
         Some(Entry {
             time: crate::report::unix_now(),
             destination: outcome.destination(sink),
-            outcome: result,
-            http_status,
-            error,
+            outcome: outcome.delivery,
+            http_status: outcome.http_status,
+            error: outcome.error.clone(),
             elapsed_ms: u64::try_from(outcome.elapsed.as_millis()).unwrap_or(u64::MAX),
             report,
         })
@@ -222,7 +208,9 @@ mod tests {
 
     fn sent(body: &str) -> Entry {
         let outcome = sink::Outcome {
-            result: Ok(200),
+            delivery: Delivery::Sent,
+            http_status: Some(200),
+            error: None,
             elapsed: Duration::from_millis(12),
             redirected_to: None,
         };
@@ -248,17 +236,15 @@ mod tests {
 
     #[test]
     fn failures_and_file_sinks_are_recorded_with_their_outcome() {
-        let failed = sink::Outcome {
-            result: Err("connection refused".into()),
-            elapsed: Duration::from_millis(3),
-            redirected_to: None,
-        };
+        let failed = sink::Outcome::failed("connection refused".into(), Duration::from_millis(3));
         let e = Entry::new(&http_sink(), &failed, "{}").unwrap();
         assert_eq!(e.outcome, Delivery::Failed);
         assert_eq!(e.error.as_deref(), Some("connection refused"));
         assert_eq!(e.http_status, None);
         let written = sink::Outcome {
-            result: Ok(0),
+            delivery: Delivery::Written,
+            http_status: None,
+            error: None,
             elapsed: Duration::ZERO,
             redirected_to: None,
         };

@@ -258,7 +258,7 @@ pub fn escaped(path: &Path) -> String {
 }
 
 #[cfg(all(test, unix))]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
@@ -267,6 +267,12 @@ mod tests {
             .prefix("tt-files-")
             .tempdir()
             .unwrap()
+    }
+
+    /// A FIFO at `path` (mkfifo(1)): opening it for reading would block.
+    pub(crate) fn mkfifo(path: &Path) {
+        let made = std::process::Command::new("mkfifo").arg(path).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo {path:?}");
     }
 
     #[test]
@@ -293,11 +299,7 @@ mod tests {
             Err(ReadError::NotRegular)
         ));
         let fifo = dir.path().join("fifo");
-        assert!(std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success());
+        mkfifo(&fifo);
         assert!(matches!(
             read_bounded(&fifo, 1 << 20, Links::Follow),
             Err(ReadError::NotRegular)
@@ -367,11 +369,7 @@ mod tests {
             0o700
         );
         let fifo = dir.path().join("fifo");
-        assert!(std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success());
+        mkfifo(&fifo);
         // Without a reader the open fails at once (ENXIO); it never blocks.
         assert!(open_append_private(&fifo).is_err());
     }

@@ -230,19 +230,14 @@ pub fn report_and_deliver(request: &ReportInput, plan: &Destination) -> Outcome 
                 "TiSpark telemetry: nothing was sent, because the report could not be written \
                  to the log first ({why})."
             );
-            return Outcome {
-                result: Err(format!("the report could not be logged ({why})")),
-                elapsed: Duration::ZERO,
-                redirected_to: None,
-            };
+            return Outcome::failed(
+                format!("the report could not be logged ({why})"),
+                Duration::ZERO,
+            );
         }
         Err(why) => {
             log::warn!("Telemetry is off for this application: {why}.");
-            return Outcome {
-                result: Err(why),
-                elapsed: Duration::ZERO,
-                redirected_to: None,
-            };
+            return Outcome::failed(why, Duration::ZERO);
         }
     };
     if outcome.is_success() {

@@ -91,12 +91,27 @@ fn scheme_and_host(url: &str) -> String {
     "(not shown: it does not parse)".to_string()
 }
 
+/// How a delivery ended; the audit trail records it as `outcome`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Delivery {
+    /// POSTed; the endpoint answered 2xx.
+    Sent,
+    /// Appended to a `file://` sink.
+    Written,
+    /// Not delivered (or not acknowledged): see `error`.
+    Failed,
+}
+
 /// What happened to one delivery. Its log line never contains "Telemetry report",
 /// so that `grep "Telemetry report" spark.log | tail -n 1` stays the report itself.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
-    /// `Ok(HTTP status)` (0 for a file) on success, `Err(reason)` otherwise.
-    pub result: Result<u16, String>,
+    pub delivery: Delivery,
+    /// The endpoint's answer when it was sent.
+    pub http_status: Option<u16>,
+    /// Why it failed.
+    pub error: Option<String>,
     pub elapsed: Duration,
     /// Where the report went in the end, redacted, when the endpoint
     /// redirected it (always within its own origin).
@@ -104,8 +119,19 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Not delivered, and why; nothing was sent.
+    pub fn failed(why: String, elapsed: Duration) -> Outcome {
+        Outcome {
+            delivery: Delivery::Failed,
+            http_status: None,
+            error: Some(why),
+            elapsed,
+            redirected_to: None,
+        }
+    }
+
     pub fn is_success(&self) -> bool {
-        self.result.is_ok()
+        self.delivery != Delivery::Failed
     }
 
     /// Where the report went: the final URL of a redirect, or the sink.
@@ -123,13 +149,15 @@ impl Outcome {
             Some(_) => format!(" (redirected from {sink})"),
             None => String::new(),
         };
-        match (&self.result, sink) {
-            (Ok(_), Sink::File(_)) => format!("Telemetry written to {sink} in {ms} ms."),
-            (Ok(status), Sink::Http(_)) => {
-                format!("Telemetry sent to {to}{via}: HTTP {status} in {ms} ms.")
-            }
-            (Err(why), _) => format!(
-                "Failed to report telemetry to {to}{via} after {ms} ms: {why}. It is not retried."
+        match self.delivery {
+            Delivery::Written => format!("Telemetry written to {sink} in {ms} ms."),
+            Delivery::Sent => format!(
+                "Telemetry sent to {to}{via}: HTTP {} in {ms} ms.",
+                self.http_status.unwrap_or_default()
+            ),
+            Delivery::Failed => format!(
+                "Failed to report telemetry to {to}{via} after {ms} ms: {}. It is not retried.",
+                self.error.as_deref().unwrap_or("unknown")
             ),
         }
     }
@@ -203,13 +231,25 @@ impl reqwest::dns::Resolve for ResolveOnThisThread {
 pub async fn deliver(client: &reqwest::Client, sink: &Sink, body: &str) -> Outcome {
     let start = Instant::now();
     let (result, redirected_to) = match sink {
-        Sink::File(path) => (append_line(path, body).map(|()| 0), None),
+        Sink::File(path) => (append_line(path, body).map(|()| None), None),
         Sink::Http(url) => post(client, url.clone(), body.to_string()).await,
     };
-    Outcome {
-        result,
-        elapsed: start.elapsed(),
-        redirected_to,
+    let elapsed = start.elapsed();
+    match result {
+        Ok(http_status) => Outcome {
+            delivery: match sink {
+                Sink::File(_) => Delivery::Written,
+                Sink::Http(_) => Delivery::Sent,
+            },
+            http_status,
+            error: None,
+            elapsed,
+            redirected_to,
+        },
+        Err(why) => Outcome {
+            redirected_to,
+            ..Outcome::failed(why, elapsed)
+        },
     }
 }
 
@@ -218,7 +258,7 @@ async fn post(
     client: &reqwest::Client,
     url: reqwest::Url,
     body: String,
-) -> (Result<u16, String>, Option<String>) {
+) -> (Result<Option<u16>, String>, Option<String>) {
     let sent = client
         .post(url.clone())
         .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -235,7 +275,7 @@ async fn post(
     // The response body is not read: a huge or endless body costs nothing.
     drop(response);
     let result = if status.is_success() {
-        Ok(status.as_u16())
+        Ok(Some(status.as_u16()))
     } else {
         Err(format!("the endpoint answered HTTP {status}"))
     };

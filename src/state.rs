@@ -238,16 +238,7 @@ pub(crate) mod tests {
                 "link to a device",
                 Box::new(|f| symlink("/dev/zero", f).unwrap()),
             ),
-            (
-                "FIFO",
-                Box::new(|f| {
-                    assert!(std::process::Command::new("mkfifo")
-                        .arg(f)
-                        .status()
-                        .unwrap()
-                        .success())
-                }),
-            ),
+            ("FIFO", Box::new(|f| crate::files::tests::mkfifo(f))),
             ("empty", Box::new(|f| fs::write(f, b"").unwrap())),
             (
                 "huge",

@@ -32,11 +32,7 @@ fn unparsable_typed_values_are_reported_as_defaults_with_a_warning_each() {
     let mut conf = conf(&c, &support::temp_dir("bad-typed"));
     conf.push(("spark.tispark.index.scan_batch_size", "lots".into()));
     conf.push(("spark.tispark.coprocess.streaming", "yes".into()));
-    let Some(run) = report_in_jvm(
-        "unparsable_typed_values_are_reported_as_defaults_with_a_warning_each",
-        &conf,
-        &[],
-    ) else {
+    let Some(run) = report_in_jvm(&conf, &[]) else {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
@@ -71,11 +67,7 @@ fn huge_and_non_ascii_values_are_reported_intact_or_cut_to_256_characters() {
         "spark.tispark.type.unsupported_mysql_types",
         "x".repeat(1 << 20),
     ));
-    let Some(run) = report_in_jvm(
-        "huge_and_non_ascii_values_are_reported_intact_or_cut_to_256_characters",
-        &conf,
-        &[],
-    ) else {
+    let Some(run) = report_in_jvm(&conf, &[]) else {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
@@ -98,11 +90,7 @@ fn an_unwritable_state_dir_falls_back_to_the_application_id() {
     std::fs::write(&not_a_dir, "a file where the directory should be").unwrap();
     let mut conf = conf(&c, &not_a_dir);
     conf.push(("spark.app.id", "local-1764000000000".into()));
-    let Some(run) = report_in_jvm(
-        "an_unwritable_state_dir_falls_back_to_the_application_id",
-        &conf,
-        &[],
-    ) else {
+    let Some(run) = report_in_jvm(&conf, &[]) else {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
@@ -115,11 +103,7 @@ fn a_corrupt_track_id_file_is_replaced_with_a_warning() {
     let c = Collector::start(Behaviour::Accept);
     let dir = support::temp_dir("bad-id");
     std::fs::write(dir.join("track_id"), [0xff, 0x00, 0x13, 0x37]).unwrap();
-    let Some(run) = report_in_jvm(
-        "a_corrupt_track_id_file_is_replaced_with_a_warning",
-        &conf(&c, &dir),
-        &[],
-    ) else {
+    let Some(run) = report_in_jvm(&conf(&c, &dir), &[]) else {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
@@ -140,8 +124,7 @@ const FULL_DISK: [&str; 4] = ["bash", "-c", "ulimit -f 0; exec \"$@\"", "full-di
 fn a_full_disk_where_the_library_is_extracted_is_one_warning_and_the_jvm_runs_on() {
     let c = Collector::start(Behaviour::Accept);
     let conf = conf(&c, &support::temp_dir("full-extract"));
-    let name = "a_full_disk_where_the_library_is_extracted_is_one_warning_and_the_jvm_runs_on";
-    let Some(run) = support::jvm::report_in_jvm_under(&FULL_DISK, &[], name, &conf, &[]) else {
+    let Some(run) = support::jvm::report_in_jvm_under(&FULL_DISK, &[], &conf, &[]) else {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
@@ -158,9 +141,7 @@ fn a_full_state_dir_still_sends_the_report_with_the_application_id() {
     let lib = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("target/release/libtispark_telemetry.so");
     let options = [format!("-Dtispark.telemetry.native.path={}", lib.display())];
-    let name = "a_full_state_dir_still_sends_the_report_with_the_application_id";
-    let Some(run) = support::jvm::report_in_jvm_under(&FULL_DISK, &options, name, &conf, &[])
-    else {
+    let Some(run) = support::jvm::report_in_jvm_under(&FULL_DISK, &options, &conf, &[]) else {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
@@ -186,8 +167,7 @@ fn a_noexec_temp_dir_is_one_warning_that_names_the_fix() {
         "-Dtispark.telemetry.native.tmpdir={}",
         noexec.display()
     )];
-    let name = "a_noexec_temp_dir_is_one_warning_that_names_the_fix";
-    let Some(run) = support::jvm::report_in_jvm_under(&wrapper, &options, name, &conf, &[]) else {
+    let Some(run) = support::jvm::report_in_jvm_under(&wrapper, &options, &conf, &[]) else {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();

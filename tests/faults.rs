@@ -29,7 +29,7 @@ fn connection_refused_is_one_warning() {
         l.local_addr().unwrap().port()
     };
     let url = format!("http://127.0.0.1:{port}{REPORT_PATH}");
-    let Some(run) = report_in_jvm("connection_refused_is_one_warning", &conf(url), &[]) else {
+    let Some(run) = report_in_jvm(&conf(url), &[]) else {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
@@ -40,11 +40,7 @@ fn connection_refused_is_one_warning() {
 #[test]
 fn an_endpoint_that_never_answers_is_cut_off_at_the_total_deadline() {
     let c = Collector::start(Behaviour::Silent);
-    let Some(run) = report_in_jvm(
-        "an_endpoint_that_never_answers_is_cut_off_at_the_total_deadline",
-        &conf(c.url(REPORT_PATH)),
-        &[],
-    ) else {
+    let Some(run) = report_in_jvm(&conf(c.url(REPORT_PATH)), &[]) else {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
@@ -60,11 +56,7 @@ fn an_endpoint_that_never_answers_is_cut_off_at_the_total_deadline() {
 #[test]
 fn http_500_is_one_warning_and_no_retry() {
     let c = Collector::start(Behaviour::Status(500));
-    let Some(run) = report_in_jvm(
-        "http_500_is_one_warning_and_no_retry",
-        &conf(c.url(REPORT_PATH)),
-        &[],
-    ) else {
+    let Some(run) = report_in_jvm(&conf(c.url(REPORT_PATH)), &[]) else {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
@@ -76,11 +68,7 @@ fn http_500_is_one_warning_and_no_retry() {
 #[test]
 fn a_redirect_loop_stops_after_a_few_hops() {
     let c = Collector::start(Behaviour::RedirectLoop);
-    let Some(run) = report_in_jvm(
-        "a_redirect_loop_stops_after_a_few_hops",
-        &conf(c.url(REPORT_PATH)),
-        &[],
-    ) else {
+    let Some(run) = report_in_jvm(&conf(c.url(REPORT_PATH)), &[]) else {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
@@ -95,11 +83,7 @@ fn a_redirect_loop_stops_after_a_few_hops() {
 #[test]
 fn a_response_body_of_many_megabytes_is_not_read() {
     let c = Collector::start(Behaviour::HugeBody(256 << 20));
-    let Some(run) = report_in_jvm(
-        "a_response_body_of_many_megabytes_is_not_read",
-        &conf(c.url(REPORT_PATH)),
-        &[],
-    ) else {
+    let Some(run) = report_in_jvm(&conf(c.url(REPORT_PATH)), &[]) else {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
@@ -116,11 +100,7 @@ fn an_untrusted_tls_certificate_is_one_warning() {
     let pki = support::tls::test_pki();
     let c = Collector::start_tls(Behaviour::Accept, pki.server);
     let url = format!("https://127.0.0.1:{}{REPORT_PATH}", c.addr.port());
-    let Some(run) = report_in_jvm(
-        "an_untrusted_tls_certificate_is_one_warning",
-        &conf(url),
-        &[],
-    ) else {
+    let Some(run) = report_in_jvm(&conf(url), &[]) else {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
@@ -143,11 +123,7 @@ fn a_custom_ca_bundle_makes_a_corporate_endpoint_trusted() {
         "spark.tispark.telemetry.ca_file",
         bundle.display().to_string(),
     ));
-    let Some(run) = report_in_jvm(
-        "a_custom_ca_bundle_makes_a_corporate_endpoint_trusted",
-        &conf,
-        &[],
-    ) else {
+    let Some(run) = report_in_jvm(&conf, &[]) else {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
@@ -165,11 +141,7 @@ fn an_unreadable_ca_bundle_is_one_warning_and_nothing_sent() {
         "spark.tispark.telemetry.ca_file",
         "/nonexistent/ca.pem".into(),
     ));
-    let Some(run) = report_in_jvm(
-        "an_unreadable_ca_bundle_is_one_warning_and_nothing_sent",
-        &conf,
-        &[],
-    ) else {
+    let Some(run) = report_in_jvm(&conf, &[]) else {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
@@ -180,7 +152,7 @@ fn an_unreadable_ca_bundle_is_one_warning_and_nothing_sent() {
 #[test]
 fn an_unresolvable_host_is_one_warning() {
     let url = "http://telemetry.invalid/api/v1/tispark/report".to_string();
-    let Some(run) = report_in_jvm("an_unresolvable_host_is_one_warning", &conf(url), &[]) else {
+    let Some(run) = report_in_jvm(&conf(url), &[]) else {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
@@ -193,9 +165,7 @@ fn a_malformed_url_is_one_warning_and_starts_nothing() {
         .into_iter()
         .enumerate()
     {
-        let name = "a_malformed_url_is_one_warning_and_starts_nothing";
-        let Some(run) = report_in_jvm(name, &conf(url.into()), &[("TT_CASE", i.to_string())])
-        else {
+        let Some(run) = report_in_jvm(&conf(url.into()), &[("TT_CASE", i.to_string())]) else {
             return;
         };
         run.assert_returned_at_once_and_left_nothing();
@@ -212,11 +182,7 @@ fn an_unreachable_pd_reports_unknown_tidb_version_and_still_sends() {
         "spark.tispark.pd.addresses",
         format!("{},127.0.0.1:1", pd.addr),
     ));
-    let Some(run) = report_in_jvm(
-        "an_unreachable_pd_reports_unknown_tidb_version_and_still_sends",
-        &conf,
-        &[],
-    ) else {
+    let Some(run) = report_in_jvm(&conf, &[]) else {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
@@ -245,7 +211,7 @@ fn a_reachable_pd_gives_the_tidb_version() {
     let c = Collector::start(Behaviour::Accept);
     let mut conf = conf(c.url(REPORT_PATH));
     conf.push(("spark.tispark.pd.addresses", pd.addr.to_string()));
-    let Some(run) = report_in_jvm("a_reachable_pd_gives_the_tidb_version", &conf, &[]) else {
+    let Some(run) = report_in_jvm(&conf, &[]) else {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
@@ -269,11 +235,7 @@ fn the_http_proxy_from_the_environment_is_used() {
         ("HTTP_PROXY", format!("http://{}", proxy.addr)),
         ("NO_PROXY", String::new()),
     ];
-    let Some(run) = report_in_jvm(
-        "the_http_proxy_from_the_environment_is_used",
-        &conf(url.clone()),
-        &env,
-    ) else {
+    let Some(run) = report_in_jvm(&conf(url.clone()), &env) else {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
@@ -296,8 +258,7 @@ fn the_https_proxy_from_the_environment_is_asked_to_tunnel() {
         ("HTTPS_PROXY", format!("http://{}", proxy.addr)),
         ("NO_PROXY", String::new()),
     ];
-    let name = "the_https_proxy_from_the_environment_is_asked_to_tunnel";
-    let Some(run) = report_in_jvm(name, &conf(url), &env) else {
+    let Some(run) = report_in_jvm(&conf(url), &env) else {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
@@ -327,8 +288,7 @@ fn a_redirect_from_https_to_plain_http_is_refused() {
         "spark.tispark.telemetry.ca_file",
         bundle.display().to_string(),
     ));
-    let name = "a_redirect_from_https_to_plain_http_is_refused";
-    let Some(run) = report_in_jvm(name, &conf, &[]) else {
+    let Some(run) = report_in_jvm(&conf, &[]) else {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
@@ -351,8 +311,7 @@ fn pd_is_asked_directly_not_through_the_environments_proxy() {
         ("HTTP_PROXY", format!("http://{}", proxy.addr)),
         ("NO_PROXY", String::new()),
     ];
-    let name = "pd_is_asked_directly_not_through_the_environments_proxy";
-    let Some(run) = report_in_jvm(name, &conf, &env) else {
+    let Some(run) = report_in_jvm(&conf, &env) else {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();

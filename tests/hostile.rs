@@ -47,8 +47,7 @@ fn a_dangling_track_id_link_does_not_crash_the_driver() {
     let c = Collector::start(Behaviour::Accept);
     let state = support::temp_dir("dangling");
     std::os::unix::fs::symlink("/nonexistent-nfs/track_id", state.join("track_id")).unwrap();
-    let name = "a_dangling_track_id_link_does_not_crash_the_driver";
-    let Some(run) = report_in_jvm(name, &conf(c.url(REPORT_PATH), &state), &[]) else {
+    let Some(run) = report_in_jvm(&conf(c.url(REPORT_PATH), &state), &[]) else {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
@@ -70,8 +69,7 @@ fn a_ca_bundle_that_is_a_device_is_refused_at_once() {
     let state = support::temp_dir("ca-device");
     let mut conf = conf(c.url(REPORT_PATH), &state);
     conf.push(("spark.tispark.telemetry.ca_file", "/dev/zero".into()));
-    let name = "a_ca_bundle_that_is_a_device_is_refused_at_once";
-    let Some(run) = report_in_jvm(name, &conf, &[]) else {
+    let Some(run) = report_in_jvm(&conf, &[]) else {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
@@ -86,8 +84,7 @@ fn a_state_directory_others_can_write_is_refused_and_the_report_uses_the_app_id(
     let c = Collector::start(Behaviour::Accept);
     let state = support::temp_dir("world-writable");
     std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let name = "a_state_directory_others_can_write_is_refused_and_the_report_uses_the_app_id";
-    let Some(run) = report_in_jvm(name, &conf(c.url(REPORT_PATH), &state), &[]) else {
+    let Some(run) = report_in_jvm(&conf(c.url(REPORT_PATH), &state), &[]) else {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
@@ -107,8 +104,7 @@ fn state_written_by_the_driver_is_private() {
     use std::os::unix::fs::MetadataExt;
     let c = Collector::start(Behaviour::Accept);
     let state = support::temp_dir("private").join("state");
-    let name = "state_written_by_the_driver_is_private";
-    let Some(run) = report_in_jvm(name, &conf(c.url(REPORT_PATH), &state), &[]) else {
+    let Some(run) = report_in_jvm(&conf(c.url(REPORT_PATH), &state), &[]) else {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
@@ -130,8 +126,7 @@ fn a_redirect_to_another_origin_is_not_followed_and_the_trail_says_so() {
     let c = Collector::start(Behaviour::RedirectTo(target));
     let state = support::temp_dir("redirect-away");
     let url = format!("{}?api_key=SECRET-KEY", c.url(REPORT_PATH));
-    let name = "a_redirect_to_another_origin_is_not_followed_and_the_trail_says_so";
-    let Some(run) = report_in_jvm(name, &conf(url, &state), &[]) else {
+    let Some(run) = report_in_jvm(&conf(url, &state), &[]) else {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
@@ -154,8 +149,7 @@ fn a_redirect_within_the_origin_sends_no_referer_and_the_trail_names_where_it_we
     let c = Collector::start(Behaviour::MovedWithin("/final"));
     let state = support::temp_dir("redirect-within");
     let url = format!("{}?api_key=SECRET-KEY", c.url(REPORT_PATH));
-    let name = "a_redirect_within_the_origin_sends_no_referer_and_the_trail_names_where_it_went";
-    let Some(run) = report_in_jvm(name, &conf(url, &state), &[]) else {
+    let Some(run) = report_in_jvm(&conf(url, &state), &[]) else {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
@@ -174,8 +168,7 @@ fn a_redirect_within_the_origin_sends_no_referer_and_the_trail_names_where_it_we
 fn an_unparsable_url_is_never_echoed() {
     let state = support::temp_dir("bad-url");
     let url = "https://user:PASSWORD@collector.example:99999/r?token=SECRET".to_string();
-    let name = "an_unparsable_url_is_never_echoed";
-    let Some(run) = report_in_jvm(name, &conf(url, &state), &[]) else {
+    let Some(run) = report_in_jvm(&conf(url, &state), &[]) else {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
@@ -197,8 +190,7 @@ fn a_newline_in_a_path_cannot_forge_a_log_line() {
     );
     let mut conf = conf("http://127.0.0.1:9/r".into(), &state);
     conf.push(("spark.tispark.telemetry.ca_file", forged));
-    let name = "a_newline_in_a_path_cannot_forge_a_log_line";
-    let Some(run) = report_in_jvm(name, &conf, &[]) else {
+    let Some(run) = report_in_jvm(&conf, &[]) else {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();
@@ -281,8 +273,7 @@ fn logging_jvm_env(c: &Collector, name: &str) -> (Vec<(&'static str, String)>, s
 fn a_driver_with_a_small_thread_stack_logs_the_report_before_sending_it() {
     let c = Collector::start(Behaviour::Accept);
     let (env, log) = logging_jvm_env(&c, "small-stack");
-    let name = "a_driver_with_a_small_thread_stack_logs_the_report_before_sending_it";
-    let run = support::jvm::isolated(name, &env, || {
+    let run = support::jvm::isolated(&env, || {
         logging_jvm_child(&["-Xss136k"], |env, conf| {
             support::jvm::report(env, conf, None);
             assert!(support::jvm::flush(env, 10_000));
@@ -306,8 +297,7 @@ fn a_report_whose_line_the_log_no_longer_takes_is_not_sent() {
     let pd = Collector::start(Behaviour::Silent);
     let (mut env, _) = logging_jvm_env(&c, "log-shut");
     env.push(("TT_PD", pd.addr.to_string()));
-    let name = "a_report_whose_line_the_log_no_longer_takes_is_not_sent";
-    let run = support::jvm::isolated(name, &env, || {
+    let run = support::jvm::isolated(&env, || {
         logging_jvm_child(&["-Dtispark.telemetry.flush.millis=6000"], |env, conf| {
             // The application ends at once: log4j2 stops its loggers and the
             // JVM exits, while the sender is still on its way to the report line.
@@ -389,9 +379,7 @@ fn a_state_directory_prepared_by_another_user_is_refused_and_its_links_are_not_f
         s = state.display(),
         v = victim.display()
     ));
-    let name =
-        "a_state_directory_prepared_by_another_user_is_refused_and_its_links_are_not_followed";
-    let Some(run) = report_in_jvm(name, &conf(c.url(REPORT_PATH), &state), &[]) else {
+    let Some(run) = report_in_jvm(&conf(c.url(REPORT_PATH), &state), &[]) else {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();

@@ -42,25 +42,20 @@ fn assert_one_report(collector: &Collector, run: &jvm::ChildRun) {
 #[test]
 fn report_with_a_map_conf_posts_the_report_once_and_returns_at_once() {
     let collector = Collector::start(Behaviour::Accept);
-    let run = isolated(
-        "report_with_a_map_conf_posts_the_report_once_and_returns_at_once",
-        &child_env(&collector),
-        || {
-            let vm = jvm::start_jvm(&[]);
-            let mut env = vm.attach_current_thread().unwrap();
-            let conf = enabled_conf(&mut env);
-            let start = Instant::now();
-            jvm::report(&mut env, &conf, Some("3.1.0"));
-            println!("REPORT_RETURNED_MS={}", start.elapsed().as_millis());
-            assert!(
-                jvm::flush(&mut env, 10_000),
-                "the report was still in flight after 10 s"
-            );
-            let left =
-                jvm::wait_no_threads_named("tispark-telemetry-sender", Duration::from_secs(2));
-            println!("SENDER_THREADS_LEFT={left}");
-        },
-    )
+    let run = isolated(&child_env(&collector), || {
+        let vm = jvm::start_jvm(&[]);
+        let mut env = vm.attach_current_thread().unwrap();
+        let conf = enabled_conf(&mut env);
+        let start = Instant::now();
+        jvm::report(&mut env, &conf, Some("3.1.0"));
+        println!("REPORT_RETURNED_MS={}", start.elapsed().as_millis());
+        assert!(
+            jvm::flush(&mut env, 10_000),
+            "the report was still in flight after 10 s"
+        );
+        let left = jvm::wait_no_threads_named("tispark-telemetry-sender", Duration::from_secs(2));
+        println!("SENDER_THREADS_LEFT={left}");
+    })
     .map(|r| {
         r.assert_clean();
         r
@@ -93,28 +88,22 @@ fn report_with_a_map_conf_posts_the_report_once_and_returns_at_once() {
 #[test]
 fn report_called_from_many_threads_sends_one_report() {
     let collector = Collector::start(Behaviour::Accept);
-    let Some(run) = isolated(
-        "report_called_from_many_threads_sends_one_report",
-        &child_env(&collector),
-        || {
-            let vm = jvm::start_jvm(&[]);
-            let (url, state) = (var("TT_URL"), var("TT_STATE"));
-            std::thread::scope(|s| {
-                for _ in 0..16 {
-                    s.spawn(|| {
-                        let mut env = vm.attach_current_thread().unwrap();
-                        let conf = jvm::java_map(
-                            &mut env,
-                            &[(ENABLE, "true"), (URL, &url), (STATE, &state)],
-                        );
-                        jvm::report(&mut env, &conf, None);
-                    });
-                }
-            });
-            let mut env = vm.attach_current_thread().unwrap();
-            assert!(jvm::flush(&mut env, 10_000));
-        },
-    ) else {
+    let Some(run) = isolated(&child_env(&collector), || {
+        let vm = jvm::start_jvm(&[]);
+        let (url, state) = (var("TT_URL"), var("TT_STATE"));
+        std::thread::scope(|s| {
+            for _ in 0..16 {
+                s.spawn(|| {
+                    let mut env = vm.attach_current_thread().unwrap();
+                    let conf =
+                        jvm::java_map(&mut env, &[(ENABLE, "true"), (URL, &url), (STATE, &state)]);
+                    jvm::report(&mut env, &conf, None);
+                });
+            }
+        });
+        let mut env = vm.attach_current_thread().unwrap();
+        assert!(jvm::flush(&mut env, 10_000));
+    }) else {
         return;
     };
     assert_one_report(&collector, &run);
@@ -123,24 +112,20 @@ fn report_called_from_many_threads_sends_one_report() {
 #[test]
 fn two_class_loaders_in_one_jvm_send_one_report() {
     let collector = Collector::start(Behaviour::Accept);
-    let Some(run) = isolated(
-        "two_class_loaders_in_one_jvm_send_one_report",
-        &child_env(&collector),
-        || {
-            // The jar is not on the class path: each loader loads its own classes and library copy.
-            let vm = jvm::start_jvm_without_the_jar(&[]);
-            let mut env = vm.attach_current_thread().unwrap();
-            let (url, state) = (var("TT_URL"), var("TT_STATE"));
-            for _ in 0..2 {
-                let conf = [
-                    (ENABLE, "true"),
-                    (URL, url.as_str()),
-                    (STATE, state.as_str()),
-                ];
-                report_through_a_new_class_loader(&mut env, &conf);
-            }
-        },
-    ) else {
+    let Some(run) = isolated(&child_env(&collector), || {
+        // The jar is not on the class path: each loader loads its own classes and library copy.
+        let vm = jvm::start_jvm_without_the_jar(&[]);
+        let mut env = vm.attach_current_thread().unwrap();
+        let (url, state) = (var("TT_URL"), var("TT_STATE"));
+        for _ in 0..2 {
+            let conf = [
+                (ENABLE, "true"),
+                (URL, url.as_str()),
+                (STATE, state.as_str()),
+            ];
+            report_through_a_new_class_loader(&mut env, &conf);
+        }
+    }) else {
         return;
     };
     assert_one_report(&collector, &run);
@@ -148,7 +133,6 @@ fn two_class_loaders_in_one_jvm_send_one_report() {
 
 #[test]
 fn telemetry_off_or_invalid_switch_opens_no_connection() {
-    let name = "telemetry_off_or_invalid_switch_opens_no_connection";
     let cases = [
         (None, None),
         (Some("false"), None),
@@ -167,7 +151,7 @@ fn telemetry_off_or_invalid_switch_opens_no_connection() {
         }
         // A report() is called twice: the first decision stands, one WARN at most.
         let env = [("TT_CASE", i.to_string()), ("TT_CALLS", "2".to_string())];
-        let Some(run) = jvm::report_in_jvm(name, &conf, &env) else {
+        let Some(run) = jvm::report_in_jvm(&conf, &env) else {
             return;
         };
         run.assert_returned_at_once_and_left_nothing();
@@ -184,7 +168,6 @@ fn telemetry_off_or_invalid_switch_opens_no_connection() {
 
 #[test]
 fn null_or_wrong_type_conf_is_one_warning_and_no_exception() {
-    let name = "null_or_wrong_type_conf_is_one_warning_and_no_exception";
     for (case, says) in [
         ("null", "was given null"),
         ("object", "was given a java.lang.Object"),
@@ -192,7 +175,7 @@ fn null_or_wrong_type_conf_is_one_warning_and_no_exception() {
         let collector = Collector::start(Behaviour::Accept);
         let mut env = child_env(&collector);
         env.push(("TT_CASE", case.to_string()));
-        let Some(run) = isolated(name, &env, || {
+        let Some(run) = isolated(&env, || {
             let vm = jvm::start_jvm(&[]);
             let mut env = vm.attach_current_thread().unwrap();
             let conf = match var("TT_CASE").as_str() {
@@ -215,22 +198,18 @@ fn null_or_wrong_type_conf_is_one_warning_and_no_exception() {
 #[test]
 fn a_missing_native_library_is_one_warning_and_spark_runs_on() {
     let collector = Collector::start(Behaviour::Accept);
-    let Some(run) = isolated(
-        "a_missing_native_library_is_one_warning_and_spark_runs_on",
-        &child_env(&collector),
-        || {
-            let vm = jvm::start_jvm(&[
-                "-Dtispark.telemetry.native.path=/nonexistent/libtispark_telemetry.so".into(),
-            ]);
-            let mut env = vm.attach_current_thread().unwrap();
-            let conf = enabled_conf(&mut env);
-            for _ in 0..2 {
-                jvm::report(&mut env, &conf, None);
-                assert!(jvm::flush(&mut env, 5_000));
-            }
-            println!("AFTER_REPORT=ok");
-        },
-    ) else {
+    let Some(run) = isolated(&child_env(&collector), || {
+        let vm = jvm::start_jvm(&[
+            "-Dtispark.telemetry.native.path=/nonexistent/libtispark_telemetry.so".into(),
+        ]);
+        let mut env = vm.attach_current_thread().unwrap();
+        let conf = enabled_conf(&mut env);
+        for _ in 0..2 {
+            jvm::report(&mut env, &conf, None);
+            assert!(jvm::flush(&mut env, 5_000));
+        }
+        println!("AFTER_REPORT=ok");
+    }) else {
         return;
     };
     run.assert_clean();
@@ -247,25 +226,21 @@ fn a_missing_native_library_is_one_warning_and_spark_runs_on() {
 #[test]
 fn a_platform_missing_from_the_jar_is_one_warning_and_spark_runs_on() {
     let collector = Collector::start(Behaviour::Accept);
-    let Some(run) = isolated(
-        "a_platform_missing_from_the_jar_is_one_warning_and_spark_runs_on",
-        &child_env(&collector),
-        || {
-            // As on a platform the jar carries no library for (say, Linux on RISC-V).
-            let vm = jvm::start_jvm(&["-Dtispark.telemetry.native.platform=linux-riscv64".into()]);
-            let mut env = vm.attach_current_thread().unwrap();
-            let conf = enabled_conf(&mut env);
-            for _ in 0..2 {
-                jvm::report(&mut env, &conf, None);
-                assert!(jvm::flush(&mut env, 5_000));
-            }
-            println!(
-                "SENDER_THREADS={}",
-                jvm::wait_no_threads_named("tispark-telemetry-sender", Duration::from_secs(2))
-            );
-            println!("AFTER_REPORT=ok");
-        },
-    ) else {
+    let Some(run) = isolated(&child_env(&collector), || {
+        // As on a platform the jar carries no library for (say, Linux on RISC-V).
+        let vm = jvm::start_jvm(&["-Dtispark.telemetry.native.platform=linux-riscv64".into()]);
+        let mut env = vm.attach_current_thread().unwrap();
+        let conf = enabled_conf(&mut env);
+        for _ in 0..2 {
+            jvm::report(&mut env, &conf, None);
+            assert!(jvm::flush(&mut env, 5_000));
+        }
+        println!(
+            "SENDER_THREADS={}",
+            jvm::wait_no_threads_named("tispark-telemetry-sender", Duration::from_secs(2))
+        );
+        println!("AFTER_REPORT=ok");
+    }) else {
         return;
     };
     run.assert_clean();
@@ -292,22 +267,18 @@ fn a_platform_missing_from_the_jar_is_one_warning_and_spark_runs_on() {
 #[test]
 fn jvm_shutdown_waits_for_a_silent_endpoint_no_longer_than_the_flush_bound() {
     let collector = Collector::start(Behaviour::Silent);
-    let Some(run) = isolated(
-        "jvm_shutdown_waits_for_a_silent_endpoint_no_longer_than_the_flush_bound",
-        &child_env(&collector),
-        || {
-            let vm = jvm::start_jvm(&[]);
-            let mut env = vm.attach_current_thread().unwrap();
-            let conf = enabled_conf(&mut env);
-            jvm::report(&mut env, &conf, None);
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap();
-            println!("EXIT_CALLED_AT_MS={}", now.as_millis());
-            let _ = env.call_static_method("java/lang/System", "exit", "(I)V", &[JValue::Int(0)]);
-            unreachable!("System.exit returned");
-        },
-    ) else {
+    let Some(run) = isolated(&child_env(&collector), || {
+        let vm = jvm::start_jvm(&[]);
+        let mut env = vm.attach_current_thread().unwrap();
+        let conf = enabled_conf(&mut env);
+        jvm::report(&mut env, &conf, None);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        println!("EXIT_CALLED_AT_MS={}", now.as_millis());
+        let _ = env.call_static_method("java/lang/System", "exit", "(I)V", &[JValue::Int(0)]);
+        unreachable!("System.exit returned");
+    }) else {
         return;
     };
     let ended = std::time::SystemTime::now()
@@ -393,8 +364,7 @@ fn resident_kib() -> u64 {
 #[test]
 fn repeated_class_loader_load_and_report_cycles_do_not_grow_native_memory() {
     let collector = Collector::start(Behaviour::Accept);
-    let name = "repeated_class_loader_load_and_report_cycles_do_not_grow_native_memory";
-    let Some(run) = isolated(name, &child_env(&collector), || {
+    let Some(run) = isolated(&child_env(&collector), || {
         let vm = jvm::start_jvm_without_the_jar(&["-Xms64m".into(), "-Xmx64m".into()]);
         let mut env = vm.attach_current_thread().unwrap();
         let (url, state) = (var("TT_URL"), var("TT_STATE"));
@@ -460,7 +430,7 @@ fn report_with_telemetry_and_pd_on() {
 /// With `var` set to 1 nothing is collected or sent: no connection to PD or
 /// to the endpoint, no thread, nothing stored. The same child with `var`
 /// empty (the control) asks PD and posts the report.
-fn an_environment_off_switch_stops_all_network_traffic(test_name: &str, var: &'static str) {
+fn an_environment_off_switch_stops_all_network_traffic(var: &'static str) {
     let run_with = |value: &str, collector: &Collector| {
         let mut env = child_env(collector);
         env.push(("TT_PD", collector.addr.to_string()));
@@ -476,7 +446,7 @@ fn an_environment_off_switch_stops_all_network_traffic(test_name: &str, var: &'s
             .unwrap()
             .1
             .clone();
-        isolated(test_name, &env, report_with_telemetry_and_pd_on).map(|run| (run, state))
+        isolated(&env, report_with_telemetry_and_pd_on).map(|run| (run, state))
     };
 
     let control = Collector::start(Behaviour::Accept);
@@ -512,16 +482,10 @@ fn an_environment_off_switch_stops_all_network_traffic(test_name: &str, var: &'s
 
 #[test]
 fn tispark_telemetry_disabled_stops_all_network_traffic() {
-    an_environment_off_switch_stops_all_network_traffic(
-        "tispark_telemetry_disabled_stops_all_network_traffic",
-        "TISPARK_TELEMETRY_DISABLED",
-    );
+    an_environment_off_switch_stops_all_network_traffic("TISPARK_TELEMETRY_DISABLED");
 }
 
 #[test]
 fn do_not_track_stops_all_network_traffic() {
-    an_environment_off_switch_stops_all_network_traffic(
-        "do_not_track_stops_all_network_traffic",
-        "DO_NOT_TRACK",
-    );
+    an_environment_off_switch_stops_all_network_traffic("DO_NOT_TRACK");
 }

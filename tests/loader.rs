@@ -40,9 +40,9 @@ fn tmpdir_option(dir: &Path) -> String {
 
 /// In the child: runs the report scenario the parent wrote (see
 /// `report_in_jvm_under`) and returns true; in the parent, false.
-fn ran_as_child(name: &str) -> bool {
+fn ran_as_child() -> bool {
     if jvm::in_child() {
-        jvm::report_in_jvm_under(&[], &[], name, &[], &[]);
+        jvm::report_in_jvm_under(&[], &[], &[], &[]);
         return true;
     }
     false
@@ -121,8 +121,7 @@ echo "ROUNDS $rounds" >> "$A/log"
 
 #[test]
 fn under_umask_000_in_a_shared_sticky_tmpdir_another_user_can_take_nothing() {
-    let name = "under_umask_000_in_a_shared_sticky_tmpdir_another_user_can_take_nothing";
-    if ran_as_child(name) {
+    if ran_as_child() {
         return;
     }
     require_root("the other user is nobody, through setpriv");
@@ -162,8 +161,8 @@ fn under_umask_000_in_a_shared_sticky_tmpdir_another_user_can_take_nothing() {
     }
 
     let umask_000 = ["bash", "-c", "umask 000 && exec \"$@\"", "umask000"];
-    let run = jvm::report_in_jvm_under(&umask_000, &[tmpdir_option(&shared)], name, &conf(&c), &[])
-        .unwrap();
+    let run =
+        jvm::report_in_jvm_under(&umask_000, &[tmpdir_option(&shared)], &conf(&c), &[]).unwrap();
 
     std::fs::write(attacker_dir.join("stop"), "").unwrap();
     let start = Instant::now();
@@ -210,8 +209,7 @@ fn under_umask_000_in_a_shared_sticky_tmpdir_another_user_can_take_nothing() {
 
 #[test]
 fn stale_copies_of_this_user_are_swept_and_nothing_else() {
-    let name = "stale_copies_of_this_user_are_swept_and_nothing_else";
-    if ran_as_child(name) {
+    if ran_as_child() {
         return;
     }
     require_root("a stale copy is given to nobody with chown");
@@ -251,7 +249,7 @@ fn stale_copies_of_this_user_are_swept_and_nothing_else() {
     set_mtime(&victim, old);
     std::os::unix::fs::symlink(&victim, tmp.join(&link)).unwrap();
 
-    let run = jvm::report_in_jvm_under(&[], &[tmpdir_option(&tmp)], name, &conf(&c), &[]).unwrap();
+    let run = jvm::report_in_jvm_under(&[], &[tmpdir_option(&tmp)], &conf(&c), &[]).unwrap();
     assert_one_report(&c, &run);
 
     let mut kept = vec![alive.clone(), nobodys.clone(), link.clone(), fresh.clone()];
@@ -275,28 +273,26 @@ fn stale_copies_of_this_user_are_swept_and_nothing_else() {
 
 #[test]
 fn a_normal_load_leaves_nothing_in_the_tmpdir() {
-    let name = "a_normal_load_leaves_nothing_in_the_tmpdir";
-    if ran_as_child(name) {
+    if ran_as_child() {
         return;
     }
     let c = Collector::start(Behaviour::Accept);
     let tmp = support::temp_dir("loader-clean");
-    let run = jvm::report_in_jvm_under(&[], &[tmpdir_option(&tmp)], name, &conf(&c), &[]).unwrap();
+    let run = jvm::report_in_jvm_under(&[], &[tmpdir_option(&tmp)], &conf(&c), &[]).unwrap();
     assert_one_report(&c, &run);
     assert_eq!(names_in(&tmp), Vec::<String>::new());
 }
 
 #[test]
 fn a_tmpdir_others_may_write_without_the_sticky_bit_is_refused_with_one_warning() {
-    let name = "a_tmpdir_others_may_write_without_the_sticky_bit_is_refused_with_one_warning";
-    if ran_as_child(name) {
+    if ran_as_child() {
         return;
     }
     let c = Collector::start(Behaviour::Accept);
     let tmp = support::temp_dir("loader-open").join("tmp");
     std::fs::create_dir(&tmp).unwrap();
     chmod(&tmp, 0o777);
-    let run = jvm::report_in_jvm_under(&[], &[tmpdir_option(&tmp)], name, &conf(&c), &[]).unwrap();
+    let run = jvm::report_in_jvm_under(&[], &[tmpdir_option(&tmp)], &conf(&c), &[]).unwrap();
     run.assert_returned_at_once_and_left_nothing();
     let w = run.one_warning("native library cannot be loaded");
     let says = format!(
@@ -338,15 +334,14 @@ fn with_musl_loader_installed() -> Vec<String> {
 
 #[test]
 fn a_glibc_jvm_on_a_host_with_musl_installed_loads_the_glibc_library() {
-    let name = "a_glibc_jvm_on_a_host_with_musl_installed_loads_the_glibc_library";
-    if ran_as_child(name) {
+    if ran_as_child() {
         return;
     }
     require_root("musl's loader is mounted into /lib in a private mount namespace");
     let c = Collector::start(Behaviour::Accept);
     let wrapper = with_musl_loader_installed();
     let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
-    let run = jvm::report_in_jvm_under(&wrapper, &[], name, &conf(&c), &[]).unwrap();
+    let run = jvm::report_in_jvm_under(&wrapper, &[], &conf(&c), &[]).unwrap();
     let loader = format!("/lib/ld-musl-{}.so.1", std::env::consts::ARCH);
     assert_eq!(
         run.value("MUSL_LOADER_FILE"),
@@ -377,7 +372,6 @@ fn elf(p_type: u32, interpreter: &str, offset: usize) -> Vec<u8> {
 
 #[test]
 fn musl_is_judged_from_the_program_interpreter_and_only_on_positive_evidence() {
-    let name = "musl_is_judged_from_the_program_interpreter_and_only_on_positive_evidence";
     let dir = support::temp_dir("loader-elf");
     let files = [
         ("glibc", elf(3, "/lib64/ld-linux-x86-64.so.2", 120), "false"),
@@ -398,7 +392,7 @@ fn musl_is_judged_from_the_program_interpreter_and_only_on_positive_evidence() {
     }
     cases.push_str("/proc/self/exe");
     env.push(("TT_ELF_CASES", cases));
-    let Some(run) = jvm::isolated(name, &env, || {
+    let Some(run) = jvm::isolated(&env, || {
         let vm = jvm::start_jvm(&[]);
         let mut env = vm.attach_current_thread().unwrap();
         let dir = PathBuf::from(var("TT_ELF_DIR"));
@@ -653,7 +647,6 @@ fn compiled_classes() -> String {
 
 #[test]
 fn a_conf_whose_reads_block_never_blocks_the_caller() {
-    let name = "a_conf_whose_reads_block_never_blocks_the_caller";
     let classes = compiled_classes();
     for case in ["get_string_string", "map_subclass", "synchronized_map"] {
         let c = Collector::start(Behaviour::Accept);
@@ -666,7 +659,7 @@ fn a_conf_whose_reads_block_never_blocks_the_caller() {
                 support::temp_dir("loader-block").display().to_string(),
             ),
         ];
-        let Some(run) = jvm::isolated(name, &env, blocking_conf_scenario) else {
+        let Some(run) = jvm::isolated(&env, blocking_conf_scenario) else {
             return;
         };
         assert!(
@@ -757,7 +750,6 @@ fn blocking_conf_scenario() {
 
 #[test]
 fn a_switch_that_is_off_loads_nothing_and_decides_nothing() {
-    let name = "a_switch_that_is_off_loads_nothing_and_decides_nothing";
     let c = Collector::start(Behaviour::Accept);
     let env = [
         ("TT_URL", c.url(REPORT_PATH)),
@@ -766,7 +758,7 @@ fn a_switch_that_is_off_loads_nothing_and_decides_nothing() {
             support::temp_dir("loader-off").display().to_string(),
         ),
     ];
-    let Some(run) = jvm::isolated(name, &env, off_then_on_scenario) else {
+    let Some(run) = jvm::isolated(&env, off_then_on_scenario) else {
         return;
     };
     assert_one_report(&c, &run);

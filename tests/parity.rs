@@ -82,8 +82,7 @@ fn the_native_rule_reads_each_off_switch_value_as_the_table_says() {
 
 #[test]
 fn java_decides_each_value_as_the_native_rule_does() {
-    let name = "java_decides_each_value_as_the_native_rule_does";
-    let Some(run) = isolated(name, &[], || {
+    let Some(run) = isolated(&[], || {
         let vm = jvm::start_jvm(&[]);
         let mut env = vm.attach_current_thread().unwrap();
         let mut ask = |method: &str, value: Option<&str>| -> bool {

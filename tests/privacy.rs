@@ -30,8 +30,7 @@ fn planted_secrets_never_reach_the_local_sink_or_the_state_dir() {
         .iter()
         .map(|(k, v)| (*k, v.to_string()))
         .collect();
-    let name = "planted_secrets_never_reach_the_local_sink_or_the_state_dir";
-    let Some(run) = report_in_jvm(name, &conf, &env) else {
+    let Some(run) = report_in_jvm(&conf, &env) else {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();

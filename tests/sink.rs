@@ -16,7 +16,8 @@ fn deliver(url: &str, body: &str) -> sink::Outcome {
 fn an_http_sink_posts_the_body_as_json_once() {
     let c = Collector::start(Behaviour::Accept);
     let outcome = deliver(&c.url("/api/v1/tispark/report"), r#"{"k":"v"}"#);
-    assert_eq!(outcome.result, Ok(200));
+    assert_eq!(outcome.http_status, Some(200));
+    assert_eq!(outcome.delivery, sink::Delivery::Sent);
     let received = c.wait_for(1, Duration::from_secs(1));
     assert_eq!(received.len(), 1);
     assert_eq!(received[0].method, "POST");
@@ -32,7 +33,8 @@ fn an_http_sink_posts_the_body_as_json_once() {
 fn a_non_2xx_answer_is_a_failure_that_names_the_status() {
     let c = Collector::start(Behaviour::Status(503));
     let outcome = deliver(&c.url("/r"), "{}");
-    let why = outcome.result.clone().unwrap_err();
+    assert_eq!(outcome.delivery, sink::Delivery::Failed);
+    let why = outcome.error.clone().unwrap();
     assert!(why.contains("503"), "{why}");
     let line = outcome.describe(&Sink::parse(&c.url("/r")).unwrap());
     assert!(
@@ -108,7 +110,7 @@ fn a_host_name_is_resolved_without_starting_a_thread() {
     let client = sink::http_client(None).unwrap();
     let sink = Sink::parse(&format!("http://localhost:{}/r", c.addr.port())).unwrap();
     let outcome = rt.block_on(sink::deliver(&client, &sink, "{}"));
-    assert_eq!(outcome.result, Ok(200), "{outcome:?}");
+    assert_eq!(outcome.http_status, Some(200), "{outcome:?}");
     // A look-up on tokio's blocking pool would have left an idle pool thread behind.
     assert_eq!(support::jvm::threads_named(pool), 0);
 }

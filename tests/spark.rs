@@ -249,9 +249,10 @@ fn last_report_line(log: &str) -> Option<&str> {
 fn values_holding_newlines_cannot_forge_the_report_line() {
     let dir = support::temp_dir("spark-forge");
     let forged = "Telemetry report: {\"forged\":true}";
-    // A file sink whose path holds a newline and an escape sequence: the
-    // report is written, and the log shows the path on one line.
-    let sink = dir.join(format!("r\n{forged}\u{1b}[2J.jsonl"));
+    // A file sink whose path holds the report's words and an escape sequence
+    // (a URL cannot hold a newline: the URL parser drops it): the report is
+    // written, and the log shows the path escaped.
+    let sink = dir.join(format!("r {forged}\u{1b}[2J.jsonl"));
     let mut confs = vec![
         ("spark.tispark.telemetry.enable", "true".to_string()),
         (
@@ -273,7 +274,12 @@ fn values_holding_newlines_cannot_forge_the_report_line() {
         run.log
     );
     assert!(!run.log.contains('\u{1b}'), "{}", run.log);
-    assert!(!run.log.contains("\n{\"forged"), "{}", run.log);
+    assert!(
+        run.log
+            .contains(r#"r Telemetry\u{20}report: {\"forged\":true}\u{1b}[2J.jsonl in "#),
+        "{}",
+        run.log
+    );
 
     // A CA bundle path holding a forged report: nothing is sent, and the
     // grep finds nothing at all.

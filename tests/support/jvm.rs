@@ -1,8 +1,24 @@
 //! A real JVM for the tests, through the `jni` crate's invocation API, with
-//! `-Xcheck:jni`. A JVM can be created once per process, and some scenarios
-//! end the JVM, so each scenario runs in its own child process of the test
-//! binary (`isolated`); the parent asserts on what the child printed, how it
-//! exited, and what the loopback collector received.
+//! `-Xcheck:jni`.
+//!
+//! A process can create one JVM only, and some scenarios end theirs, so a
+//! test that needs a JVM runs in two processes, and reads top to bottom:
+//!
+//! ```text
+//! #[test]
+//! fn some_behaviour() {
+//!     let collector = Collector::start(Behaviour::Accept);     // parent: servers, files
+//!     let Some(run) = isolated(&env, || { /* child: start the JVM, call the API */ })
+//!     else { return };                                          // the child stops here
+//!     run.assert_clean();                                       // parent: what it printed,
+//!     assert_eq!(collector.received().len(), 1);                //   what the servers got
+//! }
+//! ```
+//!
+//! `isolated` re-runs this test binary for just this test (its name comes from
+//! the test's thread, which libtest names after it), with `env` set; in that
+//! child the closure runs and `isolated` returns `None`. `report_in_jvm` is
+//! the common scenario (one `report(map)` and a flush) with the conf given.
 
 use jni::objects::{JObject, JValue};
 use jni::{InitArgsBuilder, JNIEnv, JNIVersion, JavaVM};
@@ -49,22 +65,28 @@ impl ChildRun {
 
 /// In the parent: runs this same test in a child process with `env`, and
 /// returns what happened. In the child: runs `scenario` and returns `None`.
-pub fn isolated(
-    test_name: &str,
-    env: &[(&str, String)],
-    scenario: impl FnOnce(),
-) -> Option<ChildRun> {
-    isolated_under(&[], test_name, env, scenario)
+pub fn isolated(env: &[(&str, String)], scenario: impl FnOnce()) -> Option<ChildRun> {
+    isolated_under(&[], env, scenario)
+}
+
+/// The running test's name: libtest runs each test on a thread named after it.
+fn this_test() -> String {
+    std::thread::current()
+        .name()
+        .filter(|n| *n != "main")
+        .expect("called from a #[test], whose thread is named after it")
+        .to_string()
 }
 
 /// As `isolated`, with the child started through `wrapper` (a command that
 /// ends by running its arguments, e.g. `bash -c 'ulimit -f 0; exec "$@"' _`).
 pub fn isolated_under(
     wrapper: &[&str],
-    test_name: &str,
     env: &[(&str, String)],
     scenario: impl FnOnce(),
 ) -> Option<ChildRun> {
+    let test_name = this_test();
+    let test_name = test_name.as_str();
     if std::env::var(CHILD_ENV).as_deref() == Ok(test_name) {
         scenario();
         return None;
@@ -203,12 +225,8 @@ const CONF_ENV: &str = "TT_CONF";
 /// One report in a fresh JVM: `NativeTelemetry.report(map)` with these conf
 /// entries, then a flush of up to 15 s. The child prints
 /// `REPORT_RETURNED_US`, `FLUSHED`, `SEND_MS` and `SENDER_THREADS_LEFT`.
-pub fn report_in_jvm(
-    test_name: &str,
-    conf: &[(&str, String)],
-    env: &[(&str, String)],
-) -> Option<ChildRun> {
-    report_in_jvm_under(&[], &[], test_name, conf, env)
+pub fn report_in_jvm(conf: &[(&str, String)], env: &[(&str, String)]) -> Option<ChildRun> {
+    report_in_jvm_under(&[], &[], conf, env)
 }
 
 /// As `report_in_jvm`, with the child started through `wrapper` and the JVM
@@ -216,7 +234,6 @@ pub fn report_in_jvm(
 pub fn report_in_jvm_under(
     wrapper: &[&str],
     jvm_options: &[String],
-    test_name: &str,
     conf: &[(&str, String)],
     env: &[(&str, String)],
 ) -> Option<ChildRun> {
@@ -233,7 +250,7 @@ pub fn report_in_jvm_under(
     }
     let mut env = env.to_vec();
     env.push((CONF_ENV, scenario_file.display().to_string()));
-    isolated_under(wrapper, test_name, &env, || {
+    isolated_under(wrapper, &env, || {
         let file = std::env::var(CONF_ENV).unwrap();
         let scenario: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();

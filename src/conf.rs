@@ -190,7 +190,8 @@ pub fn process_env(var: &str) -> Option<String> {
 }
 
 /// The keys this library reads from the Spark conf once telemetry is on:
-/// the control keys and the reported keys. Nothing else is ever asked for.
+/// the control keys, the keys that say how to reach PD (`tidb::PD_CONNECTION_KEYS`)
+/// and the reported keys. Nothing else is ever asked for.
 pub fn keys_read() -> impl Iterator<Item = &'static str> {
     [
         ENABLE_KEY,
@@ -201,6 +202,7 @@ pub fn keys_read() -> impl Iterator<Item = &'static str> {
         APP_ID_KEY,
     ]
     .into_iter()
+    .chain(crate::tidb::PD_CONNECTION_KEYS)
     .chain(REPORTED_KEYS.iter().map(|(k, _)| *k))
 }
 

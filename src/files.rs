@@ -288,6 +288,17 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn an_error_that_is_not_a_link_is_said_as_it_is() {
+        let dir = temp();
+        let file = dir.path().join("file");
+        fs::write(&file, b"x").unwrap();
+        // A file where a directory should be: "Not a directory", not "a link".
+        let e = read_bounded(&file.join("below"), 10, Links::Refuse).unwrap_err();
+        assert!(matches!(e, ReadError::Io(_)), "{e:?}");
+        assert_eq!(e.to_string(), "Not a directory (os error 20)");
+    }
+
+    #[test]
     fn devices_fifos_and_directories_are_not_read() {
         let dir = temp();
         assert!(matches!(

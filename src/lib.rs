@@ -7,8 +7,9 @@
 //!   deliver and audit one report on the calling thread; `preview` for the
 //!   command-line tool (`src/bin/tispark-telemetry/`).
 //! - [`report`]: the wire schema, field for field TiSpark's; its facts come from
-//!   [`host_facts`] (the `hardware` block), [`state`] (the host's track id) and
-//!   [`tidb`] (the TiDB version, asked of PD).
+//!   [`host_facts`] (the `hardware` block, as OSHI 6.1.6 computes it),
+//!   [`state`] (the host's track id) and [`tidb`] (the TiDB version, asked of
+//!   PD, over TLS on TLS clusters).
 //! - [`log_line`]: what may go into a log line; the report line is logged before
 //!   anything leaves.
 //! - [`sink`]: delivery, over HTTP(S) to the configured origin only, or to a local file.

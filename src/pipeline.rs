@@ -14,8 +14,16 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// With this set to `enable`, the report is printed to stderr too, whatever the log level.
+/// With this set to `enable`, `enabled` or `true` (TiUP's spellings for
+/// `TIUP_CLUSTER_DEBUG`), the report is printed to stderr too, whatever the log level.
 pub const DEBUG_ENV: &str = "TISPARK_TELEMETRY_DEBUG";
+
+/// Whether a value of [`DEBUG_ENV`] asks for the report on stderr (any case, spaces ignored).
+pub fn debug_requested(value: &str) -> bool {
+    ["enable", "enabled", "true"]
+        .iter()
+        .any(|on| value.trim().eq_ignore_ascii_case(on))
+}
 
 /// A CA bundle is a few hundred KiB at most; a larger file is refused.
 pub const CA_BUNDLE_LIMIT: u64 = 1024 * 1024;
@@ -159,7 +167,7 @@ async fn build_report_in(request: &ReportInput, dir: Option<&Path>) -> (Report, 
     }
     let tidb_version = match snapshot.first_pd_address() {
         None => None,
-        Some(pd) => match tidb::tidb_version(pd).await {
+        Some(pd) => match tidb::tidb_version_with(pd, snapshot).await {
             Ok(v) => Some(v),
             Err(e) => {
                 log::warn!("The TiDB version is reported as UNKNOWN: PD did not tell it ({e}).");
@@ -214,7 +222,7 @@ pub fn report_and_deliver(request: &ReportInput, plan: &Destination) -> Outcome 
         if let Err(why) = log_report_line(&body) {
             return Err(why);
         }
-        if std::env::var(DEBUG_ENV).is_ok_and(|v| v.trim().eq_ignore_ascii_case("enable")) {
+        if std::env::var(DEBUG_ENV).is_ok_and(|v| debug_requested(&v)) {
             eprintln!("Telemetry report: {body}");
         }
         let outcome = sink::deliver(&plan.client, &plan.sink, &body).await;
@@ -276,6 +284,16 @@ fn record_in_audit_trail(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_accepts_tiups_spellings() {
+        for on in ["enable", "enabled", "true", " TRUE ", "Enabled"] {
+            assert!(debug_requested(on), "{on}");
+        }
+        for off in ["", "1", "yes", "on", "disable", "false", "enabledx"] {
+            assert!(!debug_requested(off), "{off}");
+        }
+    }
 
     #[test]
     fn the_first_time_notice_says_what_where_and_how_to_turn_it_off() {

@@ -321,6 +321,13 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn looking_up_the_stored_id_creates_nothing() {
+        let dir = temp_dir("lookup").join("not-yet");
+        assert_eq!(stored_track_id(&dir), None);
+        assert!(!dir.exists(), "status must not create the state directory");
+    }
+
+    #[test]
     fn reset_gives_a_new_id() {
         let dir = temp_dir("reset");
         let before = track_id(Some(&dir), None).id;

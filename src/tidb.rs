@@ -1,30 +1,221 @@
 //! The TiDB version, asked of PD (`GET /pd/api/v1/status`, field `version`)
-//! on the first configured PD address, within a short deadline. PD is inside
-//! the cluster's network: it is asked directly, never through the HTTP(S)
-//! proxy of the environment (as TiSpark's own PD client does).
+//! on the first configured PD address, within a short deadline, the way
+//! TiSpark asks it: over https when `spark.tispark.tikv.tls_enable` is true,
+//! trusting only the cluster's CA and presenting the client certificate
+//! (PEM files named by `spark.tispark.tikv.*`), and with
+//! `spark.tispark.host_mapping` applied to PD's host. PD is inside the
+//! cluster's network: it is asked directly, never through the HTTP(S) proxy
+//! of the environment (as TiSpark's own PD client does).
+//!
+//! None of these settings' values (paths, mappings, addresses) is ever put
+//! into an error message: a failure names the key, never its value.
 
+use crate::conf::{parse_bool, Snapshot};
+use crate::files::{self, Links};
 use std::time::Duration;
 
 /// PD is asked once; a slow PD costs at most this.
 pub const PD_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The cluster version PD reports, or why it could not be had.
-pub async fn tidb_version(pd_address: &str) -> Result<String, String> {
-    let base = if pd_address.contains("://") {
-        pd_address.trim_end_matches('/').to_string()
+/// TiSpark's switch for TLS to PD and TiKV.
+pub const TLS_ENABLE_KEY: &str = "spark.tispark.tikv.tls_enable";
+/// The cluster's CA certificate, PEM.
+pub const TRUST_CERT_KEY: &str = "spark.tispark.tikv.trust_cert_collection";
+/// The client certificate (chain), PEM.
+pub const KEY_CERT_CHAIN_KEY: &str = "spark.tispark.tikv.key_cert_chain";
+/// The client certificate's private key, PEM.
+pub const KEY_FILE_KEY: &str = "spark.tispark.tikv.key_file";
+/// TiSpark's switch for JKS keystores instead of PEM files.
+pub const JKS_ENABLE_KEY: &str = "spark.tispark.tikv.jks_enable";
+/// `host:mapped;host:mapped`, applied to PD's host.
+pub const HOST_MAPPING_KEY: &str = "spark.tispark.host_mapping";
+
+/// The keys read to reach PD. The JKS paths and passwords are never read:
+/// a JKS keystore cannot be used here (see docs/fidelity.md).
+pub const PD_CONNECTION_KEYS: [&str; 6] = [
+    TLS_ENABLE_KEY,
+    TRUST_CERT_KEY,
+    KEY_CERT_CHAIN_KEY,
+    KEY_FILE_KEY,
+    JKS_ENABLE_KEY,
+    HOST_MAPPING_KEY,
+];
+
+/// A PEM file is a few KiB; anything over this is refused.
+const PEM_LIMIT: u64 = 1024 * 1024;
+
+/// How to reach PD: its status URL, and the TLS material when TLS is on.
+pub struct PdConnection {
+    pub url: reqwest::Url,
+    tls: Option<PdTls>,
+}
+
+struct PdTls {
+    ca: Vec<reqwest::Certificate>,
+    identity: reqwest::Identity,
+}
+
+impl PdConnection {
+    /// The connection to the PD at `pd_address` under the snapshot's TLS and
+    /// host-mapping settings. An error names the setting at fault, not its value.
+    pub fn new(pd_address: &str, snapshot: &Snapshot) -> Result<PdConnection, String> {
+        let tls_on = switch(snapshot, TLS_ENABLE_KEY)?;
+        let mut url = status_url(pd_address, tls_on)?;
+        if let Some(mapping) = snapshot.get(HOST_MAPPING_KEY) {
+            let mapping = host_mapping(mapping)?;
+            let mapped = url
+                .host_str()
+                .and_then(|h| mapping.iter().find(|(from, _)| from == h))
+                .map(|(_, to)| to.clone());
+            if let Some(to) = mapped {
+                url.set_host(Some(&to)).map_err(|_| {
+                    format!("{HOST_MAPPING_KEY} maps PD's host to a name that is not a host")
+                })?;
+            }
+        }
+        let tls = if tls_on {
+            Some(pem_tls(snapshot)?)
+        } else {
+            None
+        };
+        Ok(PdConnection { url, tls })
+    }
+
+    fn client(self) -> Result<(reqwest::Client, reqwest::Url), String> {
+        let mut builder = reqwest::Client::builder()
+            .no_proxy()
+            .dns_resolver(std::sync::Arc::new(crate::sink::ResolveOnThisThread))
+            .connect_timeout(PD_TIMEOUT)
+            .timeout(PD_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(tls) = self.tls {
+            // As TiSpark: the cluster's CA is the only one trusted.
+            builder = builder
+                .tls_built_in_root_certs(false)
+                .identity(tls.identity);
+            for cert in tls.ca {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let client = builder.build().map_err(|e| {
+            format!(
+                "no HTTP client for PD ({})",
+                crate::sink::error_chain(&e.without_url())
+            )
+        })?;
+        Ok((client, self.url))
+    }
+}
+
+/// A boolean switch, absent = false; a value that is not a boolean is an
+/// error (TiSpark fails on it too).
+fn switch(snapshot: &Snapshot, key: &str) -> Result<bool, String> {
+    match snapshot.get(key) {
+        None => Ok(false),
+        Some(raw) => parse_bool(raw).ok_or_else(|| format!("{key} is not true or false")),
+    }
+}
+
+/// `<scheme>://<host:port>/pd/api/v1/status`. With TLS on the scheme is
+/// https whatever the address says, as TiSpark builds it from host and port.
+fn status_url(pd_address: &str, tls_on: bool) -> Result<reqwest::Url, String> {
+    let address = pd_address.trim_end_matches('/');
+    let base = if address.contains("://") {
+        address.to_string()
     } else {
-        format!("http://{}", pd_address.trim_end_matches('/'))
+        format!("http://{address}")
     };
-    let url = reqwest::Url::parse(&format!("{base}/pd/api/v1/status"))
+    let mut url = reqwest::Url::parse(&format!("{base}/pd/api/v1/status"))
         .map_err(|e| format!("the PD address is not usable ({e})"))?;
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .dns_resolver(std::sync::Arc::new(crate::sink::ResolveOnThisThread))
-        .connect_timeout(PD_TIMEOUT)
-        .timeout(PD_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| format!("no HTTP client for PD ({})", crate::sink::error_chain(&e)))?;
+    if tls_on && url.scheme() != "https" {
+        let port = url.port_or_known_default();
+        url.set_scheme("https")
+            .map_err(|()| "the PD address is not usable for https".to_string())?;
+        url.set_port(port)
+            .map_err(|()| "the PD address is not usable for https".to_string())?;
+    }
+    Ok(url)
+}
+
+/// TiSpark's `UriHostMapping`: `host:mapped` pairs separated by `;` (an
+/// empty value maps nothing). A pair without `:`, or a host named twice, is
+/// an error, as it is in TiSpark.
+pub fn host_mapping(value: &str) -> Result<Vec<(String, String)>, String> {
+    let invalid = || format!("{HOST_MAPPING_KEY} is not a list of host:mapped pairs");
+    if value.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Java's split: trailing empty parts are dropped.
+    let mut entries: Vec<&str> = value.split(';').collect();
+    while entries.len() > 1 && entries.last() == Some(&"") {
+        entries.pop();
+    }
+    let mut out: Vec<(String, String)> = Vec::new();
+    for entry in entries {
+        let mut parts = entry.split(':');
+        let from = parts.next().unwrap_or_default();
+        let to = parts.next().ok_or_else(invalid)?;
+        if out.iter().any(|(f, _)| f == from) {
+            return Err(invalid());
+        }
+        out.push((from.to_string(), to.to_string()));
+    }
+    Ok(out)
+}
+
+/// The CA, client certificate and key of TiSpark's PEM settings. All three
+/// are needed, as in TiSpark.
+fn pem_tls(snapshot: &Snapshot) -> Result<PdTls, String> {
+    if switch(snapshot, JKS_ENABLE_KEY)? {
+        return Err(format!(
+            "{JKS_ENABLE_KEY} is true, and a JKS keystore cannot be read by the native library \
+             (set {TRUST_CERT_KEY}, {KEY_CERT_CHAIN_KEY} and {KEY_FILE_KEY} to PEM files)"
+        ));
+    }
+    let ca_pem = read_pem(snapshot, TRUST_CERT_KEY)?;
+    let ca = reqwest::Certificate::from_pem_bundle(&ca_pem)
+        .ok()
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| format!("the file named by {TRUST_CERT_KEY} holds no PEM certificate"))?;
+    let mut identity_pem = read_pem(snapshot, KEY_CERT_CHAIN_KEY)?;
+    if !identity_pem.ends_with(b"\n") {
+        identity_pem.push(b'\n');
+    }
+    identity_pem.extend_from_slice(&read_pem(snapshot, KEY_FILE_KEY)?);
+    let identity = reqwest::Identity::from_pem(&identity_pem).map_err(|_| {
+        format!(
+            "the files named by {KEY_CERT_CHAIN_KEY} and {KEY_FILE_KEY} are not a PEM \
+             certificate and its private key"
+        )
+    })?;
+    Ok(PdTls { ca, identity })
+}
+
+fn read_pem(snapshot: &Snapshot, key: &str) -> Result<Vec<u8>, String> {
+    let path = snapshot
+        .get(key)
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| format!("{TLS_ENABLE_KEY} is true but {key} is not set"))?;
+    files::read_bounded(std::path::Path::new(path), PEM_LIMIT, Links::Follow)
+        .map_err(|e| format!("the file named by {key} cannot be read ({e})"))
+}
+
+/// The cluster version PD reports at `pd_address`, reached as the
+/// snapshot's TLS and host-mapping settings say, or why it could not be had.
+pub async fn tidb_version_with(pd_address: &str, snapshot: &Snapshot) -> Result<String, String> {
+    let connection = PdConnection::new(pd_address, snapshot)?;
+    ask(connection).await
+}
+
+/// The cluster version PD reports at `pd_address` over plain http (or the
+/// address's own scheme), without TLS settings or host mapping.
+pub async fn tidb_version(pd_address: &str) -> Result<String, String> {
+    ask(PdConnection::new(pd_address, &Snapshot::default())?).await
+}
+
+async fn ask(connection: PdConnection) -> Result<String, String> {
+    let (client, url) = connection.client()?;
     let response = client
         .get(url)
         .send()
@@ -51,7 +242,7 @@ async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<V
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| crate::sink::error_chain(&e))?
+        .map_err(|e| crate::sink::error_chain(&e.without_url()))?
     {
         out.extend_from_slice(&chunk);
         if out.len() > limit {
@@ -59,4 +250,116 @@ async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<V
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn snapshot(pairs: &[(&str, &str)]) -> Snapshot {
+        let mut map: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Snapshot::read(&mut map).unwrap()
+    }
+
+    #[test]
+    fn host_mapping_is_tisparks() {
+        assert_eq!(host_mapping(""), Ok(vec![]));
+        assert_eq!(
+            host_mapping("pd0:10.0.0.1;pd1:10.0.0.2;"),
+            Ok(vec![
+                ("pd0".to_string(), "10.0.0.1".to_string()),
+                ("pd1".to_string(), "10.0.0.2".to_string())
+            ])
+        );
+        assert_eq!(
+            host_mapping("a:b:c"),
+            Ok(vec![("a".to_string(), "b".to_string())])
+        );
+        for bad in ["a", "a:b;;c:d", "a:b;a:c", ";"] {
+            let e = host_mapping(bad).unwrap_err();
+            assert_eq!(
+                e,
+                "spark.tispark.host_mapping is not a list of host:mapped pairs"
+            );
+        }
+    }
+
+    #[test]
+    fn the_url_follows_tls_and_host_mapping() {
+        let url = |pd: &str, pairs: &[(&str, &str)]| {
+            PdConnection::new(pd, &snapshot(pairs)).map(|c| c.url.to_string())
+        };
+        assert_eq!(
+            url("pd0:2379", &[(HOST_MAPPING_KEY, "pd0:127.0.0.1")]).unwrap(),
+            "http://127.0.0.1:2379/pd/api/v1/status"
+        );
+        assert_eq!(
+            url("pd9:2379/", &[(HOST_MAPPING_KEY, "pd0:127.0.0.1")]).unwrap(),
+            "http://pd9:2379/pd/api/v1/status"
+        );
+        assert_eq!(
+            url("http://pd0:80", &[(TLS_ENABLE_KEY, "false")]).unwrap(),
+            "http://pd0/pd/api/v1/status"
+        );
+        assert_eq!(
+            url("pd0:2379", &[(TLS_ENABLE_KEY, "maybe")]).err(),
+            Some("spark.tispark.tikv.tls_enable is not true or false".to_string())
+        );
+        assert_eq!(
+            url("pd0:2379", &[(TLS_ENABLE_KEY, "true")]).err(),
+            Some(
+                "spark.tispark.tikv.tls_enable is true but \
+                 spark.tispark.tikv.trust_cert_collection is not set"
+                    .to_string()
+            )
+        );
+        assert_eq!(
+            url(
+                "pd0:2379",
+                &[(TLS_ENABLE_KEY, "true"), (JKS_ENABLE_KEY, "TRUE")]
+            )
+            .err(),
+            Some(
+                "spark.tispark.tikv.jks_enable is true, and a JKS keystore cannot be read by \
+                 the native library (set spark.tispark.tikv.trust_cert_collection, \
+                 spark.tispark.tikv.key_cert_chain and spark.tispark.tikv.key_file to PEM files)"
+                    .to_string()
+            )
+        );
+        assert_eq!(
+            url(
+                "pd0:2379",
+                &[
+                    (TLS_ENABLE_KEY, "true"),
+                    (TRUST_CERT_KEY, "/nonexistent/SECRET-ca.pem")
+                ]
+            )
+            .err(),
+            Some(
+                "the file named by spark.tispark.tikv.trust_cert_collection cannot be read \
+                 (it does not exist)"
+                    .to_string()
+            )
+        );
+    }
+
+    #[test]
+    fn with_tls_the_scheme_is_https_on_the_same_port() {
+        assert_eq!(
+            status_url("pd0:2379", true).unwrap().as_str(),
+            "https://pd0:2379/pd/api/v1/status"
+        );
+        assert_eq!(
+            status_url("http://pd0", true).unwrap().as_str(),
+            "https://pd0:80/pd/api/v1/status"
+        );
+        assert_eq!(
+            status_url("https://pd0:2379/", false).unwrap().as_str(),
+            "https://pd0:2379/pd/api/v1/status"
+        );
+    }
 }

@@ -42,3 +42,70 @@ pub fn test_pki() -> TestPki {
         server: Arc::new(server),
     }
 }
+
+/// A TLS cluster's certificates as TiSpark's PEM settings name them: the
+/// cluster CA, a client certificate and key signed by it, and PD's server
+/// configuration, which requires a client certificate from that CA.
+pub struct ClusterPki {
+    /// `spark.tispark.tikv.trust_cert_collection`.
+    pub ca_pem: String,
+    /// `spark.tispark.tikv.key_cert_chain`.
+    pub client_cert_pem: String,
+    /// `spark.tispark.tikv.key_file` (PKCS#8, as TiSpark reads it).
+    pub client_key_pem: String,
+    /// PD: certificate for 127.0.0.1 and localhost, client certificates required.
+    pub pd_server: Arc<rustls::ServerConfig>,
+}
+
+fn ca(name: &str) -> (String, Vec<u8>, Issuer<'static, KeyPair>) {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, name);
+    let cert = params.self_signed(&key).unwrap();
+    (cert.pem(), cert.der().to_vec(), Issuer::new(params, key))
+}
+
+pub fn cluster_pki() -> ClusterPki {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let (ca_pem, ca_der, issuer) = ca("tidb cluster test CA");
+
+    let server_key = KeyPair::generate().unwrap();
+    let server_cert =
+        CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .unwrap()
+            .signed_by(&server_key, &issuer)
+            .unwrap();
+
+    let client_key = KeyPair::generate().unwrap();
+    let mut client_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    client_params
+        .distinguished_name
+        .push(DnType::CommonName, "tispark");
+    client_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let client_cert = client_params.signed_by(&client_key, &issuer).unwrap();
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from(ca_der)).unwrap();
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let pd_server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            vec![CertificateDer::from(server_cert.der().to_vec())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
+        )
+        .unwrap();
+    ClusterPki {
+        ca_pem,
+        client_cert_pem: client_cert.pem(),
+        client_key_pem: client_key.serialize_pem(),
+        pd_server: Arc::new(pd_server),
+    }
+}

@@ -10,7 +10,9 @@ spark_home=$(bash scripts/provision-spark.sh)
 
 source scripts/platforms.sh
 # The platform table comes from this very build (build.rs, from Names.java).
-PLATFORMS_TSV="$(out_dir_of --release --quiet)/platforms.tsv"
+# --no-default-features: the library alone, without the command-line tool's
+# crates (feature `cli`), which must not reach the cdylib.
+PLATFORMS_TSV="$(out_dir_of --release --no-default-features --quiet)/platforms.tsv"
 
 # The platform is the one of the target just built (rustc's host triple), not
 # guessed from the machine: a glibc host with Debian's musl package installed

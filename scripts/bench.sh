@@ -3,7 +3,8 @@
 # user, each figure a median with its spread, from one run. From a fresh clone:
 # provisions the pinned pyspark (or uses $SPARK_HOME), builds the release
 # library and the jar, compiles the Java harness against them, then runs
-# benches/overhead.rs. Takes about 5 minutes on 2 cores. Figures, not tests:
+# benches/overhead.rs, then benches/collector.rs (the collector's throughput,
+# reports a second). Takes about 5 minutes on 2 cores. Figures, not tests:
 # nothing here fails on a slow number.
 #   TT_BENCH_JVMS, TT_BENCH_CALLS, TT_BENCH_SPARK_ROUNDS, TT_BENCH_BUILDS
 #   size the run (see benches/overhead.rs).
@@ -21,3 +22,5 @@ javac -nowarn -Xlint:-options -d "$classes" \
 jar --create --file target/report-cost.jar -C "$classes" .
 
 cargo bench --quiet --bench overhead
+# The collector (tispark-telemetry collect): reports stored a second.
+cargo bench --quiet --bench collector

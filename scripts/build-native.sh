@@ -18,7 +18,7 @@ case "$triple" in
   # shared library; a musl JVM (Alpine) has the C runtime to link against.
   *-musl) export RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=-crt-static" ;;
 esac
-cargo build --release --lib --target "$triple"
+cargo build --release --lib --no-default-features --target "$triple"
 mkdir -p "target/native/$platform"
 cp "target/$triple/release/$lib" "target/native/$platform/$lib"
 echo "target/native/$platform/$lib"

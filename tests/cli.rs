@@ -807,13 +807,120 @@ fn the_default_file_is_spark_conf_dir_then_spark_home() {
     .assert_ok();
     assert!(spark_home.join("conf/spark-defaults.conf").is_file());
 
-    let run = run_bare(&["status"], &[("HOME", &home)]);
+    let run = run_bare(&["enable"], &[("HOME", &home)]);
     run.assert_failed(2);
     assert!(
         run.stderr.contains("--conf") && run.stderr.contains("SPARK_CONF_DIR"),
         "{}",
         run.stderr
     );
+}
+
+#[test]
+fn status_without_any_configuration_file_says_off_by_default_and_where_it_looked() {
+    let host = Host::new("status-no-conf");
+    let home = host.home();
+    let run = run_bare(&["status"], &[("HOME", &home)]);
+    run.assert_ok();
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(
+        lines[..2],
+        [
+            "Configuration: none (looked for --conf, $SPARK_CONF_DIR/spark-defaults.conf, \
+             $SPARK_HOME/conf/spark-defaults.conf: none is set)",
+            "Telemetry:     off by default: no Spark configuration file sets \
+             spark.tispark.telemetry.enable (none is named; point this tool at one with \
+             --conf PATH, or set SPARK_CONF_DIR or SPARK_HOME)",
+        ],
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        lines[3],
+        format!("State:         {home}/.local/state/tispark-telemetry")
+    );
+    assert_eq!(run.stderr, "");
+    let json = run_bare(&["status", "--json"], &[("HOME", &home)]).json();
+    assert_eq!(json["conf_file"], serde_json::Value::Null);
+    assert_eq!(json["enabled"], false);
+    assert!(
+        !host.root.join("home").exists(),
+        "status must not create state"
+    );
+}
+
+#[test]
+fn reset_without_any_configuration_file_uses_the_default_state_directory() {
+    let host = Host::new("reset-no-conf");
+    let home = host.home();
+    let run = run_bare(&["reset"], &[("HOME", &home)]);
+    run.assert_ok();
+    let dir = format!("{home}/.local/state/tispark-telemetry");
+    let id = track_id_in(&run.stdout);
+    assert_eq!(
+        run.stdout,
+        format!("New track id {id}, stored in {dir}; later reports carry it.\n")
+    );
+    assert_eq!(
+        std::fs::read_to_string(format!("{dir}/track_id")).unwrap(),
+        id
+    );
+
+    let xdg = host.root.join("xdg").display().to_string();
+    let run = run_bare(&["reset"], &[("HOME", &home), ("XDG_STATE_HOME", &xdg)]);
+    run.assert_ok();
+    let id = track_id_in(&run.stdout);
+    assert_eq!(
+        std::fs::read_to_string(format!("{xdg}/tispark-telemetry/track_id")).unwrap(),
+        id
+    );
+}
+
+#[test]
+fn a_mistyped_command_or_option_gets_a_suggestion() {
+    let run = run_bare(&["stauts"], &[]);
+    run.assert_failed(2);
+    assert_eq!(
+        run.stderr,
+        "tispark-telemetry: error: unrecognized subcommand 'stauts'; did you mean 'status'? \
+         (see `tispark-telemetry --help`)\n"
+    );
+    let run = run_bare(&["status", "--jsno"], &[]);
+    run.assert_failed(2);
+    assert_eq!(
+        run.stderr,
+        "tispark-telemetry: error: unexpected argument '--jsno' found; did you mean '--json'? \
+         (see `tispark-telemetry --help`)\n"
+    );
+}
+
+#[test]
+fn completions_for_bash_zsh_and_fish_name_every_command() {
+    for shell in ["bash", "zsh", "fish"] {
+        let run = run_bare(&["completions", shell], &[]);
+        run.assert_ok();
+        assert_eq!(run.stderr, "");
+        for command in [
+            "status",
+            "enable",
+            "disable",
+            "reset",
+            "preview",
+            "completions",
+        ] {
+            assert!(run.stdout.contains(command), "{shell}: {command}");
+        }
+        let conf = if shell == "fish" { "-l conf" } else { "--conf" };
+        assert!(run.stdout.contains(conf), "{shell}");
+    }
+    let bash = run_bare(&["completions", "bash"], &[]).stdout;
+    assert!(
+        bash.contains("complete -F _tispark__telemetry")
+            && bash.ends_with("tispark-telemetry\nfi\n"),
+        "{bash}"
+    );
+    let run = run_bare(&["completions", "tcsh"], &[]);
+    run.assert_failed(2);
 }
 
 #[test]

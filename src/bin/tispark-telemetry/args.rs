@@ -1,269 +1,293 @@
-//! The command line: `tispark-telemetry [--conf PATH] <command> [options]`,
-//! with `--help` on every command. `--conf` may stand before or after the
-//! command.
+//! The command line, declared with clap: `tispark-telemetry [--conf PATH]
+//! <command> [options]`, `--help` on every command and `help <command>`,
+//! typo suggestions, and `completions <shell>`. `--conf` may stand before or
+//! after the command. A mistake becomes one line for stderr (exit code 2).
 
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+pub const NAME: &str = "tispark-telemetry";
+
+/// tispark-telemetry: see and control TiSpark's telemetry on this host.
+#[derive(Debug, Clone, PartialEq, Eq, Parser)]
+#[command(
+    name = NAME,
+    version,
+    override_usage = "tispark-telemetry [--conf PATH] <COMMAND> [OPTIONS]",
+    subcommand_value_name = "COMMAND",
+    after_help = "\
+Exit codes: 0 done; 1 failed (the error is on stderr); 2 wrong usage, or no
+configuration file named where one is needed; 3 the configuration file cannot
+be parsed safely (it is left as it is)."
+)]
 pub struct Cli {
-    /// `--conf PATH`; `None`: the default spark-defaults.conf.
+    /// The Spark configuration file. Default: $SPARK_CONF_DIR/spark-defaults.conf,
+    /// else $SPARK_HOME/conf/spark-defaults.conf
+    #[arg(long, global = true, value_name = "PATH")]
     pub conf: Option<PathBuf>,
+    #[command(subcommand)]
     pub command: Command,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
+    /// Whether telemetry is on and why, the track id, the endpoint, the last report
+    ///
+    /// Whether telemetry is on for the configuration and why (the key
+    /// spark.tispark.telemetry.enable, or an environment variable
+    /// TISPARK_TELEMETRY_DISABLED / DO_NOT_TRACK that overrides it), the track
+    /// id this host would use (none is created), the endpoint, the state
+    /// directory, and the last report this host sent, from the audit trail:
+    /// when, where, and the outcome. Changes nothing. With no configuration
+    /// file named anywhere, it says that telemetry is off by default.
+    #[command(
+        verbatim_doc_comment,
+        override_usage = "tispark-telemetry [--conf PATH] status [--json]"
+    )]
     Status {
+        /// The same, as one JSON object (see the README for its fields)
+        #[arg(long)]
         json: bool,
     },
+    /// Set spark.tispark.telemetry.enable to true in the configuration file
+    ///
+    /// Set spark.tispark.telemetry.enable to true in the configuration file: its
+    /// line is rewritten in place, or added at the end; every other line is kept
+    /// byte for byte. The file (and its directory) is created when missing, and
+    /// written atomically, with its owner, group and mode from the first byte (a
+    /// new file: 0600). A file that cannot be parsed safely (not UTF-8, a
+    /// malformed \u escape or one that is half a surrogate pair, a `\` next to a
+    /// comment that Java 8 reads otherwise than later Java, the key defined more
+    /// than once, a dangling `\` continuation where the key would be added) is
+    /// left as it is, with exit code 3. A symbolic link to no file, a file this
+    /// user may not write, anything but a regular file, or a file over 1 MiB:
+    /// exit code 1. Environment variables TISPARK_TELEMETRY_DISABLED=1 or
+    /// DO_NOT_TRACK=1 still win over the file where they are set.
+    #[command(
+        verbatim_doc_comment,
+        override_usage = "tispark-telemetry [--conf PATH] enable"
+    )]
     Enable,
+    /// Set spark.tispark.telemetry.enable to false in the configuration file
+    ///
+    /// Set spark.tispark.telemetry.enable to false in the configuration file,
+    /// with the same rules as `enable`: in place or added at the end, every
+    /// other line kept, created when missing, written atomically, an unparsable
+    /// file refused (exit code 3).
+    #[command(
+        verbatim_doc_comment,
+        override_usage = "tispark-telemetry [--conf PATH] disable"
+    )]
     Disable,
+    /// Give this host a new random track id
+    ///
+    /// Replace this host's track id (in the state directory named by the
+    /// configuration file, TISPARK_TELEMETRY_STATE_DIR, XDG_STATE_HOME or HOME)
+    /// with a new random one, and print it. Later reports carry the new id.
+    /// Needs no configuration file: without one, the state directory comes
+    /// from the environment.
+    #[command(
+        verbatim_doc_comment,
+        override_usage = "tispark-telemetry [--conf PATH] reset"
+    )]
     Reset,
+    /// Print the exact JSON this host would send, sending nothing
+    ///
+    /// Print the exact JSON this host would send for the configuration file,
+    /// built by the same code as the driver's report. Nothing is sent and
+    /// nothing is added to the audit trail. Like the driver, it uses this host's
+    /// track id (storing one if there is none yet, so that the id shown is the
+    /// one that will be sent) and, when spark.tispark.pd.addresses is set, asks
+    /// PD for the TiDB version. The Spark and TiSpark versions come from the
+    /// running application; here they are given by the options, the Spark
+    /// version otherwise read from $SPARK_HOME/jars.
+    #[command(
+        verbatim_doc_comment,
+        override_usage = "tispark-telemetry [--conf PATH] preview [OPTIONS]"
+    )]
     Preview {
+        /// The Spark version to show (default: from $SPARK_HOME/jars, else UNKNOWN)
+        #[arg(long, value_name = "V")]
         spark_version: Option<String>,
+        /// The TiSpark version to show (default: UNKNOWN, as with the Spark plugin)
+        #[arg(long, value_name = "V")]
         tispark_version: Option<String>,
     },
-    /// Print this help text and succeed.
-    Help(&'static str),
-    Version,
+    /// Receive reports: an HTTP server storing each valid report in a SQLite file
+    ///
+    /// Receive reports: an HTTP/1.1 server that accepts POST of reports at
+    /// /api/v1/tispark/report (where the library sends them; point
+    /// spark.tispark.telemetry.url at http://ADDR/api/v1/tispark/report) and
+    /// stores each in the SQLite database PATH (created if missing; WAL mode),
+    /// with the time received, before answering 200. A body that is not exactly
+    /// one report of the library's schema is refused with 400 and one line
+    /// saying why; a body over 64 KiB with 413. Connections are capped, and a
+    /// client that is slow or stalls is cut. Ctrl-C or SIGTERM stops it, after
+    /// the requests in flight are answered.
+    #[command(
+        verbatim_doc_comment,
+        override_usage = "tispark-telemetry collect --listen ADDR --db PATH"
+    )]
+    Collect {
+        /// The address to listen on, e.g. 0.0.0.0:8080 (port 0: any free port;
+        /// the first line printed names it)
+        #[arg(long, value_name = "ADDR")]
+        listen: String,
+        /// The database file
+        #[arg(long, value_name = "PATH")]
+        db: PathBuf,
+    },
+    /// What the collected reports say: versions, settings, OS, CPUs by track id
+    ///
+    /// What the collected reports say: the number of reports and of distinct
+    /// track ids in the window, then, over the newest report of each track id,
+    /// counts by Spark, TiSpark and TiDB version, read engines
+    /// (spark.tispark.isolation_read_engines), streaming
+    /// (spark.tispark.coprocess.streaming), OS and CPU cores (logical), and
+    /// that newest report of each track id, newest first. --json: the same as
+    /// one JSON object (fields: docs/collector.md).
+    #[command(
+        verbatim_doc_comment,
+        override_usage = "tispark-telemetry fleet --db PATH [--since DURATION] [--json]"
+    )]
+    Fleet {
+        /// The collector's database file
+        #[arg(long, value_name = "PATH")]
+        db: PathBuf,
+        /// Only reports received in this last span of time: 30m, 24h, 7d, 2weeks
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        since: Option<std::time::Duration>,
+        /// As one JSON object, for scripts
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write every stored report as JSON lines, byte for byte as received
+    ///
+    /// Write every stored report on stdout, oldest first, each body byte for
+    /// byte as it was received, one a line (JSON lines).
+    #[command(
+        verbatim_doc_comment,
+        override_usage = "tispark-telemetry export --db PATH"
+    )]
+    Export {
+        /// The collector's database file
+        #[arg(long, value_name = "PATH")]
+        db: PathBuf,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    ///
+    /// Print the completion script for a shell on stdout. For example:
+    ///   tispark-telemetry completions bash > /etc/bash_completion.d/tispark-telemetry
+    ///   tispark-telemetry completions zsh > "${fpath[1]}/_tispark-telemetry"
+    ///   tispark-telemetry completions fish > ~/.config/fish/completions/tispark-telemetry.fish
+    #[command(
+        verbatim_doc_comment,
+        override_usage = "tispark-telemetry completions <SHELL>"
+    )]
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
 }
 
-pub const MAIN_HELP: &str = "\
-tispark-telemetry: see and control TiSpark's telemetry on this host.
-
-Usage: tispark-telemetry [--conf PATH] <COMMAND> [OPTIONS]
-
-Commands:
-  status    Whether telemetry is on for the configuration and why, the track id,
-            the endpoint, and the last report this host sent
-  enable    Set spark.tispark.telemetry.enable to true in the configuration file
-  disable   Set spark.tispark.telemetry.enable to false in the configuration file
-  reset     Give this host a new random track id
-  preview   Print the exact JSON this host would send, sending nothing
-  help      Print this help, or a command's (`help status`)
-
-Options:
-  --conf PATH    The Spark configuration file. Default: $SPARK_CONF_DIR/spark-defaults.conf,
-                 else $SPARK_HOME/conf/spark-defaults.conf
-  -h, --help     Print help (also after a command: `status --help`)
-  -V, --version  Print the version
-
-Exit codes: 0 done; 1 failed (the error is on stderr); 2 wrong usage, or no
-configuration file named; 3 the configuration file cannot be parsed safely
-(it is left as it is).
-";
-
-pub const STATUS_HELP: &str = "\
-Whether telemetry is on for the configuration and why (the key
-spark.tispark.telemetry.enable, or an environment variable
-TISPARK_TELEMETRY_DISABLED / DO_NOT_TRACK that overrides it), the track id this
-host would use (none is created), the endpoint, the state directory, and the
-last report this host sent, from the audit trail: when, where, and the outcome.
-Changes nothing.
-
-Usage: tispark-telemetry [--conf PATH] status [--json]
-
-Options:
-  --json       The same, as one JSON object (see the README for its fields)
-  --conf PATH  The Spark configuration file (see `tispark-telemetry --help`)
-  -h, --help   Print help
-";
-
-pub const ENABLE_HELP: &str = "\
-Set spark.tispark.telemetry.enable to true in the configuration file: its line
-is rewritten in place, or added at the end; every other line is kept byte for
-byte. The file (and its directory) is created when missing, and written
-atomically, with its owner, group and mode from the first byte (a new file:
-0600). A file that cannot be parsed safely (not UTF-8, a malformed \\u escape
-or one that is half a surrogate pair, a `\\` next to a comment that Java 8
-reads otherwise than later Java, the key defined more than once, a dangling
-`\\` continuation where the key would be added) is left as it is, with exit
-code 3. A symbolic link to no file, a file this user may not write,
-anything but a regular file, or a file over 1 MiB: exit code 1.
-Environment variables TISPARK_TELEMETRY_DISABLED=1 or DO_NOT_TRACK=1 still
-win over the file where they are set.
-
-Usage: tispark-telemetry [--conf PATH] enable
-
-Options:
-  --conf PATH  The Spark configuration file (see `tispark-telemetry --help`)
-  -h, --help   Print help
-";
-
-pub const DISABLE_HELP: &str = "\
-Set spark.tispark.telemetry.enable to false in the configuration file, with
-the same rules as `enable`: in place or added at the end, every other line
-kept, created when missing, written atomically, an unparsable file refused
-(exit code 3).
-
-Usage: tispark-telemetry [--conf PATH] disable
-
-Options:
-  --conf PATH  The Spark configuration file (see `tispark-telemetry --help`)
-  -h, --help   Print help
-";
-
-pub const RESET_HELP: &str = "\
-Replace this host's track id (in the state directory named by the
-configuration file, TISPARK_TELEMETRY_STATE_DIR, XDG_STATE_HOME or HOME) with a
-new random one, and print it. Later reports carry the new id.
-
-Usage: tispark-telemetry [--conf PATH] reset
-
-Options:
-  --conf PATH  The Spark configuration file (see `tispark-telemetry --help`)
-  -h, --help   Print help
-";
-
-pub const PREVIEW_HELP: &str = "\
-Print the exact JSON this host would send for the configuration file, built by
-the same code as the driver's report. Nothing is sent and nothing is added to
-the audit trail. Like the driver, it uses this host's track id (storing one if
-there is none yet, so that the id shown is the one that will be sent) and, when
-spark.tispark.pd.addresses is set, asks PD for the TiDB version. The Spark and
-TiSpark versions come from the running application; here they are given by the
-options, the Spark version otherwise read from $SPARK_HOME/jars.
-
-Usage: tispark-telemetry [--conf PATH] preview [OPTIONS]
-
-Options:
-  --spark-version V    The Spark version to show (default: from $SPARK_HOME/jars, else UNKNOWN)
-  --tispark-version V  The TiSpark version to show (default: UNKNOWN, as with the Spark plugin)
-  --conf PATH          The Spark configuration file (see `tispark-telemetry --help`)
-  -h, --help           Print help
-";
-
-fn help_of(command: &str) -> Option<&'static str> {
-    Some(match command {
-        "status" => STATUS_HELP,
-        "enable" => ENABLE_HELP,
-        "disable" => DISABLE_HELP,
-        "reset" => RESET_HELP,
-        "preview" => PREVIEW_HELP,
-        "help" => MAIN_HELP,
-        _ => return None,
-    })
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Parsed {
+    Run(Cli),
+    /// `--help`, `help …` or `--version`: print this on stdout and succeed.
+    Print(String),
 }
 
 /// Parses the arguments after the program name. `Err` is one line for stderr.
-pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, String> {
-    let mut conf: Option<PathBuf> = None;
-    let mut command: Option<String> = None;
-    let mut operands: Vec<String> = Vec::new();
-    let mut options: Vec<(String, Option<String>)> = Vec::new();
-    let mut help = false;
-    let mut version = false;
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        if arg == "--conf" {
-            let path = args.next().filter(|p| !p.is_empty()).ok_or(NEEDS_PATH)?;
-            conf = Some(PathBuf::from(path));
-            continue;
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String> {
+    let all = std::iter::once(OsString::from(NAME)).chain(args);
+    match Cli::try_parse_from(all) {
+        Ok(cli) => Ok(Parsed::Run(cli)),
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            Ok(Parsed::Print(e.render().to_string()))
         }
-        if let Some(path) = arg
-            .to_str()
-            .and_then(|a| a.strip_prefix("--conf="))
-            .map(str::to_string)
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand
+            ) =>
         {
-            if path.is_empty() {
-                return Err(NEEDS_PATH.into());
-            }
-            conf = Some(PathBuf::from(path));
-            continue;
+            let names: Vec<String> = Cli::command()
+                .get_subcommands()
+                .map(|c| c.get_name().to_string())
+                .filter(|n| n != "help")
+                .collect();
+            Err(format!("a command is needed: {}", names.join(", ")))
         }
-        let arg = arg
-            .into_string()
-            .map_err(|a| format!("the argument {a:?} is not valid UTF-8"))?;
-        match arg.as_str() {
-            "-h" | "--help" => help = true,
-            "-V" | "--version" => version = true,
-            "--json" => options.push((arg, None)),
-            "--spark-version" | "--tispark-version" => {
-                let value = args
-                    .next()
-                    .and_then(|v| v.into_string().ok())
-                    .ok_or_else(|| format!("{arg} needs a value: {arg} 3.5.1"))?;
-                options.push((arg, Some(value)));
-            }
-            a if a.starts_with("--spark-version=") || a.starts_with("--tispark-version=") => {
-                let (name, value) = a.split_once('=').unwrap_or((a, ""));
-                options.push((name.to_string(), Some(value.to_string())));
-            }
-            a if a.starts_with('-') && a != "-" => {
-                return Err(format!("unknown option {a}"));
-            }
-            _ if command.is_none() => command = Some(arg),
-            _ => operands.push(arg),
-        }
+        Err(e) => Err(one_line(&e)),
     }
-    let command = command.unwrap_or_default();
-    if help || command == "help" {
-        let topic = if command == "help" {
-            operands.first().map(String::as_str).unwrap_or("help")
-        } else {
-            command.as_str()
-        };
-        let topic = if topic.is_empty() { "help" } else { topic };
-        let text = help_of(topic).ok_or_else(|| unknown_command(topic))?;
-        return Ok(Cli {
-            conf,
-            command: Command::Help(text),
-        });
-    }
-    if version {
-        return Ok(Cli {
-            conf,
-            command: Command::Version,
-        });
-    }
-    if let Some(extra) = operands.first() {
-        return Err(format!("unexpected argument {extra:?} after {command}"));
-    }
-    let allowed: &[&str] = match command.as_str() {
-        "status" => &["--json"],
-        "preview" => &["--spark-version", "--tispark-version"],
-        "enable" | "disable" | "reset" => &[],
-        "" => return Err("a command is needed: status, enable, disable, reset or preview".into()),
-        other => return Err(unknown_command(other)),
-    };
-    if let Some((name, _)) = options.iter().find(|(n, _)| !allowed.contains(&n.as_str())) {
-        return Err(format!("{command} has no option {name}"));
-    }
-    let value = |name: &str| {
-        options
-            .iter()
-            .rev()
-            .find(|(n, _)| n == name)
-            .and_then(|(_, v)| v.clone())
-    };
-    let command = match command.as_str() {
-        "status" => Command::Status {
-            json: options.iter().any(|(n, _)| n == "--json"),
-        },
-        "enable" => Command::Enable,
-        "disable" => Command::Disable,
-        "reset" => Command::Reset,
-        _ => Command::Preview {
-            spark_version: value("--spark-version"),
-            tispark_version: value("--tispark-version"),
-        },
-    };
-    Ok(Cli { conf, command })
 }
 
-const NEEDS_PATH: &str = "--conf needs a path: --conf /path/to/spark-defaults.conf";
+/// clap's message on one line: its first line, then the suggestion or the
+/// possible values it knows of.
+fn one_line(e: &clap::Error) -> String {
+    let rendered = e.render().to_string();
+    let first = rendered.lines().next().unwrap_or_default();
+    let mut line = first.strip_prefix("error: ").unwrap_or(first).to_string();
+    let strings = |kind| match e.get(kind) {
+        Some(ContextValue::String(s)) => vec![s.clone()],
+        Some(ContextValue::Strings(v)) => v.clone(),
+        _ => Vec::new(),
+    };
+    let suggested = [
+        ContextKind::SuggestedSubcommand,
+        ContextKind::SuggestedArg,
+        ContextKind::SuggestedValue,
+    ]
+    .into_iter()
+    // clap lists its candidates least likely first.
+    .find_map(|kind| strings(kind).into_iter().last());
+    if let Some(s) = suggested {
+        line.push_str(&format!("; did you mean '{s}'?"));
+    } else if !strings(ContextKind::ValidSubcommand).is_empty() {
+        let names = strings(ContextKind::ValidSubcommand);
+        line.push_str(&format!("; the commands are {}", names.join(", ")));
+    } else if !strings(ContextKind::ValidValue).is_empty() {
+        let values = strings(ContextKind::ValidValue);
+        line.push_str(&format!("; one of {}", values.join(", ")));
+    }
+    line
+}
 
-fn unknown_command(name: &str) -> String {
-    format!("unknown command {name:?}: the commands are status, enable, disable, reset and preview")
+/// The completion script for `shell`.
+pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), NAME, &mut out);
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parse_str(args: &[&str]) -> Result<Cli, String> {
+    fn parse_str(args: &[&str]) -> Result<Parsed, String> {
         parse(args.iter().map(OsString::from))
+    }
+
+    fn cli(args: &[&str]) -> Cli {
+        match parse_str(args) {
+            Ok(Parsed::Run(cli)) => cli,
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    fn printed(args: &[&str]) -> String {
+        match parse_str(args) {
+            Ok(Parsed::Print(text)) => text,
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn declaration_is_consistent() {
+        Cli::command().debug_assert();
     }
 
     #[test]
@@ -273,7 +297,7 @@ mod tests {
             &["status", "--conf", "/c"],
             &["status", "--conf=/c"],
         ] {
-            let cli = parse_str(args).unwrap();
+            let cli = cli(args);
             assert_eq!(cli.conf, Some(PathBuf::from("/c")), "{args:?}");
             assert_eq!(cli.command, Command::Status { json: false });
         }
@@ -282,61 +306,49 @@ mod tests {
     #[test]
     fn each_command_and_its_options() {
         assert_eq!(
-            parse_str(&["status", "--json"]).unwrap().command,
+            cli(&["status", "--json"]).command,
             Command::Status { json: true }
         );
-        assert_eq!(parse_str(&["enable"]).unwrap().command, Command::Enable);
-        assert_eq!(parse_str(&["disable"]).unwrap().command, Command::Disable);
-        assert_eq!(parse_str(&["reset"]).unwrap().command, Command::Reset);
+        assert_eq!(cli(&["enable"]).command, Command::Enable);
+        assert_eq!(cli(&["disable"]).command, Command::Disable);
+        assert_eq!(cli(&["reset"]).command, Command::Reset);
         assert_eq!(
-            parse_str(&[
+            cli(&[
                 "preview",
                 "--spark-version",
                 "3.5.1",
                 "--tispark-version=3.1.0"
             ])
-            .unwrap()
             .command,
             Command::Preview {
                 spark_version: Some("3.5.1".into()),
                 tispark_version: Some("3.1.0".into())
             }
         );
+        assert_eq!(
+            cli(&["completions", "fish"]).command,
+            Command::Completions {
+                shell: clap_complete::Shell::Fish
+            }
+        );
     }
 
     #[test]
     fn help_everywhere() {
-        assert_eq!(
-            parse_str(&["--help"]).unwrap().command,
-            Command::Help(MAIN_HELP)
-        );
-        assert!(parse_str(&[]).unwrap_err().contains("command"));
-        for (command, text) in [
-            ("status", STATUS_HELP),
-            ("enable", ENABLE_HELP),
-            ("disable", DISABLE_HELP),
-            ("reset", RESET_HELP),
-            ("preview", PREVIEW_HELP),
-        ] {
-            assert_eq!(
-                parse_str(&[command, "--help"]).unwrap().command,
-                Command::Help(text)
-            );
-            assert_eq!(
-                parse_str(&[command, "-h"]).unwrap().command,
-                Command::Help(text)
-            );
-            assert_eq!(
-                parse_str(&["help", command]).unwrap().command,
-                Command::Help(text)
-            );
+        assert!(printed(&["--help"]).contains("Usage: tispark-telemetry [--conf PATH] <COMMAND>"));
+        for command in ["status", "enable", "disable", "reset", "preview"] {
+            let usage = format!("Usage: tispark-telemetry [--conf PATH] {command}");
+            for args in [[command, "--help"], [command, "-h"], ["help", command]] {
+                assert!(printed(&args).contains(&usage), "{args:?}");
+            }
         }
     }
 
     #[test]
     fn mistakes_are_one_line_errors() {
         for args in [
-            &["frobnicate"][..],
+            &[][..],
+            &["frobnicate"],
             &["status", "--verbose"],
             &["enable", "--json"],
             &["status", "extra"],
@@ -345,9 +357,27 @@ mod tests {
             &["status", "--conf="],
             &["preview", "--spark-version"],
             &["help", "nothing"],
+            &["completions", "tcsh"],
         ] {
             let err = parse_str(args).unwrap_err();
             assert!(!err.is_empty() && !err.contains('\n'), "{args:?}: {err}");
         }
+    }
+
+    #[test]
+    fn a_typo_gets_a_suggestion() {
+        assert_eq!(
+            parse_str(&["stauts"]).unwrap_err(),
+            "unrecognized subcommand 'stauts'; did you mean 'status'?"
+        );
+        // Two candidates (fleet, collect): the likelier one.
+        assert_eq!(
+            parse_str(&["colect"]).unwrap_err(),
+            "unrecognized subcommand 'colect'; did you mean 'collect'?"
+        );
+        assert_eq!(
+            parse_str(&["status", "--jsno"]).unwrap_err(),
+            "unexpected argument '--jsno' found; did you mean '--json'?"
+        );
     }
 }

@@ -1,23 +1,30 @@
 //! `tispark-telemetry`: the operator's view of TiSpark's telemetry on a host,
 //! for one Spark configuration file (`spark-defaults.conf`) and the library's
-//! state directory: `status`, `enable`, `disable`, `reset`, `preview`.
+//! state directory: `status`, `enable`, `disable`, `reset`, `preview`,
+//! `completions`; and the receiving end of reports: `collect`, `fleet`, `export`.
 //!
-//! - `args`: the command line and the help texts.
+//! - `args`: the command line (clap) and the help texts.
 //! - `conf_io`: the file read bounded, and rewritten without exposing it.
 //! - `spark_defaults`: reading the file as Spark does, and setting one key in it.
 //! - `status`: what is on and why, and the last report from the audit trail.
+//! - `collect` (the server), `intake` (what it accepts), `store` (its SQLite
+//!   database), `fleet` (`fleet` and `export`): a collector of one's own.
 //!
 //! Everything about telemetry itself (the decision, the state directory, the
 //! report) comes from the library, the code the Spark driver runs.
 
 mod args;
+mod collect;
 mod conf_io;
+mod fleet;
+mod intake;
 #[cfg(test)]
 mod properties_differential;
 mod spark_defaults;
 mod status;
+mod store;
 
-use args::Command;
+use args::{Command, Parsed, NAME};
 use spark_defaults::{Change, ConfFile};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -27,14 +34,13 @@ use tispark_telemetry::{pipeline, state};
 
 use conf_io::Links;
 
-const NAME: &str = "tispark-telemetry";
-
 /// Why the command did not do what was asked; each is one line on stderr.
 #[derive(Debug)]
 enum Failure {
     /// Exit code 1: something failed (I/O, an unusable endpoint, …).
     Failed(String),
-    /// Exit code 2: the command line is wrong, or no configuration file is named.
+    /// Exit code 2: the command line is wrong, or no configuration file is named
+    /// for a command that changes one.
     Usage(String),
     /// Exit code 3: the configuration file cannot be parsed safely; it was not changed.
     Refused(String),
@@ -60,14 +66,30 @@ fn fail(code: u8, why: &str) -> ExitCode {
     ExitCode::from(code)
 }
 
-fn run(cli: args::Cli) -> Result<(), Failure> {
+fn run(parsed: Parsed) -> Result<(), Failure> {
+    let cli = match parsed {
+        Parsed::Print(text) => {
+            print(&text);
+            return Ok(());
+        }
+        Parsed::Run(cli) => cli,
+    };
     match cli.command {
-        Command::Help(text) => print(text),
-        Command::Version => print(&format!("{NAME} {}\n", env!("CARGO_PKG_VERSION"))),
+        Command::Completions { shell } => print_bytes(&args::completions(shell)),
+        Command::Collect { listen, db } => collect::run(&listen, &db).map_err(Failure::Failed)?,
+        Command::Fleet { db, since, json } => {
+            let fleet = fleet::gather(&db, fleet::window_start(since)).map_err(Failure::Failed)?;
+            if json {
+                print(&format!("{}\n", fleet.to_json()));
+            } else {
+                print(&fleet.to_text());
+            }
+        }
+        Command::Export { db } => fleet::print_export(&db).map_err(Failure::Failed)?,
         Command::Status { json } => {
-            let path = conf_path(cli.conf)?;
-            let loaded = load(&path)?;
-            let status = status::gather(&path, loaded.exists, &loaded.file.values());
+            let path = find_conf(cli.conf);
+            let loaded = load_if_named(path.as_deref())?;
+            let status = status::gather(path.as_deref(), loaded.exists, &loaded.file.values());
             if json {
                 print(&format!("{}\n", status.to_json()));
             } else {
@@ -76,7 +98,7 @@ fn run(cli: args::Cli) -> Result<(), Failure> {
         }
         Command::Enable => set_switch(&conf_path(cli.conf)?, true)?,
         Command::Disable => set_switch(&conf_path(cli.conf)?, false)?,
-        Command::Reset => reset(&conf_path(cli.conf)?)?,
+        Command::Reset => reset(find_conf(cli.conf).as_deref())?,
         Command::Preview {
             spark_version,
             tispark_version,
@@ -85,21 +107,26 @@ fn run(cli: args::Cli) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `--conf`, else `$SPARK_CONF_DIR/spark-defaults.conf`, else `$SPARK_HOME/conf/spark-defaults.conf`.
-fn conf_path(given: Option<PathBuf>) -> Result<PathBuf, Failure> {
+/// `--conf`, else `$SPARK_CONF_DIR/spark-defaults.conf`, else
+/// `$SPARK_HOME/conf/spark-defaults.conf`; `None` when none of them is given.
+fn find_conf(given: Option<PathBuf>) -> Option<PathBuf> {
     if let Some(path) = given {
-        return Ok(std::path::absolute(&path).unwrap_or(path));
+        return Some(std::path::absolute(&path).unwrap_or(path));
     }
     let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
     if let Some(dir) = var("SPARK_CONF_DIR") {
-        return Ok(PathBuf::from(dir).join("spark-defaults.conf"));
+        return Some(PathBuf::from(dir).join("spark-defaults.conf"));
     }
-    if let Some(home) = var("SPARK_HOME") {
-        return Ok(PathBuf::from(home).join("conf/spark-defaults.conf"));
-    }
-    Err(Failure::Usage(
-        "no configuration file: pass --conf PATH, or set SPARK_CONF_DIR or SPARK_HOME".into(),
-    ))
+    var("SPARK_HOME").map(|home| PathBuf::from(home).join("conf/spark-defaults.conf"))
+}
+
+/// [`find_conf`], for the commands that need a file: none is a usage error.
+fn conf_path(given: Option<PathBuf>) -> Result<PathBuf, Failure> {
+    find_conf(given).ok_or_else(|| {
+        Failure::Usage(
+            "no configuration file: pass --conf PATH, or set SPARK_CONF_DIR or SPARK_HOME".into(),
+        )
+    })
 }
 
 struct Loaded {
@@ -110,6 +137,17 @@ struct Loaded {
 /// The file, parsed; an empty configuration when it does not exist.
 fn load(path: &Path) -> Result<Loaded, Failure> {
     load_as(path, Links::Follow).map(|(loaded, _)| loaded)
+}
+
+/// [`load`]; with no file named, an empty configuration (the defaults).
+fn load_if_named(path: Option<&Path>) -> Result<Loaded, Failure> {
+    match path {
+        Some(path) => load(path),
+        None => Ok(Loaded {
+            exists: false,
+            file: ConfFile::default(),
+        }),
+    }
 }
 
 /// [`load`], with what `fstat` said of the file read (`None`: there is none).
@@ -177,8 +215,10 @@ fn set_switch(path: &Path, on: bool) -> Result<(), Failure> {
     Ok(())
 }
 
-fn reset(path: &Path) -> Result<(), Failure> {
-    let snapshot = snapshot_of(&load(path)?.file);
+/// `reset`: with no configuration file, the state directory comes from the
+/// environment, as the library resolves it when the conf names none.
+fn reset(path: Option<&Path>) -> Result<(), Failure> {
+    let snapshot = snapshot_of(&load_if_named(path)?.file);
     let dir = pipeline::state_dir(&snapshot).ok_or_else(|| {
         Failure::Failed(
             "there is no state directory (HOME is unset): set TISPARK_TELEMETRY_STATE_DIR \
@@ -248,8 +288,12 @@ fn spark_version_of_spark_home() -> Option<String> {
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error worth a panic.
 fn print(text: &str) {
+    print_bytes(text.as_bytes());
+}
+
+fn print_bytes(bytes: &[u8]) {
     let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    let _ = out.write_all(bytes).and_then(|()| out.flush());
 }
 
 /// The library's warnings (a conf value replaced by its default, a corrupt

@@ -12,7 +12,8 @@ use tispark_telemetry::{audit, pipeline, state};
 /// Everything `status` shows; `status --json` prints it as is.
 #[derive(Debug, Serialize)]
 pub struct Status {
-    pub conf_file: String,
+    /// `None`: no file is named (no `--conf`, SPARK_CONF_DIR or SPARK_HOME).
+    pub conf_file: Option<String>,
     pub conf_file_exists: bool,
     /// Whether an application started with this configuration here would report.
     pub enabled: bool,
@@ -48,7 +49,11 @@ pub struct LastReport {
     pub elapsed_ms: u64,
 }
 
-pub fn gather(conf_file: &Path, exists: bool, values: &BTreeMap<String, String>) -> Status {
+/// Where the tool looks for a configuration file when none is named.
+pub const WHERE_LOOKED: &str =
+    "--conf, $SPARK_CONF_DIR/spark-defaults.conf, $SPARK_HOME/conf/spark-defaults.conf";
+
+pub fn gather(conf_file: Option<&Path>, exists: bool, values: &BTreeMap<String, String>) -> Status {
     let mut source = values.clone();
     let snapshot = conf::Snapshot::read(&mut source).unwrap_or_default();
     let enable_value = values.get(ENABLE_KEY).cloned();
@@ -72,6 +77,10 @@ pub fn gather(conf_file: &Path, exists: bool, values: &BTreeMap<String, String>)
             };
             format!("off (the environment variable {var} is set; it overrides {file_says})")
         }
+        (Decision::OffByConf, _) if conf_file.is_none() => format!(
+            "off by default: no Spark configuration file sets {ENABLE_KEY} (none is named; \
+             point this tool at one with --conf PATH, or set SPARK_CONF_DIR or SPARK_HOME)"
+        ),
         (d, _) => d.explain(),
     };
     let dir = pipeline::state_dir(&snapshot);
@@ -82,7 +91,7 @@ pub fn gather(conf_file: &Path, exists: bool, values: &BTreeMap<String, String>)
         Some(Err(why)) => (Vec::new(), Some(why)),
     };
     Status {
-        conf_file: conf_file.display().to_string(),
+        conf_file: conf_file.map(|f| f.display().to_string()),
         conf_file_exists: exists,
         enabled,
         reason,
@@ -115,12 +124,22 @@ impl Status {
     /// The text for a terminal, one fact a line.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
-        let missing = if self.conf_file_exists {
-            ""
-        } else {
-            " (does not exist: nothing in it is set)"
-        };
-        let _ = writeln!(out, "Configuration: {}{missing}", self.conf_file);
+        match &self.conf_file {
+            Some(file) => {
+                let missing = if self.conf_file_exists {
+                    ""
+                } else {
+                    " (does not exist: nothing in it is set)"
+                };
+                let _ = writeln!(out, "Configuration: {file}{missing}");
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "Configuration: none (looked for {WHERE_LOOKED}: none is set)"
+                );
+            }
+        }
         let _ = writeln!(out, "Telemetry:     {}", self.reason);
         let endpoint = match (&self.endpoint, &self.endpoint_error) {
             (Some(e), None) => e.clone(),
@@ -175,49 +194,8 @@ impl Status {
 
 /// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
 pub fn utc(unix: u64) -> String {
-    let (mut days, secs) = (unix / 86_400, unix % 86_400);
-    let mut year = 1970;
-    loop {
-        let in_year = if is_leap(year) { 366 } else { 365 };
-        if days < in_year {
-            break;
-        }
-        days -= in_year;
-        year += 1;
-    }
-    let month_days = [
-        31,
-        if is_leap(year) { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
-    let mut month = 1;
-    for len in month_days {
-        if days < len {
-            break;
-        }
-        days -= len;
-        month += 1;
-    }
-    format!(
-        "{year:04}-{month:02}-{:02}T{:02}:{:02}:{:02}Z",
-        days + 1,
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
-
-fn is_leap(year: u64) -> bool {
-    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix);
+    humantime::format_rfc3339_seconds(time).to_string()
 }
 
 #[cfg(test)]

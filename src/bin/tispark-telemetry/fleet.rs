@@ -1,0 +1,215 @@
+//! `fleet` and `export`: what the collector's database holds. `fleet` counts
+//! the reports and track ids in a window, then tallies the newest report of
+//! each track id (one per host) by versions, read engine, streaming, OS and
+//! CPU cores; `export` writes every stored body as received, one a line.
+//! The `--json` fields are documented in docs/collector.md.
+
+use crate::store;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use tispark_telemetry::report::Report;
+
+pub const READ_ENGINES_KEY: &str = "spark.tispark.isolation_read_engines";
+pub const STREAMING_KEY: &str = "spark.tispark.coprocess.streaming";
+
+#[derive(Debug, Serialize)]
+pub struct Fleet {
+    /// Start of the window, unix seconds (0: everything stored).
+    pub since: u64,
+    pub since_utc: String,
+    pub reports: u64,
+    pub track_ids: u64,
+    /// Each: the values seen in the newest report of every track id, with how
+    /// many track ids have it, most first.
+    pub spark_version: Vec<Count>,
+    pub tispark_version: Vec<Count>,
+    pub tidb_version: Vec<Count>,
+    pub read_engine: Vec<Count>,
+    pub streaming: Vec<Count>,
+    pub os: Vec<Count>,
+    pub cpu_cores: Vec<Count>,
+    /// The newest report of each track id, newest first.
+    pub hosts: Vec<Host>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Count {
+    pub value: serde_json::Value,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Host {
+    /// The position of that report in the database: what "newest" means.
+    #[serde(skip)]
+    row: u64,
+    pub track_id: String,
+    pub received: u64,
+    pub received_utc: String,
+    pub reports: u64,
+    pub spark_version: String,
+    pub tispark_version: String,
+    pub tidb_version: String,
+    pub read_engine: serde_json::Value,
+    pub streaming: serde_json::Value,
+    pub os: String,
+    pub cpu_cores: usize,
+}
+
+/// Reads the window `[since, now]` of the database.
+pub fn gather(db: &Path, since: u64) -> Result<Fleet, String> {
+    let conn = store::open_read(db)?;
+    let mut reports = 0u64;
+    let mut newest: BTreeMap<String, Host> = BTreeMap::new();
+    store::reports_since(&conn, since, |row| {
+        // Every stored body passed the same check when it came in.
+        let report: Report = serde_json::from_slice(&row.body)
+            .map_err(|e| format!("a stored report cannot be read ({e})"))?;
+        reports += 1;
+        let earlier = newest.get(&report.track_id).map_or(0, |h| h.reports);
+        let conf = &report.configuration;
+        let host = Host {
+            row: reports,
+            received: row.received,
+            received_utc: crate::status::utc(row.received),
+            reports: earlier + 1,
+            spark_version: report.instance.spark_version,
+            tispark_version: report.instance.tispark_version,
+            tidb_version: report.instance.tidb_version,
+            read_engine: conf.get(READ_ENGINES_KEY).cloned().unwrap_or_default(),
+            streaming: conf.get(STREAMING_KEY).cloned().unwrap_or_default(),
+            os: report.hardware.os,
+            cpu_cores: report.hardware.cpu.logical_cores,
+            track_id: report.track_id,
+        };
+        newest.insert(host.track_id.clone(), host);
+        Ok(())
+    })?;
+    let mut hosts: Vec<Host> = newest.into_values().collect();
+    hosts.sort_by_key(|h| std::cmp::Reverse(h.row));
+    let tally = |value: &dyn Fn(&Host) -> serde_json::Value| {
+        let mut counts: Vec<(String, Count)> = Vec::new();
+        for host in &hosts {
+            let v = value(host);
+            let key = v.to_string();
+            match counts.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, c)) => c.count += 1,
+                None => counts.push((key, Count { value: v, count: 1 })),
+            }
+        }
+        counts.sort_by(|(ka, a), (kb, b)| b.count.cmp(&a.count).then(ka.cmp(kb)));
+        counts.into_iter().map(|(_, c)| c).collect::<Vec<_>>()
+    };
+    Ok(Fleet {
+        since,
+        since_utc: crate::status::utc(since),
+        reports,
+        track_ids: hosts.len() as u64,
+        spark_version: tally(&|h| h.spark_version.clone().into()),
+        tispark_version: tally(&|h| h.tispark_version.clone().into()),
+        tidb_version: tally(&|h| h.tidb_version.clone().into()),
+        read_engine: tally(&|h| h.read_engine.clone()),
+        streaming: tally(&|h| h.streaming.clone()),
+        os: tally(&|h| h.os.clone().into()),
+        cpu_cores: tally(&|h| h.cpu_cores.into()),
+        hosts,
+    })
+}
+
+impl Fleet {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a fleet always serializes")
+    }
+
+    /// The table for a terminal.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let window = if self.since == 0 {
+            "everything stored".to_string()
+        } else {
+            format!("since {}", self.since_utc)
+        };
+        let _ = writeln!(
+            out,
+            "{} reports from {} track ids ({window}); the newest report of each track id:",
+            self.reports, self.track_ids
+        );
+        let groups: [(&str, &Vec<Count>); 7] = [
+            ("Spark version", &self.spark_version),
+            ("TiSpark version", &self.tispark_version),
+            ("TiDB version", &self.tidb_version),
+            ("Read engines", &self.read_engine),
+            ("Streaming", &self.streaming),
+            ("OS", &self.os),
+            ("CPU cores", &self.cpu_cores),
+        ];
+        for (title, counts) in groups {
+            let _ = writeln!(out, "\n{title}");
+            for c in counts {
+                let shown = match &c.value {
+                    serde_json::Value::String(s) => format!("{s:?}"),
+                    other => other.to_string(),
+                };
+                let _ = writeln!(out, "  {:>6}  {shown}", c.count);
+            }
+        }
+        if !self.hosts.is_empty() {
+            let _ = writeln!(out, "\nTrack ids, newest first");
+            let _ = writeln!(
+                out,
+                "  {:<20}  {:<42}  {:>7}  {:<8}  {:<8}  {:<8}  read engines",
+                "last report", "track id", "reports", "Spark", "TiSpark", "TiDB"
+            );
+            for h in &self.hosts {
+                let _ = writeln!(
+                    out,
+                    "  {:<20}  {:<42}  {:>7}  {:<8}  {:<8}  {:<8}  {}",
+                    h.received_utc,
+                    h.track_id,
+                    h.reports,
+                    h.spark_version,
+                    h.tispark_version,
+                    h.tidb_version,
+                    h.read_engine
+                );
+            }
+        }
+        out
+    }
+}
+
+/// `export`: every stored body, byte for byte, one a line, oldest first.
+pub fn export(db: &Path, out: &mut impl std::io::Write) -> Result<u64, String> {
+    let conn = store::open_read(db)?;
+    let mut n = 0;
+    store::reports_since(&conn, 0, |row| {
+        out.write_all(&row.body)
+            .and_then(|()| out.write_all(b"\n"))
+            .map_err(|e| format!("cannot write ({e})"))?;
+        n += 1;
+        Ok(())
+    })?;
+    out.flush().map_err(|e| format!("cannot write ({e})"))?;
+    Ok(n)
+}
+
+/// Unix seconds of `now - since`.
+pub fn window_start(since: Option<std::time::Duration>) -> u64 {
+    match since {
+        None => 0,
+        Some(d) => tispark_telemetry::report::unix_now().saturating_sub(d.as_secs()),
+    }
+}
+
+pub fn print_export(db: &Path) -> Result<(), String> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    match export(db, &mut out) {
+        Ok(_) => Ok(()),
+        // `| head`: a closed pipe is not a failure.
+        Err(e) if e.contains("Broken pipe") => Ok(()),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,570 @@
+//! `tispark-telemetry collect`, run as built, on loopback with a real SQLite
+//! file: what real Spark applications' reports become in `fleet --json`,
+//! what is refused and how, what a stalled client gets, a burst from many
+//! clients, and the database left by a SIGKILL in the middle of one.
+
+mod support;
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use support::spark::{spark_home_version, spark_submit};
+use tispark_telemetry::conf::Snapshot;
+use tispark_telemetry::report::{Cpu, Facts, Hardware, Report};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tispark-telemetry");
+const PATH: &str = "/api/v1/tispark/report";
+
+/// The collector as a child process; killed when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+    db: PathBuf,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl Server {
+    fn start(name: &str) -> Server {
+        Server::start_on(support::temp_dir(&format!("collector-{name}")).join("reports.db"))
+    }
+
+    fn start_on(db: PathBuf) -> Server {
+        let mut child = Command::new(BIN)
+            .args(["collect", "--listen", "127.0.0.1:0", "--db"])
+            .arg(&db)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run tispark-telemetry collect");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        stdout.read_line(&mut first).unwrap();
+        let expected_end = format!("{PATH} into {}; Ctrl-C or SIGTERM stops\n", db.display());
+        assert!(
+            first.starts_with("collecting reports at http://127.0.0.1:")
+                && first.ends_with(&expected_end),
+            "{first:?}"
+        );
+        let port = first["collecting reports at http://127.0.0.1:".len()..]
+            .split('/')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        Server {
+            child,
+            port,
+            db,
+            stdout,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}{PATH}", self.port)
+    }
+
+    fn post(&self, body: &[u8]) -> (u16, String) {
+        post(self.port, body).unwrap_or_else(|e| panic!("POST failed: {e}"))
+    }
+
+    fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        // Far beyond the server's own deadlines: only a broken server hits it.
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        stream
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn head(length: usize) -> String {
+    format!(
+        "POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {length}\r\nConnection: close\r\n\r\n"
+    )
+}
+
+/// One POST on a fresh connection: the status code and the response body.
+fn post(port: u16, body: &[u8]) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let mut request = head(body.len()).into_bytes();
+    request.extend_from_slice(body);
+    stream.write_all(&request)?;
+    read_response(&mut stream)
+}
+
+fn read_response(stream: &mut TcpStream) -> std::io::Result<(u16, String)> {
+    let mut response = Vec::new();
+    // A server that answers before reading the whole body (413) closes with
+    // bytes unread, so a reset may follow its answer: the answer counts.
+    let read = stream.read_to_end(&mut response);
+    match (parse_response(&response), read) {
+        (Some(answer), _) => Ok(answer),
+        (None, Err(e)) => Err(e),
+        (None, Ok(_)) => Err(std::io::Error::other(format!(
+            "not an HTTP response: {:?}",
+            String::from_utf8_lossy(&response)
+        ))),
+    }
+}
+
+fn parse_response(response: &[u8]) -> Option<(u16, String)> {
+    let text = String::from_utf8_lossy(response);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()?;
+    Some((status, body.to_string()))
+}
+
+/// A report built by the library, for host `n`, with these settings.
+fn report(n: usize, engines: &str, streaming: bool) -> String {
+    let mut conf: HashMap<String, String> = [
+        (
+            "spark.tispark.isolation_read_engines".to_string(),
+            engines.to_string(),
+        ),
+        (
+            "spark.tispark.coprocess.streaming".to_string(),
+            streaming.to_string(),
+        ),
+    ]
+    .into();
+    let facts = Facts {
+        track_id: format!("trkid_00000000-0000-4000-8000-{n:012}"),
+        time: 1_795_000_000 + n as u64,
+        hardware: Hardware {
+            os: "Debian GNU/Linux".into(),
+            version: "12 (bookworm)".into(),
+            cpu: Cpu {
+                model: "Some CPU".into(),
+                logical_cores: 8,
+                physical_cores: 4,
+            },
+            memory: "Available: 1.0 GiB/2.0 GiB".into(),
+            disks: vec![],
+        },
+        tispark_version: Some("3.3.0".into()),
+        tidb_version: Some("v7.5.0".into()),
+        spark_version: Some("3.5.1".into()),
+    };
+    let (report, _) = Report::assemble(&Snapshot::read(&mut conf).unwrap(), facts);
+    report.to_json()
+}
+
+fn tool(args: &[&str]) -> std::process::Output {
+    let out = Command::new(BIN).args(args).output().expect("run tool");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn fleet_json(db: &Path) -> serde_json::Value {
+    let out = tool(&["fleet", "--json", "--db", db.to_str().unwrap()]);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn export(db: &Path) -> String {
+    String::from_utf8(tool(&["export", "--db", db.to_str().unwrap()]).stdout).unwrap()
+}
+
+fn counts(pairs: &[(serde_json::Value, u64)]) -> serde_json::Value {
+    pairs
+        .iter()
+        .map(|(v, c)| serde_json::json!({"value": v, "count": c}))
+        .collect()
+}
+
+// ---- real Spark applications ----
+
+#[test]
+fn reports_of_real_spark_applications_appear_in_the_fleet_with_the_right_counts() {
+    let server = Server::start("spark");
+    let host_a = support::temp_dir("collector-spark-a");
+    let host_b = support::temp_dir("collector-spark-b");
+    let app = |state: &Path, settings: &[(&'static str, &str)]| {
+        let mut confs: Vec<(&str, String)> = vec![
+            ("spark.tispark.telemetry.enable", "true".into()),
+            ("spark.tispark.telemetry.url", server.url()),
+            (
+                "spark.tispark.telemetry.state_dir",
+                state.display().to_string(),
+            ),
+        ];
+        confs.extend(settings.iter().map(|(k, v)| (*k, v.to_string())));
+        let run = spark_submit("local[2]", &confs, &[]);
+        let logged = support::logged_reports(&run.log);
+        assert_eq!(logged.len(), 1, "{}", run.log);
+        logged[0].clone()
+    };
+    // Host A: first TiFlash with streaming, then TiKV and TiFlash without; host B: the defaults.
+    let a1 = app(
+        &host_a,
+        &[
+            ("spark.tispark.isolation_read_engines", "tiflash"),
+            ("spark.tispark.coprocess.streaming", "true"),
+        ],
+    );
+    let b = app(&host_b, &[]);
+    let a2 = app(
+        &host_a,
+        &[("spark.tispark.isolation_read_engines", "tikv,tiflash")],
+    );
+
+    // Stored byte for byte as the driver logged (and sent) them, in order.
+    assert_eq!(export(&server.db), format!("{a1}\n{b}\n{a2}\n"));
+
+    let fleet = fleet_json(&server.db);
+    let spark = spark_home_version();
+    let id =
+        |body: &str| serde_json::from_str::<serde_json::Value>(body).unwrap()["track_id"].clone();
+    let facts: serde_json::Value = serde_json::from_str(&a2).unwrap();
+    assert_eq!(fleet["reports"], 3);
+    assert_eq!(fleet["track_ids"], 2);
+    assert_eq!(fleet["spark_version"], counts(&[(spark.clone().into(), 2)]));
+    assert_eq!(fleet["tispark_version"], counts(&[("UNKNOWN".into(), 2)]));
+    assert_eq!(fleet["tidb_version"], counts(&[("UNKNOWN".into(), 2)]));
+    assert_eq!(
+        fleet["read_engine"],
+        counts(&[("tikv".into(), 1), ("tikv,tiflash".into(), 1)])
+    );
+    assert_eq!(fleet["streaming"], counts(&[(false.into(), 2)]));
+    assert_eq!(fleet["os"], counts(&[(facts["hardware"]["os"].clone(), 2)]));
+    assert_eq!(
+        fleet["cpu_cores"],
+        counts(&[(facts["hardware"]["cpu"]["logicalCores"].clone(), 2)])
+    );
+    let hosts = fleet["hosts"].as_array().unwrap();
+    assert_eq!(hosts.len(), 2);
+    // Host A reported last, twice; host B once.
+    assert_eq!(hosts[0]["track_id"], id(&a1));
+    assert_eq!(id(&a1), id(&a2));
+    assert_eq!(hosts[0]["reports"], 2);
+    assert_eq!(hosts[0]["read_engine"], "tikv,tiflash");
+    assert_eq!(hosts[0]["streaming"], false);
+    assert_eq!(hosts[1]["track_id"], id(&b));
+    assert_eq!(hosts[1]["reports"], 1);
+    assert_eq!(hosts[1]["read_engine"], "tikv");
+
+    // The window: all three were received within the last hour.
+    assert_eq!(
+        fleet_json_since(&server.db, "1h")["reports"],
+        3,
+        "everything was received within the hour"
+    );
+}
+
+fn fleet_json_since(db: &Path, since: &str) -> serde_json::Value {
+    let out = tool(&[
+        "fleet",
+        "--json",
+        "--since",
+        since,
+        "--db",
+        db.to_str().unwrap(),
+    ]);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+// ---- what is refused ----
+
+#[test]
+fn anything_but_one_report_of_the_librarys_schema_is_refused_and_not_stored() {
+    let server = Server::start("refused");
+    let good = report(1, "tiflash", true);
+    let v: serde_json::Value = serde_json::from_str(&good).unwrap();
+    let with = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut v = v.clone();
+        edit(&mut v);
+        serde_json::to_string(&v).unwrap()
+    };
+    let cases: Vec<(String, u16, &str)> = vec![
+        (
+            "{\"track_id\":".into(),
+            400,
+            "EOF while parsing a value at line 1 column 12",
+        ),
+        (
+            with(&|v| v["time"] = "yesterday".into()),
+            400,
+            "invalid type: string \"yesterday\", expected u64",
+        ),
+        (
+            with(&|v| v["hardware"]["cpu"]["logicalCores"] = 2.5.into()),
+            400,
+            "invalid type: floating point `2.5`, expected usize",
+        ),
+        (
+            with(&|v| v["instance"]["hostname"] = "db1".into()),
+            400,
+            "unknown field `hostname`, expected one of `tispark_version`, `tidb_version`, `spark_version`",
+        ),
+        (
+            with(&|v| {
+                v.as_object_mut().unwrap().remove("hardware");
+            }),
+            400,
+            "missing field `hardware`",
+        ),
+        (
+            with(&|v| v["configuration"]["spark.tispark.pd.addresses"] = "pd0:2379".into()),
+            400,
+            "configuration: unknown field \"spark.tispark.pd.addresses\"",
+        ),
+        (
+            with(&|v| {
+                v["configuration"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("spark.tispark.show_rowid");
+            }),
+            400,
+            "configuration: missing field `spark.tispark.show_rowid`",
+        ),
+        (
+            with(&|v| v["configuration"]["spark.tispark.coprocess.streaming"] = "yes".into()),
+            400,
+            "configuration: `spark.tispark.coprocess.streaming` must be a boolean",
+        ),
+        (
+            format!("{good}{good}"),
+            400,
+            "trailing characters at line 1 column ",
+        ),
+        (
+            serde_json::to_string_pretty(&v).unwrap(),
+            400,
+            "the report must be one line of JSON, as the library sends it",
+        ),
+        (
+            "x".repeat(64 * 1024 + 1),
+            413,
+            "the body is larger than 65536 bytes",
+        ),
+    ];
+    for (body, status, why) in &cases {
+        let (got, text) = server.post(body.as_bytes());
+        assert_eq!(got, *status, "{why}: {text}");
+        assert!(
+            text.starts_with(why) && text.ends_with('\n') && text.lines().count() == 1,
+            "{why}: {text:?}"
+        );
+    }
+
+    // A body over the cap without a length announced up front (chunked).
+    let mut stream = server.connect();
+    stream
+        .write_all(
+            format!(
+                "POST {PATH} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    let chunk = "y".repeat(32 * 1024);
+    for _ in 0..3 {
+        let sent = write!(stream, "{:x}\r\n{chunk}\r\n", chunk.len());
+        if sent.is_err() {
+            break; // the server may close before reading it all
+        }
+    }
+    let _ = stream.write_all(b"0\r\n\r\n");
+    let (got, text) = read_response(&mut stream).unwrap();
+    assert_eq!(
+        (got, text.as_str()),
+        (413, "the body is larger than 65536 bytes\n")
+    );
+
+    // A body cut short: the client closes its side before the announced length.
+    let mut stream = server.connect();
+    let mut request = head(good.len()).into_bytes();
+    request.extend_from_slice(&good.as_bytes()[..good.len() / 2]);
+    stream.write_all(&request).unwrap();
+    stream.shutdown(Shutdown::Write).unwrap();
+    let (got, text) = read_response(&mut stream).unwrap();
+    assert_eq!(
+        (got, text.as_str()),
+        (400, "the body was not received whole\n")
+    );
+
+    // Other paths and methods.
+    let mut stream = server.connect();
+    stream
+        .write_all(
+            format!("GET {PATH} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .unwrap();
+    let (got, _) = read_response(&mut stream).unwrap();
+    assert_eq!(got, 405);
+    let mut stream = server.connect();
+    stream.write_all(b"not http at all\r\n\r\n").unwrap();
+    let (got, _) = read_response(&mut stream).unwrap();
+    assert_eq!(got, 400);
+
+    // Still serving; only the good report is stored.
+    assert_eq!(server.post(good.as_bytes()), (200, "stored\n".to_string()));
+    assert_eq!(export(&server.db), format!("{good}\n"));
+}
+
+#[test]
+fn a_client_that_stalls_is_cut_and_does_not_hold_up_others() {
+    let server = Server::start("stall");
+    // Headers and no body; headers begun and never finished.
+    let mut no_body = server.connect();
+    no_body.write_all(head(500).as_bytes()).unwrap();
+    let mut half_head = server.connect();
+    half_head
+        .write_all(format!("POST {PATH} HTTP/1.1\r\nHost: x\r\n").as_bytes())
+        .unwrap();
+
+    // Others are served meanwhile.
+    let good = report(2, "tikv", false);
+    assert_eq!(server.post(good.as_bytes()), (200, "stored\n".to_string()));
+
+    // The server closes both (the head within 5 s, the whole exchange within
+    // 10 s) without a word, and nothing is stored from them.
+    for (what, stream) in [("no body", &mut no_body), ("half a head", &mut half_head)] {
+        let mut rest = Vec::new();
+        stream.read_to_end(&mut rest).unwrap();
+        assert_eq!(String::from_utf8_lossy(&rest), "", "{what}");
+    }
+    assert_eq!(export(&server.db), format!("{good}\n"));
+}
+
+// ---- load, and being killed ----
+
+/// `clients` threads each POST `per_client` distinct reports; the bodies
+/// answered 200. A thread stops at its first failure to connect or read.
+fn burst(
+    port: u16,
+    clients: usize,
+    per_client: usize,
+    stored: &Arc<AtomicUsize>,
+) -> BTreeSet<String> {
+    let accepted = Arc::new(Mutex::new(BTreeSet::new()));
+    let threads: Vec<_> = (0..clients)
+        .map(|c| {
+            let accepted = accepted.clone();
+            let stored = stored.clone();
+            std::thread::spawn(move || {
+                for i in 0..per_client {
+                    let body = report(c * per_client + i, "tiflash", i % 2 == 0);
+                    match post(port, body.as_bytes()) {
+                        Ok((200, _)) => {
+                            accepted.lock().unwrap().insert(body);
+                            stored.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Ok((status, text)) => panic!("{status}: {text}"),
+                        Err(_) => return,
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    Arc::try_unwrap(accepted).unwrap().into_inner().unwrap()
+}
+
+#[test]
+fn a_burst_of_2000_reports_from_50_clients_is_stored_whole() {
+    let server = Server::start("burst");
+    let stored = Arc::new(AtomicUsize::new(0));
+    let accepted = burst(server.port, 50, 40, &stored);
+    assert_eq!(accepted.len(), 2000);
+    let exported: BTreeSet<String> = export(&server.db).lines().map(str::to_string).collect();
+    assert_eq!(exported, accepted);
+    let fleet = fleet_json(&server.db);
+    assert_eq!(fleet["reports"], 2000);
+    assert_eq!(fleet["track_ids"], 2000);
+    assert_eq!(
+        fleet["streaming"],
+        counts(&[(false.into(), 1000), (true.into(), 1000)])
+    );
+    assert_eq!(fleet["cpu_cores"], counts(&[(8.into(), 2000)]));
+}
+
+#[test]
+fn killed_with_sigkill_mid_burst_the_database_holds_every_report_answered_200() {
+    let mut server = Server::start("sigkill");
+    let stored = Arc::new(AtomicUsize::new(0));
+    let port = server.port;
+    let counter = stored.clone();
+    let firing = std::thread::spawn(move || burst(port, 50, 200, &counter));
+    // Midway: once 1,000 of the 10,000 have been answered 200.
+    while stored.load(Ordering::SeqCst) < 1000 {
+        std::thread::yield_now();
+    }
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+    let accepted = firing.join().unwrap();
+    assert!(
+        accepted.len() >= 1000 && accepted.len() < 10_000,
+        "{}",
+        accepted.len()
+    );
+
+    let conn = rusqlite::Connection::open(&server.db).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    drop(conn);
+    let exported: BTreeSet<String> = export(&server.db).lines().map(str::to_string).collect();
+    assert!(
+        accepted.is_subset(&exported),
+        "{} answered 200 but missing",
+        accepted.difference(&exported).count()
+    );
+    // Every stored row is one of the reports sent, whole.
+    for line in &exported {
+        serde_json::from_str::<Report>(line).unwrap();
+    }
+
+    // The collector starts again on the same file and goes on storing.
+    let again = Server::start_on(server.db.clone());
+    let more = report(99_999, "tikv", false);
+    assert_eq!(again.post(more.as_bytes()), (200, "stored\n".to_string()));
+    assert_eq!(fleet_json(&again.db)["reports"], exported.len() + 1);
+}
+
+#[test]
+fn sigterm_lets_the_request_in_flight_finish_then_stops() {
+    let mut server = Server::start("sigterm");
+    let good = report(3, "tikv", false);
+    let mut stream = server.connect();
+    let head = head(good.len()).replace("Connection: close\r\n", "Expect: 100-continue\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    // The server asks for the body: the request is in flight.
+    let mut line = [0u8; 25];
+    stream.read_exact(&mut line).unwrap();
+    assert_eq!(&line, b"HTTP/1.1 100 Continue\r\n\r\n");
+
+    let pid = server.child.id() as libc::pid_t;
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    stream.write_all(good.as_bytes()).unwrap();
+    let (status, text) = read_response(&mut stream).unwrap();
+    assert_eq!((status, text.as_str()), (200, "stored\n"));
+
+    let exit = server.child.wait().unwrap();
+    assert_eq!(exit.code(), Some(0));
+    let mut rest = String::new();
+    server.stdout.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "stopped; every report answered 200 is stored\n");
+    assert!(TcpStream::connect(("127.0.0.1", server.port)).is_err());
+    assert_eq!(export(&server.db), format!("{good}\n"));
+}

@@ -18,6 +18,8 @@ pub async fn tidb_version(pd_address: &str) -> Result<String, String> {
     let url = reqwest::Url::parse(&format!("{base}/pd/api/v1/status"))
         .map_err(|e| format!("the PD address is not usable ({e})"))?;
     let client = reqwest::Client::builder()
+        // The platform's trust store is read only for a PD asked over https.
+        .tls_built_in_native_certs(url.scheme() == "https")
         .no_proxy()
         .dns_resolver(std::sync::Arc::new(crate::sink::ResolveOnThisThread))
         .connect_timeout(PD_TIMEOUT)

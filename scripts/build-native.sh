@@ -14,15 +14,9 @@ source scripts/toolchains.sh
 PLATFORMS_TSV=${PLATFORMS_TSV:-"$(out_dir_of --release --quiet)/platforms.tsv"}
 mapping=$(platform_of "$triple")  # fails, saying why, for a target with no platform
 read -r platform lib <<<"$mapping"
+# The standard library, the C compiler and linker, and for musl a shared
+# library against the JVM's own musl (-crt-static): see scripts/toolchains.sh.
 toolchain_for "$triple"
-case "$triple" in
-  # musl targets link the C runtime statically by default, which rules out a
-  # shared library; a musl JVM (Alpine) has the C runtime to link against.
-  *-musl)
-    var="CARGO_TARGET_$(echo "${triple//-/_}" | tr '[:lower:]' '[:upper:]')_RUSTFLAGS"
-    export "$var=${!var:-} -C target-feature=-crt-static"
-    ;;
-esac
 cargo build --release --lib --target "$triple"
 mkdir -p "target/native/$platform"
 cp "target/$triple/release/$lib" "target/native/$platform/$lib"

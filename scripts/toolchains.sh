@@ -72,12 +72,33 @@ toolchain_for() {
       ;;
   esac
   ensure_rust_target "$triple"
-  if [ -n "$cc" ]; then
-    local under=${triple//-/_}
-    local upper
-    upper=$(echo "$under" | tr '[:lower:]' '[:upper:]')
-    export "CC_$under=$cc" "CARGO_TARGET_${upper}_LINKER=$cc"
-  fi
+  [ -n "$cc" ] || return 0
+  local under=${triple//-/_}
+  local upper
+  upper=$(echo "$under" | tr '[:lower:]' '[:upper:]')
+  export "CC_$under=$cc" "CARGO_TARGET_${upper}_LINKER=$cc"
+  case "$triple" in
+    *-musl)
+      # musl targets link the C runtime statically by default, which rules out
+      # a shared library: -crt-static links against the JVM's own musl. Rust's
+      # std then asks for libgcc_s (the unwinder), which a musl host may lack
+      # and which on this glibc machine is glibc's (it needs _dl_find_object,
+      # which musl has not): the linker is a wrapper whose first search
+      # directory has a libgcc_s.so that is the LLVM libunwind rustup ships
+      # for the target, linked in statically. The library needs only musl.
+      local unwind dir
+      unwind="$(rustc --print sysroot)/lib/rustlib/$triple/lib/self-contained/libunwind.a"
+      [ -f "$unwind" ] || { echo "rustup's $triple has no $unwind" >&2; return 1; }
+      dir="$PWD/target/toolchains/$triple"
+      mkdir -p "$dir/lib"
+      echo "INPUT($unwind)" >"$dir/lib/libgcc_s.so"
+      printf '#!/bin/sh\nexec %s -L%s "$@"\n' "$cc" "$dir/lib" >"$dir/cc"
+      chmod +x "$dir/cc"
+      export "CARGO_TARGET_${upper}_LINKER=$dir/cc"
+      local var="CARGO_TARGET_${upper}_RUSTFLAGS"
+      export "$var=${!var:-} -C target-feature=-crt-static"
+      ;;
+  esac
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then

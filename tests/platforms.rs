@@ -254,7 +254,9 @@ fn jni_entry_points() -> Vec<String> {
     .unwrap();
     let names: Vec<String> = java
         .lines()
-        .filter(|l| l.contains(" native "))
+        .map(str::trim_start)
+        .filter(|l| !l.starts_with('*') && !l.starts_with('/'))
+        .filter(|l| l.contains("static native "))
         .filter_map(|l| {
             let before = l.split_once('(')?.0;
             let name = before.rsplit(' ').next()?;
@@ -263,7 +265,7 @@ fn jni_entry_points() -> Vec<String> {
             ))
         })
         .collect();
-    assert!(names.len() >= 4, "native methods: {names:?}");
+    assert_eq!(names.len(), 4, "native methods: {names:?}");
     names
 }
 

@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# Builds the release native library and writes target/tispark-telemetry.jar:
-# the Java classes (compiled for Java 8+ against Spark's jars) and
-# native/<platform>/<library>. Libraries built for other platforms can be
-# added by placing them under target/native/<platform>/ first (see README).
+# Builds the release native library for every Linux platform and writes
+# target/tispark-telemetry.jar: the Java classes (compiled for Java 8+ against
+# Spark's jars) and native/<platform>/<library>. This host's library is built
+# by cargo as usual; every other Linux row of the platform table (Names.java)
+# by scripts/build-native.sh, which installs its cross toolchain when missing
+# (docs/platforms.md). TISPARK_TELEMETRY_PLATFORMS=host builds this host's
+# library only (a quicker build while developing; the platform tests then
+# fail). Libraries built elsewhere (macOS) are added by placing them under
+# target/native/<platform>/ first.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -20,6 +25,19 @@ PLATFORMS_TSV="$(out_dir_of --release --no-default-features --quiet)/platforms.t
 triple=$(host_triple)
 mapping=$(platform_of "$triple")  # fails, saying why, for a target with no platform
 read -r platform lib <<<"$mapping"
+
+case "${TISPARK_TELEMETRY_PLATFORMS:-linux}" in
+  linux)
+    for other in $(awk -F '\t' '$1 ~ /-linux-/ { print $1 }' "$PLATFORMS_TSV"); do
+      if [ "$other" != "$triple" ]; then
+        echo "building the library for $other" >&2
+        PLATFORMS_TSV=$PLATFORMS_TSV bash scripts/build-native.sh "$other" >&2
+      fi
+    done
+    ;;
+  host) ;;
+  *) echo "TISPARK_TELEMETRY_PLATFORMS is 'linux' (the default) or 'host'" >&2; exit 2 ;;
+esac
 
 stage=target/jar-stage
 rm -rf "$stage"; mkdir -p "$stage/classes" "$stage/native/native"

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Runs every test from a fresh machine: provisions Spark (the pinned pyspark),
-# builds target/tispark-telemetry.jar, then the Rust unit tests, the JVM tests
-# (JNI invocation, -Xcheck:jni) and the real Spark applications, with nextest.
+# Runs every test from a fresh machine: provisions Spark (the pinned pyspark)
+# and what the platform tests need (scripts/platform-tests.sh --prepare: qemu,
+# an arm64 JVM, musl), builds target/tispark-telemetry.jar with every Linux
+# platform, then the Rust unit tests, the JVM tests (JNI invocation,
+# -Xcheck:jni), the platform tests and the real Spark applications, with nextest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/prerequisites.sh --nextest
+bash scripts/platform-tests.sh --prepare
 eval "$(bash scripts/provision-spark.sh --env)"
 bash java/package.sh
 cargo fmt --check

@@ -88,7 +88,7 @@ impl Destination {
             None => None,
         };
         let client =
-            sink::http_client(ca.as_deref()).map_err(|e| format!("{e} ({CA_FILE_KEY})"))?;
+            sink::http_client(&sink, ca.as_deref()).map_err(|e| format!("{e} ({CA_FILE_KEY})"))?;
         Ok(Destination { sink, client })
     }
 }
@@ -211,13 +211,19 @@ pub fn preview(request: &ReportInput) -> Result<String, String> {
 /// Builds, logs and delivers one report, records it in the audit trail;
 /// returns the outcome. The first time on a host, logs [`first_time_notice`].
 pub fn report_and_deliver(request: &ReportInput, plan: &Destination) -> Outcome {
+    // Where the time to the wire goes, at DEBUG (docs/performance.md).
+    let start = std::time::Instant::now();
+    let mut phases: Vec<(&str, Duration)> = Vec::with_capacity(5);
+    let mark = |name, phases: &mut Vec<(&str, Duration)>| phases.push((name, start.elapsed()));
     let dir = state_dir(&request.snapshot);
     if audit::never_reported(dir.as_deref()) {
         log::info!("{}", first_time_notice(&plan.sink, dir.as_deref()));
     }
+    mark("notice", &mut phases);
     let delivered = block_on(async {
         let (report, state_warned) = build_report_in(request, dir.as_deref()).await;
         let body = report.to_json();
+        mark("built", &mut phases);
         // Every byte that leaves is in the log first: no line, no report.
         if let Err(why) = log_report_line(&body) {
             return Err(why);
@@ -225,9 +231,19 @@ pub fn report_and_deliver(request: &ReportInput, plan: &Destination) -> Outcome 
         if std::env::var(DEBUG_ENV).is_ok_and(|v| debug_requested(&v)) {
             eprintln!("Telemetry report: {body}");
         }
+        mark("logged", &mut phases);
         let outcome = sink::deliver(&plan.client, &plan.sink, &body).await;
+        mark("delivered", &mut phases);
         Ok((body, outcome, state_warned))
     });
+    log::debug!(
+        "Telemetry timings since the report started: {}.",
+        phases
+            .iter()
+            .map(|(name, at)| format!("{name} {} µs", at.as_micros()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let (body, outcome, state_warned) = match delivered {
         Ok(Ok(done)) => done,
         Ok(Err(why)) => {

@@ -168,9 +168,14 @@ impl Outcome {
 /// `Referer`, proxies from the usual
 /// environment variables (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`),
 /// an extra trusted CA bundle when given, and host names resolved on the
-/// calling thread ([`ResolveOnThisThread`]).
-pub fn http_client(extra_ca_pem: Option<&[u8]>) -> Result<reqwest::Client, String> {
+/// calling thread ([`ResolveOnThisThread`]). The platform's trust store
+/// (`SSL_CERT_FILE`, `SSL_CERT_DIR`, or the distribution's bundle) is read
+/// only for an `https` sink: a plain-http or file sink sets up no TLS roots
+/// (redirects stay within the sink's origin, so never to https).
+pub fn http_client(sink: &Sink, extra_ca_pem: Option<&[u8]>) -> Result<reqwest::Client, String> {
+    let https = matches!(sink, Sink::Http(url) if url.scheme() == "https");
     let mut builder = reqwest::Client::builder()
+        .tls_built_in_native_certs(https)
         .dns_resolver(std::sync::Arc::new(ResolveOnThisThread))
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(TOTAL_TIMEOUT)
@@ -352,7 +357,7 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let client = http_client(None).unwrap();
+        let client = http_client(&sink, None).unwrap();
         for body in ["{\"a\":1}", "{\"a\":2}"] {
             let outcome = rt.block_on(deliver(&client, &sink, body));
             assert!(outcome.is_success(), "{outcome:?}");
@@ -365,6 +370,7 @@ mod tests {
 
     #[test]
     fn a_ca_bundle_without_certificates_is_refused() {
-        assert!(http_client(Some(b"not pem")).is_err());
+        let sink = Sink::parse("https://collector.example/r").unwrap();
+        assert!(http_client(&sink, Some(b"not pem")).is_err());
     }
 }

@@ -82,7 +82,11 @@ impl PdConnection {
     }
 
     fn client(self) -> Result<(reqwest::Client, reqwest::Url), String> {
+        // The platform's trust store is read only for a PD asked over https
+        // without the cluster's own CA (with it, that CA is the only one trusted).
+        let native_roots = self.tls.is_none() && self.url.scheme() == "https";
         let mut builder = reqwest::Client::builder()
+            .tls_built_in_native_certs(native_roots)
             .no_proxy()
             .dns_resolver(std::sync::Arc::new(crate::sink::ResolveOnThisThread))
             .connect_timeout(PD_TIMEOUT)

@@ -8,8 +8,9 @@ use tispark_telemetry::sink::{self, Sink};
 
 fn deliver(url: &str, body: &str) -> sink::Outcome {
     let rt = tispark_telemetry::pipeline::runtime().unwrap();
-    let client = sink::http_client(None).unwrap();
-    rt.block_on(sink::deliver(&client, &Sink::parse(url).unwrap(), body))
+    let sink = Sink::parse(url).unwrap();
+    let client = sink::http_client(&sink, None).unwrap();
+    rt.block_on(sink::deliver(&client, &sink, body))
 }
 
 #[test]
@@ -107,8 +108,8 @@ fn a_host_name_is_resolved_without_starting_a_thread() {
         .thread_name(pool)
         .build()
         .unwrap();
-    let client = sink::http_client(None).unwrap();
     let sink = Sink::parse(&format!("http://localhost:{}/r", c.addr.port())).unwrap();
+    let client = sink::http_client(&sink, None).unwrap();
     let outcome = rt.block_on(sink::deliver(&client, &sink, "{}"));
     assert_eq!(outcome.http_status, Some(200), "{outcome:?}");
     // A look-up on tokio's blocking pool would have left an idle pool thread behind.

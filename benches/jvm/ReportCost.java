@@ -1,5 +1,15 @@
 import com.pingcap.tispark.telemetry.NativeTelemetry;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.File;
+import java.lang.management.ManagementFactory;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.LinkedHashMap;
+import java.util.UUID;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.util.HashMap;
@@ -15,15 +25,20 @@ import org.apache.spark.SparkContext;
  *
  * <pre>spark-submit --master local[1] --jars tispark-telemetry.jar --class ReportCost report-cost.jar MODE CALLS [URL STATE_DIR]</pre>
  *
- * MODE is {@code off} (the switch absent: the default) or {@code on}. Prints KEY=value lines:
- * the first call (in {@code on} mode it starts the sender thread, which loads the native library), the
- * CALLS calls after it one by one, resident memory before the first call and after the report
- * is done, and the threads that appeared while it was being sent and that are left after.
+ * MODE is {@code off} (the switch absent: the default), {@code on}, or {@code jvm}: instead of
+ * ours, a sender written with the JVM alone, for comparison (a new thread builds the same kind of
+ * report with Jackson, from Spark's jars, and posts it with {@code java.net.http}). Prints
+ * KEY=value lines: the first call (in {@code on} mode it starts the sender thread, which loads
+ * the native library), the wall clock at the call in epoch nanoseconds ({@code T0_EPOCH_NS}, for
+ * the collector's time of arrival: the time to the wire), the CALLS calls after it one by one,
+ * resident memory before the first call and after the report is done, and the threads that
+ * appeared while it was being sent and that are left after.
  */
 public final class ReportCost {
     private static final String SENDER = "tispark-telemetry-sender";
 
     public static void main(String[] args) throws Exception {
+        boolean jvmOnly = args[0].equals("jvm");
         boolean on = args[0].equals("on");
         int calls = Integer.parseInt(args[1]);
         // spark-submit sets the master and the rest, as for any application.
@@ -44,12 +59,17 @@ public final class ReportCost {
 
         long rssBefore = rssKiB();
         Map<String, String> before = threadNames();
+        Instant wall = Instant.now();
         long t0 = System.nanoTime();
-        NativeTelemetry.report(conf);
+        if (jvmOnly) {
+            JvmOnlySender.report(conf, args[2]);
+        } else {
+            NativeTelemetry.report(conf);
+        }
         long first = System.nanoTime() - t0;
         Map<String, String> seen = new HashMap<>(threadNames());
 
-        for (int i = 0; i < calls; i++) {
+        for (int i = 0; i < calls && !jvmOnly; i++) {
             long t = System.nanoTime();
             NativeTelemetry.report(conf);
             steady[i] = System.nanoTime() - t;
@@ -57,13 +77,14 @@ public final class ReportCost {
         // While sending: every thread that appears while the sender is alive (polled each ms).
         int peakNew = newThreads(before, seen).size();
         long end = System.nanoTime() + 10_000_000_000L;
-        while (count(threadNames(), SENDER) > 0 && System.nanoTime() < end) {
+        String sender = jvmOnly ? JvmOnlySender.THREAD : SENDER;
+        while (count(threadNames(), sender) > 0 && System.nanoTime() < end) {
             Map<String, String> now = threadNames();
             seen.putAll(now);
             peakNew = Math.max(peakNew, newThreads(before, now).size());
             Thread.sleep(1);
         }
-        boolean flushed = NativeTelemetry.flush(10_000);
+        boolean flushed = jvmOnly ? JvmOnlySender.flush(10_000) : NativeTelemetry.flush(10_000);
         Thread.sleep(300); // let a thread that just ended leave /proc
         System.gc();
         long rssAfter = rssKiB();
@@ -71,6 +92,8 @@ public final class ReportCost {
 
         StringBuilder out = new StringBuilder();
         out.append("FIRST_NS=").append(first).append('\n');
+        out.append("T0_EPOCH_NS=")
+                .append(wall.getEpochSecond() * 1_000_000_000L + wall.getNano()).append('\n');
         out.append("STEADY_NS=");
         for (int i = 0; i < calls; i++) {
             out.append(i == 0 ? "" : ",").append(steady[i]);
@@ -160,5 +183,72 @@ public final class ReportCost {
             }
         }
         return n;
+    }
+
+    /**
+     * The comparison: a report sent with the JVM alone, as a Java implementation would do it. The
+     * driver's call starts one daemon thread; that thread builds a report of the same shape
+     * (random id, time, OS, CPU, memory, versions, the TiSpark settings) with Jackson and posts
+     * it with a new {@code java.net.http.HttpClient}, with the same deadlines as ours.
+     */
+    static final class JvmOnlySender implements Runnable {
+        static final String THREAD = "jvm-only-sender";
+        private static Thread thread;
+        private final SparkConf conf;
+        private final String url;
+
+        private JvmOnlySender(SparkConf conf, String url) {
+            this.conf = conf;
+            this.url = url;
+        }
+
+        static void report(SparkConf conf, String url) {
+            Thread t = new Thread(new JvmOnlySender(conf, url), THREAD);
+            t.setDaemon(true);
+            thread = t;
+            t.start();
+        }
+
+        static boolean flush(long millis) throws InterruptedException {
+            thread.join(millis);
+            return !thread.isAlive();
+        }
+
+        @Override
+        public void run() {
+            try {
+                Map<String, Object> hardware = new LinkedHashMap<>();
+                hardware.put("os", System.getProperty("os.name"));
+                hardware.put("version", System.getProperty("os.version"));
+                Map<String, Object> cpu = new LinkedHashMap<>();
+                cpu.put("logicalCores", Runtime.getRuntime().availableProcessors());
+                hardware.put("cpu", cpu);
+                hardware.put("memory", String.valueOf(((com.sun.management.OperatingSystemMXBean)
+                        ManagementFactory.getOperatingSystemMXBean()).getTotalMemorySize()));
+                Map<String, Object> instance = new LinkedHashMap<>();
+                instance.put("spark_version", org.apache.spark.package$.MODULE$.SPARK_VERSION());
+                Map<String, Object> configuration = new LinkedHashMap<>();
+                for (scala.Tuple2<String, String> kv : conf.getAllWithPrefix("spark.tispark.")) {
+                    configuration.put("spark.tispark." + kv._1(), kv._2());
+                }
+                Map<String, Object> report = new LinkedHashMap<>();
+                report.put("track_id", "trkid_" + UUID.randomUUID());
+                report.put("time", System.currentTimeMillis() / 1000);
+                report.put("hardware", hardware);
+                report.put("instance", instance);
+                report.put("configuration", configuration);
+                String body = new ObjectMapper().writeValueAsString(report);
+                HttpClient client =
+                        HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
+                HttpRequest request = HttpRequest.newBuilder(URI.create(url))
+                        .timeout(Duration.ofSeconds(5))
+                        .header("Content-Type", "application/json")
+                        .POST(HttpRequest.BodyPublishers.ofString(body))
+                        .build();
+                client.send(request, HttpResponse.BodyHandlers.discarding());
+            } catch (Exception e) {
+                System.err.println("the JVM-only sender failed: " + e);
+            }
+        }
     }
 }

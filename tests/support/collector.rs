@@ -36,6 +36,9 @@ pub struct Received {
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// When the body had arrived in full (the wall clock, comparable with
+    /// another process's on this machine: the benchmark's time to the wire).
+    pub at: std::time::SystemTime,
 }
 
 impl Received {
@@ -229,5 +232,6 @@ fn read_request<S: Read>(reader: &mut BufReader<S>) -> Option<Received> {
         path,
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),
+        at: std::time::SystemTime::now(),
     })
 }

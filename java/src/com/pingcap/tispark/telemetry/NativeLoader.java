@@ -42,8 +42,8 @@ import java.util.Set;
  * {@code tispark-telemetry-<pid>-<random>}, created atomically with mode 0700 in the temporary
  * directory, holds the library, created there with {@code CREATE_NEW} and mode 0600 (whatever the
  * umask) and written through the handle that created it; after {@code System.load} both are
- * deleted. A JVM killed in between leaves its directory behind: each load first sweeps this
- * user's directories of processes that are gone (see {@link #sweepStaleCopies}).
+ * deleted. A JVM killed in between leaves its directory behind: once its report is out, each
+ * load sweeps this user's directories of processes that are gone (see {@link #sweepStaleCopies}).
  */
 final class NativeLoader {
     static final String PATH_PROPERTY = "tispark.telemetry.native.path";
@@ -62,6 +62,13 @@ final class NativeLoader {
     static final long SWEEP_WITHOUT_PROC_AFTER_MILLIS = 3_600_000L;
 
     private static Boolean loaded;
+    /** Where loading took its time, for the DEBUG timings (nanoseconds; guarded by the class). */
+    private static long copyNanos;
+    private static long loadNanos;
+    private static long initNanos;
+    /** The temporary directory of this load's copy, and its owner: swept after the report. */
+    private static Path sweepIn;
+    private static UserPrincipal sweepOwner;
 
     private NativeLoader() {}
 
@@ -69,7 +76,9 @@ final class NativeLoader {
         if (loaded == null) {
             try {
                 load();
+                long init = System.nanoTime();
                 NativeTelemetry.nativeInit(TelemetryLog.class, TelemetryLog.maxLevel());
+                initNanos = System.nanoTime() - init;
                 loaded = true;
             } catch (Throwable t) {
                 loaded = false;
@@ -79,6 +88,12 @@ final class NativeLoader {
             }
         }
         return loaded;
+    }
+
+    /** Where loading took its time: the copy out of the jar, System.load, the native init. */
+    static synchronized String timings() {
+        return "copied out of the jar in " + copyNanos / 1000 + " µs, System.load "
+                + loadNanos / 1000 + " µs, native init " + initNanos / 1000 + " µs";
     }
 
     /**
@@ -210,8 +225,19 @@ final class NativeLoader {
                 ? Files.createTempDirectory(tmpdir, prefix, ownerOnly("rwx------"))
                 : Files.createTempDirectory(tmpdir, prefix);
         Path lib = dir.resolve(System.mapLibraryName(LIBRARY));
+        long copy = System.nanoTime();
         try {
-            sweepStaleCopies(tmpdir, dir);
+            // Other JVMs' leftovers are swept once the report is out (sweepAfterReport): a
+            // temporary directory of thousands of entries would hold up the report.
+            try {
+                UserPrincipal owner = Files.getOwner(dir, LinkOption.NOFOLLOW_LINKS);
+                synchronized (NativeLoader.class) {
+                    sweepIn = tmpdir;
+                    sweepOwner = owner;
+                }
+            } catch (IOException | RuntimeException e) {
+                // no owner to tell this user's copies by: nothing is swept
+            }
             Set<StandardOpenOption> create =
                     EnumSet.of(StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
             try (SeekableByteChannel out = posix
@@ -227,7 +253,10 @@ final class NativeLoader {
                     }
                 }
             }
+            long load = System.nanoTime();
+            copyNanos = load - copy;
             System.load(lib.toAbsolutePath().toString());
+            loadNanos = System.nanoTime() - load;
         } finally {
             // Once mapped, the file is no longer needed (on macOS and Linux alike).
             deleteQuietly(lib);
@@ -314,24 +343,38 @@ final class NativeLoader {
     }
 
     /**
+     * Sweeps the temporary directory of this class loader's copy (see {@link #sweepStaleCopies}),
+     * once, after the sender's work: off the way to the wire. Nothing when no copy was made.
+     */
+    static void sweepAfterReport() {
+        Path tmpdir;
+        UserPrincipal owner;
+        synchronized (NativeLoader.class) {
+            tmpdir = sweepIn;
+            owner = sweepOwner;
+            sweepIn = null;
+        }
+        if (tmpdir != null) {
+            sweepStaleCopies(tmpdir, owner);
+        }
+    }
+
+    /**
      * Deletes the copies earlier JVMs of this user left in {@code tmpdir} (killed, or ended within
-     * milliseconds of the call): directories named {@code tispark-telemetry-<pid>-*}, owned by the
-     * owner of {@code ours} (the one just created), whose process is gone (on Linux, no
+     * milliseconds of the call): directories named {@code tispark-telemetry-<pid>-*}, owned by
+     * {@code me} (the owner of this JVM's own copy), whose process is gone (on Linux, no
      * {@code /proc/<pid>}, and older than a minute) or, without /proc, older than an hour. Never
      * through a symbolic link: an entry that is not itself a directory is left alone, and the
      * directory is opened without following links before its files are deleted. Best effort.
      */
-    static void sweepStaleCopies(Path tmpdir, Path ours) {
+    static void sweepStaleCopies(Path tmpdir, UserPrincipal me) {
         try {
-            UserPrincipal me = Files.getOwner(ours, LinkOption.NOFOLLOW_LINKS);
             boolean proc = Files.isDirectory(Paths.get("/proc/self"));
             try (DirectoryStream<Path> entries =
                     Files.newDirectoryStream(tmpdir, COPY_PREFIX + "*")) {
                 List<Path> candidates = new ArrayList<>();
                 for (Path entry : entries) {
-                    if (!entry.getFileName().equals(ours.getFileName())) {
-                        candidates.add(entry);
-                    }
+                    candidates.add(entry);
                 }
                 for (Path entry : candidates) {
                     try {

@@ -113,8 +113,11 @@ public final class NativeTelemetry {
     /** As {@link #report(Object)}, with the caller's version (TiSpark's) for the report. */
     public static void report(Object conf, String tisparkVersion) {
         try {
-            if (decided || alreadyReported() || disabledByEnvironment()
-                    || mayBeEnabled(conf) == OFF) {
+            // The switch before the environment: off (the default) then costs no class but this
+            // one, and on, the first call loads as few classes as it can (each is looked for in
+            // every jar of Spark's class path first).
+            if (decided || alreadyReported() || mayBeEnabled(conf) == OFF
+                    || disabledByEnvironment()) {
                 return;
             }
             startSender(conf, tisparkVersion);
@@ -155,8 +158,8 @@ public final class NativeTelemetry {
             }
             // An explicit stack: the driver's -Xss may be small (136k is valid), and the native
             // side (TLS, HTTP) and the logger both run on this thread.
-            Thread t = new Thread(null, new Sender(conf, tisparkVersion), SENDER_THREAD,
-                    SENDER_STACK_BYTES);
+            Thread t = new Thread(null, new Sender(conf, tisparkVersion, System.nanoTime(), -1),
+                    SENDER_THREAD, SENDER_STACK_BYTES);
             t.setDaemon(true);
             sender = t;
             t.start();
@@ -164,19 +167,35 @@ public final class NativeTelemetry {
         installFlushHook();
     }
 
-    /** The sender thread's work. (A class, not a lambda: no bootstrap on the driver's call.) */
+    /**
+     * The sender thread's work, and the shutdown hook's ({@code flushBound} of zero or more: wait
+     * for the sender at most that long). One class for both, and not a lambda: each class the
+     * driver's first call loads costs it a look-up through every jar of Spark's class path, and
+     * a lambda a bootstrap.
+     */
     private static final class Sender implements Runnable {
         private final Object conf;
         private final String tisparkVersion;
+        /** System.nanoTime() of the call that started the sender, for the DEBUG timings. */
+        private final long calledAt;
+        private final long flushBound;
 
-        Sender(Object conf, String tisparkVersion) {
+        Sender(Object conf, String tisparkVersion, long calledAt, long flushBound) {
             this.conf = conf;
             this.tisparkVersion = tisparkVersion;
+            this.calledAt = calledAt;
+            this.flushBound = flushBound;
         }
 
         @Override
         public void run() {
+            if (flushBound >= 0) {
+                flush(flushBound);
+                return;
+            }
+            long started = System.nanoTime();
             boolean off = false;
+            boolean loading = false;
             try {
                 // A conf the caller's thread did not read: its switch is read here first. Off,
                 // as off on the caller's thread: nothing loaded, nothing decided.
@@ -184,8 +203,16 @@ public final class NativeTelemetry {
                     off = true;
                     return;
                 }
+                loading = true;
                 if (NativeLoader.ensureLoaded()) {
+                    long loaded = System.nanoTime();
                     decideAndReport(conf, tisparkVersion);
+                    // Where the time to the wire goes (docs/performance.md), at DEBUG.
+                    TelemetryLog.log(TelemetryLog.DEBUG, "Telemetry sender timings: started "
+                            + (started - calledAt) / 1000 + " µs after the call; native library"
+                            + " ready in " + (loaded - started) / 1000 + " µs ("
+                            + NativeLoader.timings() + "); decided and reported in "
+                            + (System.nanoTime() - loaded) / 1000 + " µs.");
                 }
             } catch (Throwable t) {
                 if (t instanceof java.lang.reflect.InvocationTargetException && t.getCause() != null) {
@@ -196,6 +223,9 @@ public final class NativeTelemetry {
             } finally {
                 if (!off) {
                     decided = true;
+                }
+                if (loading) {
+                    NativeLoader.sweepAfterReport();
                 }
             }
         }
@@ -252,21 +282,6 @@ public final class NativeTelemetry {
                     + " nor has String get(String, String)");
         }
         return (String) get.invoke(conf, key, null);
-    }
-
-    /** The shutdown hook: waits for the sender, at most the flush bound. */
-    private static final class FlushHook extends Thread {
-        private final long bound;
-
-        FlushHook(long bound) {
-            super("tispark-telemetry-flush");
-            this.bound = bound;
-        }
-
-        @Override
-        public void run() {
-            flush(bound);
-        }
     }
 
     /** The bound of the shutdown wait: the system property, clamped to [0, 10000] ms. */
@@ -415,7 +430,8 @@ public final class NativeTelemetry {
             return;
         }
         final long bound = flushMillis();
-        Thread hook = new FlushHook(bound);
+        // The shutdown hook: waits for the sender, at most the flush bound.
+        Thread hook = new Thread(new Sender(null, null, 0, bound), "tispark-telemetry-flush");
         try {
             Runtime.getRuntime().addShutdownHook(hook);
             hookInstalled = true;

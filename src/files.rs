@@ -386,6 +386,36 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_sink_behind_another_users_link_is_refused_and_ours_is_followed() {
+        assert_eq!(
+            effective_uid(),
+            0,
+            "this test runs as root, to chown to uid 65534"
+        );
+        let dir = temp();
+        let target = dir.path().join("target.jsonl");
+        fs::write(&target, b"").unwrap();
+        std::os::unix::fs::chown(&target, Some(65534), Some(65534)).unwrap();
+        // A regular file of another user that root appends to: fine.
+        open_append_private(&target).unwrap();
+
+        let theirs = dir.path().join("theirs");
+        std::os::unix::fs::symlink(&target, &theirs).unwrap();
+        std::os::unix::fs::lchown(&theirs, Some(65534), Some(65534)).unwrap();
+        let e = open_append_private(&theirs).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
+        assert_eq!(
+            e.to_string(),
+            "it is a symbolic link that belongs to uid 65534"
+        );
+
+        let ours = dir.path().join("ours");
+        std::os::unix::fs::symlink(&target, &ours).unwrap();
+        open_append_private(&ours).unwrap().write_all(b"x").unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"x");
+    }
+
+    #[test]
     fn log_values_are_quoted_with_control_characters_escaped() {
         assert_eq!(escaped(Path::new("/a\nb\u{1b}")), "\"/a\\nb\\u{1b}\"");
     }

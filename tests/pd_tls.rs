@@ -10,52 +10,13 @@ mod support;
 use log::Level;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::thread::ThreadId;
 use support::collector::{Behaviour, Collector};
+use support::logs::logged_during;
 use support::tls::{cluster_pki, ClusterPki};
 use tispark_telemetry::conf::Snapshot;
 use tispark_telemetry::pipeline::{self, Destination, ReportInput};
 
 const PD_STATUS: &str = r#"{"build_ts":"2024-01-01 00:00:00","version":"v7.5.1","git_hash":"abc","start_timestamp":1700000000}"#;
-
-static RECORDS: Mutex<Vec<(ThreadId, Level, String)>> = Mutex::new(Vec::new());
-
-struct Capture;
-
-impl log::Log for Capture {
-    fn enabled(&self, _: &log::Metadata) -> bool {
-        true
-    }
-    fn log(&self, record: &log::Record) {
-        if record.target().starts_with("tispark_telemetry") {
-            RECORDS.lock().unwrap().push((
-                std::thread::current().id(),
-                record.level(),
-                record.args().to_string(),
-            ));
-        }
-    }
-    fn flush(&self) {}
-}
-
-/// The records this thread logged while `f` ran.
-fn logged_during<T>(f: impl FnOnce() -> T) -> (T, Vec<(Level, String)>) {
-    if log::set_logger(&Capture).is_ok() {
-        log::set_max_level(log::LevelFilter::Trace);
-    }
-    let me = std::thread::current().id();
-    RECORDS.lock().unwrap().retain(|(t, ..)| *t != me);
-    let out = f();
-    let mine = RECORDS
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(t, ..)| *t == me)
-        .map(|(_, level, text)| (*level, text.clone()))
-        .collect();
-    (out, mine)
-}
 
 /// The PEM files of a cluster, under names that must never be seen elsewhere.
 struct PemFiles {

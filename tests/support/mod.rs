@@ -6,6 +6,7 @@
 
 pub mod collector;
 pub mod jvm;
+pub mod logs;
 pub mod spark;
 pub mod tls;
 

@@ -199,14 +199,14 @@ public final class NativeTelemetry {
             try {
                 // A conf the caller's thread did not read: its switch is read here first. Off,
                 // as off on the caller's thread: nothing loaded, nothing decided.
-                if (mayBeEnabled(conf) == READ_ON_SENDER && !switchMayBeOn(conf)) {
+                if (mayBeEnabled(conf) == READ_ON_SENDER && !SenderWork.switchMayBeOn(conf)) {
                     off = true;
                     return;
                 }
                 loading = true;
                 if (NativeLoader.ensureLoaded()) {
                     long loaded = System.nanoTime();
-                    decideAndReport(conf, tisparkVersion);
+                    SenderWork.decideAndReport(conf, tisparkVersion);
                     // Where the time to the wire goes (docs/performance.md), at DEBUG.
                     TelemetryLog.log(TelemetryLog.DEBUG, "Telemetry sender timings: started "
                             + (started - calledAt) / 1000 + " µs after the call; native library"
@@ -232,57 +232,92 @@ public final class NativeTelemetry {
     }
 
     /**
-     * The sender's work once the library is loaded: the native side decides from the switch's
-     * value (and says why it is off); when it is on, this JVM is claimed, the keys the native side
-     * names are read from the conf, and it builds, logs and delivers the report from those values.
+     * What the sender thread does with the conf, apart from the classes the driver's first call
+     * loads and verifies ({@link NativeTelemetry}, {@link Sender}): referenced only from
+     * {@code Sender.run}, so it is loaded on the sender thread.
      */
-    private static void decideAndReport(Object conf, String tisparkVersion) throws Exception {
-        if (!nativeDecide(read(conf, ENABLE_KEY))) {
-            return;
+    private static final class SenderWork {
+        private SenderWork() {}
+
+        /**
+         * The sender's work once the library is loaded: the native side decides from the switch's
+         * value (and says why it is off); when it is on, this JVM is claimed, the keys the native side
+         * names are read from the conf, and it builds, logs and delivers the report from those values.
+         */
+        static void decideAndReport(Object conf, String tisparkVersion) throws Exception {
+            if (!nativeDecide(read(conf, ENABLE_KEY))) {
+                return;
+            }
+            String[] keys = nativeKeys();
+            String[] values = new String[keys.length];
+            String appId = null;
+            for (int i = 0; i < keys.length; i++) {
+                values[i] = read(conf, keys[i]);
+                if (keys[i].equals(Names.APP_ID_KEY)) {
+                    appId = values[i];
+                }
+            }
+            // The first decision stands for the JVM: claimed before the destination is checked, so
+            // later callers (other sessions, other class loaders) do not even load the library again.
+            String mark = appId == null || appId.trim().isEmpty() ? "unknown" : appId.trim();
+            if (System.getProperties().putIfAbsent(REPORTED_PROPERTY, mark) != null) {
+                return; // another class loader's copy reported meanwhile
+            }
+            nativeReport(values, sparkVersion(), tisparkVersion);
         }
-        String[] keys = nativeKeys();
-        String[] values = new String[keys.length];
-        String appId = null;
-        for (int i = 0; i < keys.length; i++) {
-            values[i] = read(conf, keys[i]);
-            if (keys[i].equals(Names.APP_ID_KEY)) {
-                appId = values[i];
+
+        /**
+         * One key of the conf: a SparkConf's or a Map's value, or what a conf object's
+         * {@code String get(String, String)} answers; null when unset. Throws, naming the mistake,
+         * for null or an object of none of these shapes.
+         */
+        static String read(Object conf, String key) throws Exception {
+            if (conf == null) {
+                throw new IllegalArgumentException(
+                        "NativeTelemetry.report was given null instead of a SparkConf or a java.util.Map");
+            }
+            if (conf instanceof Map) {
+                Object v = ((Map<?, ?>) conf).get(key);
+                return v == null ? null : v.toString();
+            }
+            if (conf.getClass().getName().equals(SparkConfs.CLASS_NAME)) {
+                return SparkConfs.get(conf, key);
+            }
+            Method get = Getters.GETTER.get(conf.getClass());
+            if (get == null) {
+                throw new IllegalArgumentException("NativeTelemetry.report was given a "
+                        + conf.getClass().getName() + ", which is neither a SparkConf, a java.util.Map,"
+                        + " nor has String get(String, String)");
+            }
+            return (String) get.invoke(conf, key, null);
+        }
+
+        static boolean switchMayBeOn(Object conf) {
+            try {
+                return !isOff(read(conf, ENABLE_KEY));
+            } catch (Throwable t) {
+                return true; // the sender names the mistake
             }
         }
-        // The first decision stands for the JVM: claimed before the destination is checked, so
-        // later callers (other sessions, other class loaders) do not even load the library again.
-        String mark = appId == null || appId.trim().isEmpty() ? "unknown" : appId.trim();
-        if (System.getProperties().putIfAbsent(REPORTED_PROPERTY, mark) != null) {
-            return; // another class loader's copy reported meanwhile
+
+        /** Spark's version, asked by the native side only once telemetry is on. */
+        static String sparkVersion() {
+            ClassLoader[] loaders = {
+                NativeTelemetry.class.getClassLoader(), Thread.currentThread().getContextClassLoader()
+            };
+            for (ClassLoader loader : loaders) {
+                try {
+                    Class<?> pkg = Class.forName("org.apache.spark.package$", true, loader);
+                    Object module = pkg.getField("MODULE$").get(null);
+                    return (String) pkg.getMethod("SPARK_VERSION").invoke(module);
+                } catch (Throwable ignored) {
+                    // not Spark, or not visible from this loader
+                }
+            }
+            return null;
         }
-        nativeReport(values, sparkVersion(), tisparkVersion);
     }
 
-    /**
-     * One key of the conf: a SparkConf's or a Map's value, or what a conf object's
-     * {@code String get(String, String)} answers; null when unset. Throws, naming the mistake,
-     * for null or an object of none of these shapes.
-     */
-    static String read(Object conf, String key) throws Exception {
-        if (conf == null) {
-            throw new IllegalArgumentException(
-                    "NativeTelemetry.report was given null instead of a SparkConf or a java.util.Map");
-        }
-        if (conf instanceof Map) {
-            Object v = ((Map<?, ?>) conf).get(key);
-            return v == null ? null : v.toString();
-        }
-        if (conf.getClass().getName().equals(SparkConfs.CLASS_NAME)) {
-            return SparkConfs.get(conf, key);
-        }
-        Method get = Getters.GETTER.get(conf.getClass());
-        if (get == null) {
-            throw new IllegalArgumentException("NativeTelemetry.report was given a "
-                    + conf.getClass().getName() + ", which is neither a SparkConf, a java.util.Map,"
-                    + " nor has String get(String, String)");
-        }
-        return (String) get.invoke(conf, key, null);
-    }
 
     /** The bound of the shutdown wait: the system property, clamped to [0, 10000] ms. */
     static long flushMillis() {
@@ -392,14 +427,6 @@ public final class NativeTelemetry {
      * off. A Map is asked {@code get}, anything else {@code get(String, String)}; an object with
      * neither, or a read that throws, is left to the native side, which names the mistake.
      */
-    static boolean switchMayBeOn(Object conf) {
-        try {
-            return !isOff(read(conf, ENABLE_KEY));
-        } catch (Throwable t) {
-            return true; // the sender names the mistake
-        }
-    }
-
     /**
      * The switch is certainly off: absent, or {@code false} in any ASCII case once trimmed as
      * {@link String#trim()} trims (characters up to U+0020). The native side's rule
@@ -440,35 +467,19 @@ public final class NativeTelemetry {
         }
     }
 
-    /** Spark's version, asked by the native side only once telemetry is on. */
-    static String sparkVersion() {
-        ClassLoader[] loaders = {
-            NativeTelemetry.class.getClassLoader(), Thread.currentThread().getContextClassLoader()
-        };
-        for (ClassLoader loader : loaders) {
-            try {
-                Class<?> pkg = Class.forName("org.apache.spark.package$", true, loader);
-                Object module = pkg.getField("MODULE$").get(null);
-                return (String) pkg.getMethod("SPARK_VERSION").invoke(module);
-            } catch (Throwable ignored) {
-                // not Spark, or not visible from this loader
-            }
-        }
-        return null;
-    }
 
     static native void nativeInit(Class<?> logClass, int maxLogLevel);
 
     /** The native side's decision from the switch's value: true when on; it logs why it is off. */
-    private static native boolean nativeDecide(String enableValue);
+    static native boolean nativeDecide(String enableValue);
 
     /** The conf keys the native side reads once telemetry is on (it names them, Java reads them). */
-    private static native String[] nativeKeys();
+    static native String[] nativeKeys();
 
     /**
      * Builds, logs and delivers the report from the values of {@link #nativeKeys()}, in their
      * order, on the calling thread (the sender): true when it was delivered, successfully or not.
      */
-    private static native boolean nativeReport(
+    static native boolean nativeReport(
             String[] values, String sparkVersion, String tisparkVersion);
 }

@@ -21,6 +21,7 @@ CREATE INDEX IF NOT EXISTS reports_by_received ON reports (received);
 
 /// Opens (creating it if needed) the database for writing.
 pub fn open_write(path: &Path) -> Result<Connection, String> {
+    create_private(path).map_err(|e| format!("cannot create {} ({e})", path.display()))?;
     let conn = Connection::open(path).map_err(|e| cannot_open(path, &e))?;
     // WAL: readers (fleet, export) never block the collector. NORMAL: a
     // commit is in the WAL file before it returns, so a report answered 200
@@ -32,6 +33,20 @@ pub fn open_write(path: &Path) -> Result<Connection, String> {
         .and_then(|()| conn.execute_batch(SCHEMA))
         .map_err(|e| cannot_open(path, &e))?;
     Ok(conn)
+}
+
+/// A new database file is created 0600 from the first byte (SQLite gives its
+/// `-wal` and `-shm` files the same mode); an existing one is left as it is.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Opens an existing database read-only.
@@ -148,4 +163,26 @@ pub fn reports_since(
         })?;
     }
     Ok(())
+}
+
+#[cfg(all(test, unix))]
+mod private_file_tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn a_new_database_and_its_wal_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("reports.db");
+        let conn = open_write(&db).unwrap();
+        conn.execute(
+            "INSERT INTO reports (received, track_id, body) VALUES (1, 't', x'7b7d')",
+            [],
+        )
+        .unwrap();
+        for name in ["reports.db", "reports.db-wal"] {
+            let mode = std::fs::metadata(dir.path().join(name)).unwrap().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{name}");
+        }
+    }
 }

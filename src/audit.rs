@@ -219,7 +219,8 @@ mod tests {
 
     #[test]
     fn an_entry_keeps_the_body_byte_for_byte_and_the_destination_redacted() {
-        let dir = temp_dir("entry");
+        let dir_tmp = temp_dir("entry");
+        let dir = dir_tmp.path().to_path_buf();
         let body = r#"{"track_id":"trkid_x","time":1,"configuration":{"k":"a\nb"}}"#;
         record(&dir, &sent(body)).unwrap();
         let text = fs::read_to_string(path(&dir)).unwrap();
@@ -256,7 +257,8 @@ mod tests {
 
     #[test]
     fn only_the_last_entries_are_kept() {
-        let dir = temp_dir("bound");
+        let dir_tmp = temp_dir("bound");
+        let dir = dir_tmp.path().to_path_buf();
         for i in 0..(MAX_ENTRIES + 5) {
             record(&dir, &sent(&format!("{{\"n\":{i}}}"))).unwrap();
         }
@@ -271,7 +273,8 @@ mod tests {
 
     #[test]
     fn the_trail_stays_within_its_byte_bound_but_keeps_the_newest() {
-        let dir = temp_dir("bytes");
+        let dir_tmp = temp_dir("bytes");
+        let dir = dir_tmp.path().to_path_buf();
         let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(MAX_BYTES / 3));
         for _ in 0..5 {
             record(&dir, &sent(&big)).unwrap();
@@ -289,7 +292,8 @@ mod tests {
     #[test]
     fn a_corrupt_trail_is_replaced_with_a_warning() {
         for junk in [&b"not json\n"[..], b"\xff\xfe\n", b"{\"time\":1}\n"] {
-            let dir = temp_dir("corrupt");
+            let dir_tmp = temp_dir("corrupt");
+            let dir = dir_tmp.path().to_path_buf();
             fs::write(path(&dir), junk).unwrap();
             assert!(read(&dir).is_err());
             let warning = record(&dir, &sent("{}")).unwrap();
@@ -303,7 +307,8 @@ mod tests {
 
     #[test]
     fn never_reported_until_the_first_entry() {
-        let dir = temp_dir("first");
+        let dir_tmp = temp_dir("first");
+        let dir = dir_tmp.path().to_path_buf();
         assert!(never_reported(Some(&dir)));
         assert!(never_reported(None));
         record(&dir, &sent("{}")).unwrap();
@@ -312,7 +317,8 @@ mod tests {
 
     #[test]
     fn concurrent_writers_lose_no_entry() {
-        let dir = temp_dir("concurrent");
+        let dir_tmp = temp_dir("concurrent");
+        let dir = dir_tmp.path().to_path_buf();
         std::thread::scope(|s| {
             for i in 0..8 {
                 let dir = &dir;
@@ -326,8 +332,10 @@ mod tests {
     #[test]
     fn a_link_planted_as_the_lock_or_the_trail_is_never_followed() {
         use std::os::unix::fs::{symlink, MetadataExt};
-        let dir = temp_dir("planted");
-        let victim = temp_dir("victim");
+        let dir_tmp = temp_dir("planted");
+        let dir = dir_tmp.path().to_path_buf();
+        let victim_tmp = temp_dir("victim");
+        let victim = victim_tmp.path().to_path_buf();
         symlink(victim.join("created-by-lock"), dir.join(LOCK_FILE)).unwrap();
         symlink(victim.join("created-by-trail"), path(&dir)).unwrap();
         let warning = record(&dir, &sent("{}")).unwrap();
@@ -348,7 +356,8 @@ mod tests {
 
     #[test]
     fn a_huge_trail_is_not_read_and_is_replaced() {
-        let dir = temp_dir("huge");
+        let dir_tmp = temp_dir("huge");
+        let dir = dir_tmp.path().to_path_buf();
         fs::File::create(path(&dir))
             .unwrap()
             .set_len(1 << 30)
@@ -362,7 +371,8 @@ mod tests {
 
     #[test]
     fn an_unwritable_directory_is_an_error_not_a_panic() {
-        let parent = temp_dir("ro");
+        let parent_tmp = temp_dir("ro");
+        let parent = parent_tmp.path().to_path_buf();
         let file_in_the_way = parent.join("state");
         fs::write(&file_in_the_way, b"a file").unwrap();
         assert!(record(&file_in_the_way, &sent("{}")).is_err());

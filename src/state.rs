@@ -163,17 +163,19 @@ pub(crate) mod tests {
     use super::*;
     use std::fs;
 
-    /// A new empty directory for a unit test (the audit trail's tests use it too).
-    pub(crate) fn temp_dir(name: &str) -> PathBuf {
-        let d =
-            std::env::temp_dir().join(format!("tt-state-{name}-{}", uuid::Uuid::new_v4().simple()));
-        fs::create_dir_all(&d).unwrap();
-        d
+    /// A new empty directory for a unit test (the audit trail's tests use it
+    /// too), removed with what is in it when the guard is dropped.
+    pub(crate) fn temp_dir(name: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("tt-state-{name}-"))
+            .tempdir()
+            .unwrap()
     }
 
     #[test]
     fn the_same_host_keeps_its_track_id() {
-        let dir = temp_dir("keep");
+        let dir_tmp = temp_dir("keep");
+        let dir = dir_tmp.path().to_path_buf();
         let first = track_id(Some(&dir), Some("app-1"));
         let second = track_id(Some(&dir), Some("app-2"));
         assert!(first.id.starts_with("trkid_"), "{first:?}");
@@ -184,7 +186,8 @@ pub(crate) mod tests {
     #[test]
     fn drivers_starting_together_on_a_fresh_host_agree_on_one_id() {
         for round in 0..20 {
-            let dir = temp_dir(&format!("race-{round}"));
+            let dir_tmp = temp_dir(&format!("race-{round}"));
+            let dir = dir_tmp.path().to_path_buf();
             let barrier = std::sync::Barrier::new(8);
             let ids: Vec<String> = std::thread::scope(|s| {
                 let handles: Vec<_> = (0..8)
@@ -204,7 +207,8 @@ pub(crate) mod tests {
 
     #[test]
     fn a_corrupt_id_file_is_replaced_with_a_warning() {
-        let dir = temp_dir("corrupt");
+        let dir_tmp = temp_dir("corrupt");
+        let dir = dir_tmp.path().to_path_buf();
         fs::write(dir.join(TRACK_ID_FILE), b"\xff\xfe not an id").unwrap();
         let t = track_id(Some(&dir), None);
         assert!(t.id.starts_with("trkid_"));
@@ -214,7 +218,8 @@ pub(crate) mod tests {
 
     #[test]
     fn an_unwritable_dir_falls_back_to_the_application_id() {
-        let parent = temp_dir("ro");
+        let parent_tmp = temp_dir("ro");
+        let parent = parent_tmp.path().to_path_buf();
         let file_in_the_way = parent.join("state");
         fs::write(&file_in_the_way, b"a file, not a directory").unwrap();
         let t = track_id(Some(&file_in_the_way), Some("local-1764000000000"));
@@ -250,7 +255,8 @@ pub(crate) mod tests {
             ),
         ];
         for (what, make) in cases {
-            let dir = temp_dir("hostile-id");
+            let dir_tmp = temp_dir("hostile-id");
+            let dir = dir_tmp.path().to_path_buf();
             let file = dir.join(TRACK_ID_FILE);
             make(&file);
             let t = track_id(Some(&dir), Some("app-1"));
@@ -270,7 +276,8 @@ pub(crate) mod tests {
 
     #[test]
     fn a_directory_where_the_id_file_should_be_falls_back_to_the_application_id() {
-        let dir = temp_dir("id-dir");
+        let dir_tmp = temp_dir("id-dir");
+        let dir = dir_tmp.path().to_path_buf();
         fs::create_dir(dir.join(TRACK_ID_FILE)).unwrap();
         let t = track_id(Some(&dir), Some("local-17"));
         assert_eq!(t.id, "appid_local-17");
@@ -281,7 +288,8 @@ pub(crate) mod tests {
     #[test]
     fn the_state_directory_and_the_id_file_are_private_from_the_start() {
         use std::os::unix::fs::MetadataExt;
-        let dir = temp_dir("private").join("new/state");
+        let dir_tmp = temp_dir("private");
+        let dir = dir_tmp.path().join("new/state");
         let t = track_id(Some(&dir), None);
         assert_eq!(t.warning, None);
         assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
@@ -298,7 +306,8 @@ pub(crate) mod tests {
             0,
             "this test runs as root, to give a directory to another user (uid 65534)"
         );
-        let theirs = temp_dir("theirs");
+        let theirs_tmp = temp_dir("theirs");
+        let theirs = theirs_tmp.path().to_path_buf();
         std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
         let t = track_id(Some(&theirs), Some("local-1"));
         assert_eq!(t.id, "appid_local-1");
@@ -310,7 +319,9 @@ pub(crate) mod tests {
         assert!(w.contains("spark.tispark.telemetry.state_dir"), "{w}");
         assert_eq!(fs::read_dir(&theirs).unwrap().count(), 0, "nothing written");
 
-        let open = temp_dir("open");
+        let open_tmp = temp_dir("open");
+
+        let open = open_tmp.path().to_path_buf();
         fs::set_permissions(&open, fs::Permissions::from_mode(0o1777)).unwrap();
         let t = track_id(Some(&open), Some("local-2"));
         assert_eq!(t.id, "appid_local-2");
@@ -322,14 +333,16 @@ pub(crate) mod tests {
 
     #[test]
     fn looking_up_the_stored_id_creates_nothing() {
-        let dir = temp_dir("lookup").join("not-yet");
+        let dir_tmp = temp_dir("lookup");
+        let dir = dir_tmp.path().join("not-yet");
         assert_eq!(stored_track_id(&dir), None);
         assert!(!dir.exists(), "status must not create the state directory");
     }
 
     #[test]
     fn reset_gives_a_new_id() {
-        let dir = temp_dir("reset");
+        let dir_tmp = temp_dir("reset");
+        let dir = dir_tmp.path().to_path_buf();
         let before = track_id(Some(&dir), None).id;
         let after = reset_track_id(&dir).unwrap();
         assert_ne!(before, after);

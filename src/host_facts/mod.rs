@@ -376,7 +376,8 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn memory_string_from_a_fixture_meminfo() {
-        let root = std::env::temp_dir().join(format!("tt-meminfo-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
         std::fs::create_dir_all(root.join("proc")).unwrap();
         assert_eq!(memory(&root), "Available: 0 bytes/0 bytes");
         std::fs::write(
@@ -385,7 +386,6 @@ mod tests {
         )
         .unwrap();
         assert_eq!(memory(&root), "Available: 828.1 MiB/16 GiB");
-        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[cfg(target_os = "linux")]
@@ -410,7 +410,8 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn disks_are_udevs_block_disks_but_loop_and_ram() {
-        let root = std::env::temp_dir().join(format!("tt-sys-block-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
         let devices = root.join("devices");
         let block = root.join("block");
         std::fs::create_dir_all(&block).unwrap();
@@ -489,7 +490,6 @@ mod tests {
             ]
         );
         assert_eq!(block_disks(&root.join("missing")), []);
-        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

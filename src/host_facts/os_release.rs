@@ -480,7 +480,8 @@ mod tests {
 
     #[test]
     fn without_release_files_the_family_comes_from_a_file_name() {
-        let root = std::env::temp_dir().join(format!("tt-osr-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
         let etc = root.join("etc");
         std::fs::create_dir_all(&etc).unwrap();
         assert_eq!(
@@ -508,7 +509,6 @@ mod tests {
             query_release(&root),
             Release::new("Arch", OSHI_UNKNOWN, OSHI_UNKNOWN)
         );
-        std::fs::remove_dir_all(&root).unwrap();
         assert_eq!(filename_to_family("redhat"), "Red Hat Linux");
         assert_eq!(filename_to_family("Yellowdog"), "Yellow Dog");
         assert_eq!(filename_to_family("SuSE"), "SuSE");

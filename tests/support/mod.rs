@@ -65,10 +65,41 @@ pub fn required_env(var: &str) -> String {
 }
 
 /// A new empty directory under the system temp dir.
+///
+/// Every one of a test process lives in one `tt-test-…` directory (tempfile's,
+/// mode 0755 so that a second uid's process can reach what a test shares with
+/// it), removed with everything in it when the process exits, passed or
+/// failed; set `TT_KEEP_TEST_DIRS=1` to keep it for a look.
 pub fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tt-{name}-{}-{}", std::process::id(), nanos()));
+    let mut parent = TEST_DIRS.lock().unwrap();
+    let parent = parent.get_or_insert_with(|| {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new()
+            .prefix("tt-test-")
+            .permissions(std::fs::Permissions::from_mode(0o755))
+            .tempdir()
+            .unwrap();
+        // SAFETY: registers a plain function, run once by exit().
+        assert_eq!(unsafe { libc::atexit(remove_test_dirs) }, 0);
+        dir
+    });
+    let dir = parent.path().join(format!("{name}-{}", nanos()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+static TEST_DIRS: std::sync::Mutex<Option<tempfile::TempDir>> = std::sync::Mutex::new(None);
+
+extern "C" fn remove_test_dirs() {
+    let dirs = match TEST_DIRS.lock() {
+        Ok(mut dirs) => dirs.take(),
+        Err(poisoned) => poisoned.into_inner().take(),
+    };
+    if let Some(dir) = dirs {
+        if std::env::var_os("TT_KEEP_TEST_DIRS").is_some() {
+            eprintln!("test directories kept in {}", dir.keep().display());
+        }
+    }
 }
 
 fn nanos() -> u128 {

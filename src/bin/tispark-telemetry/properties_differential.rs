@@ -386,15 +386,11 @@ fn run(cmd: &mut Command) -> String {
 
 #[test]
 fn the_reader_and_its_rewrites_agree_with_java_util_properties_on_generated_files() {
-    let root = std::env::temp_dir().join(format!(
-        "tt-properties-differential-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&root).unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("tt-properties-differential-")
+        .tempdir()
+        .unwrap();
+    let root = tmp.path().to_path_buf();
 
     let mut rng = Rng(SEED);
     let mut texts: HashMap<String, String> = HashMap::new();
@@ -510,5 +506,4 @@ fn the_reader_and_its_rewrites_agree_with_java_util_properties_on_generated_file
     assert!(count(|o| matches!(o, Outcome::Unpaired)) > 50);
     assert!(with_switch > 600, "{with_switch} files define the switch");
     assert!(rewrites.len() > 2000, "{} rewrites", rewrites.len());
-    std::fs::remove_dir_all(&root).unwrap();
 }

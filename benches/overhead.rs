@@ -212,6 +212,9 @@ struct Bench {
     python: String,
     jar: PathBuf,
     harness_jar: PathBuf,
+    /// An earlier jar and the harness compiled against it (`bash scripts/bench.sh
+    /// --baseline REV`): its driver JVMs run between ours, in the same run.
+    baseline: Option<(String, PathBuf, PathBuf)>,
     work: PathBuf,
     jvms: usize,
     calls: usize,
@@ -244,6 +247,16 @@ impl Bench {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| root.join("target/tispark-telemetry.jar")),
             harness_jar: root.join("target/report-cost.jar"),
+            baseline: std::env::var("TT_BENCH_BASELINE")
+                .ok()
+                .filter(|v| !v.is_empty())
+                .map(|label| {
+                    (
+                        label,
+                        root.join("target/baseline/tispark-telemetry.jar"),
+                        root.join("target/baseline/report-cost.jar"),
+                    )
+                }),
             spark_home: PathBuf::from(required("SPARK_HOME")),
             python: required("PYSPARK_PYTHON"),
             root,
@@ -253,7 +266,11 @@ impl Bench {
             rounds: env_usize("TT_BENCH_SPARK_ROUNDS", 5),
             builds: env_usize("TT_BENCH_BUILDS", 200),
         };
-        for f in [&bench.jar, &bench.harness_jar] {
+        let baseline_jars = bench.baseline.iter().flat_map(|(_, j, h)| [j, h]);
+        for f in [&bench.jar, &bench.harness_jar]
+            .into_iter()
+            .chain(baseline_jars)
+        {
             assert!(
                 f.is_file(),
                 "{} is missing: run `bash scripts/bench.sh`",
@@ -314,16 +331,24 @@ impl Bench {
 
     /// The Java harness in a real driver: spark-submit runs it with a local SparkContext.
     fn report_cost_jvm(&self, mode: &str, url: &str, n: usize) -> HashMap<String, String> {
-        let state = self.work.join("state-jvm");
+        let (jar, harness) = match mode.strip_prefix("baseline-") {
+            Some(_) => {
+                let (_, jar, harness) = self.baseline.as_ref().expect("a baseline jar");
+                (jar, harness)
+            }
+            None => (&self.jar, &self.harness_jar),
+        };
+        let state = self.work.join(format!("state-{}", jar == &self.jar));
         let out = self
             .spark_submit(&format!("jvm-{mode}-{n}.log"))
             .args(["--master", "local[1]", "--jars"])
-            .arg(&self.jar)
+            .arg(jar)
             .args(["--class", "ReportCost"])
-            .arg(&self.harness_jar)
+            .arg(harness)
             .args([
-                match mode {
-                    "off" | "jvm" => mode,
+                match mode.trim_start_matches("baseline-") {
+                    "off" => "off",
+                    "jvm" => "jvm",
                     _ => "on",
                 },
                 &self.calls.to_string(),
@@ -355,15 +380,20 @@ impl Bench {
         let mut runs: HashMap<&str, Vec<HashMap<String, String>>> = HashMap::new();
         let silent_jvms = self.jvms.div_ceil(2);
         for i in 0..self.jvms {
-            // "jvm": the JVM-only sender, side by side with ours, in the same run.
-            for mode in ["off", "on", "jvm"] {
+            // "jvm": the JVM-only sender, side by side with ours, in the same run;
+            // "baseline-…": the earlier jar, between ours.
+            let mut modes = vec!["off", "on", "jvm"];
+            if self.baseline.is_some() {
+                modes.extend(["baseline-off", "baseline-on"]);
+            }
+            for mode in modes {
                 eprintln!("  driver JVM {}/{} telemetry {mode}", i + 1, self.jvms);
                 let before = accept.received().len();
                 let mut run = self.report_cost_jvm(mode, &url(&accept), i);
                 // The time to the wire: from the call until the collector had the
                 // body, both on this machine's wall clock.
                 let arrived = accept.wait_for(before + 1, Duration::from_secs(10));
-                if mode != "off" && arrived.len() > before {
+                if !mode.ends_with("off") && arrived.len() > before {
                     let at = arrived[before]
                         .at
                         .duration_since(std::time::UNIX_EPOCH)
@@ -450,6 +480,52 @@ impl Bench {
             duration_ns,
             "well under 100 µs",
         );
+        if let Some((label, ..)) = &self.baseline {
+            // The same figures for the earlier jar, its JVMs run between ours;
+            // the ratio is ours / the baseline's, of the medians.
+            let rows: [(&str, Stats, Stats); 5] = [
+                (
+                    "first call, telemetry off",
+                    firsts("off"),
+                    firsts("baseline-off"),
+                ),
+                (
+                    "later calls, telemetry off",
+                    steady("off"),
+                    steady("baseline-off"),
+                ),
+                (
+                    "first call, telemetry on",
+                    firsts("on"),
+                    firsts("baseline-on"),
+                ),
+                (
+                    "later calls, telemetry on",
+                    steady("on"),
+                    steady("baseline-on"),
+                ),
+                (
+                    "time to the wire",
+                    per_run("on", &|r| num(r, "WIRE_NS")),
+                    per_run("baseline-on", &|r| num(r, "WIRE_NS")),
+                ),
+            ];
+            for (figure, ours, theirs) in rows {
+                table.range(
+                    &format!("baseline {label}: {figure}"),
+                    theirs,
+                    duration_ns,
+                    "(comparison)",
+                );
+                table.push(
+                    &format!("ratio this jar / baseline {label}: {figure}"),
+                    ratio(ours.median / theirs.median),
+                    String::new(),
+                    ours.n.min(theirs.n),
+                    "at most 1 (no worse)",
+                );
+            }
+        }
         let rss_delta =
             |r: &HashMap<String, String>| num(r, "RSS_AFTER_KIB") - num(r, "RSS_BEFORE_KIB");
         table.range(
@@ -549,7 +625,7 @@ impl Bench {
             "",
         );
         table.percentiles(
-            "async runtime + HTTP client, first in a fresh process",
+            "HTTP client set-up, first in a fresh process",
             Stats::of(&cold["SETUP_NS"]),
             duration_ns,
             "(sender thread, once)",
@@ -557,13 +633,12 @@ impl Bench {
 
         // One process, repeatedly: the steady cost without first-use effects.
         let request = request(&state);
-        let rt = pipeline::runtime().unwrap();
         let mut builds = Vec::with_capacity(self.builds);
         let mut gathers = Vec::with_capacity(self.builds);
         let mut size = 0;
         for _ in 0..self.builds {
             let t = Instant::now();
-            let report: Report = rt.block_on(pipeline::build_report(&request));
+            let report: Report = pipeline::build_report(&request);
             size = report.to_json().len();
             builds.push(t.elapsed().as_nanos() as f64);
             let t = Instant::now();
@@ -787,12 +862,11 @@ fn request(state: &Path) -> ReportInput {
 /// In a fresh process: what the sender thread does before sending, timed.
 fn cold_build_child(state: &Path) {
     let t = Instant::now();
-    let rt = pipeline::runtime().unwrap();
     let request = request(state);
     std::hint::black_box(Destination::new(&request.snapshot).unwrap());
     let setup = t.elapsed();
     let t = Instant::now();
-    let report = rt.block_on(pipeline::build_report(&request));
+    let report = pipeline::build_report(&request);
     std::hint::black_box(report.to_json());
     let build = t.elapsed();
     println!("SETUP_NS={}", setup.as_nanos());

@@ -10,7 +10,6 @@ use crate::report::{Facts, Report};
 use crate::sink::{self, Outcome, Sink};
 use crate::{audit, host_facts, state, tidb};
 use once_cell::sync::OnceCell;
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -64,7 +63,7 @@ pub struct ReportInput {
 /// goes and with which client. Fails on a bad URL or CA bundle.
 pub struct Destination {
     pub sink: Sink,
-    pub client: reqwest::Client,
+    pub client: sink::HttpClient,
 }
 
 impl Destination {
@@ -138,28 +137,16 @@ pub fn first_time_notice(sink: &Sink, dir: Option<&Path>) -> String {
     )
 }
 
-/// A current-thread runtime: no pool and no extra thread (host names are
-/// resolved on this thread too, see [`sink::ResolveOnThisThread`]).
-pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        // Should anything ever use tokio's blocking pool, its threads say whose they are.
-        .thread_name("tispark-telemetry-pool")
-        .build()
-}
-
 /// Builds the report exactly as it will be sent. The driver and the
 /// command-line `preview` both come here. Warnings are logged.
-pub async fn build_report(request: &ReportInput) -> Report {
-    build_report_in(request, state_dir(&request.snapshot).as_deref())
-        .await
-        .0
+pub fn build_report(request: &ReportInput) -> Report {
+    build_report_in(request, state_dir(&request.snapshot).as_deref()).0
 }
 
 /// [`build_report`] with the state directory already resolved, also telling
 /// whether a WARN about that directory was logged (so that one broken
 /// directory is one WARN, not two).
-async fn build_report_in(request: &ReportInput, dir: Option<&Path>) -> (Report, bool) {
+fn build_report_in(request: &ReportInput, dir: Option<&Path>) -> (Report, bool) {
     let snapshot = &request.snapshot;
     let track = state::track_id(dir, snapshot.app_id());
     if let Some(w) = &track.warning {
@@ -167,7 +154,7 @@ async fn build_report_in(request: &ReportInput, dir: Option<&Path>) -> (Report, 
     }
     let tidb_version = match snapshot.first_pd_address() {
         None => None,
-        Some(pd) => match tidb::tidb_version_with(pd, snapshot).await {
+        Some(pd) => match tidb::tidb_version_with(pd, snapshot) {
             Ok(v) => Some(v),
             Err(e) => {
                 log::warn!("The TiDB version is reported as UNKNOWN: PD did not tell it ({e}).");
@@ -190,22 +177,12 @@ async fn build_report_in(request: &ReportInput, dir: Option<&Path>) -> (Report, 
     (report, track.warning.is_some())
 }
 
-/// Runs `work` to completion on a current-thread runtime. Host names are
-/// resolved on this thread, so nothing should be left on tokio's blocking
-/// pool; should anything be, dropping the runtime does not wait for it.
-fn block_on<T>(work: impl Future<Output = T>) -> Result<T, String> {
-    let rt = runtime().map_err(|e| format!("no async runtime ({e})"))?;
-    let out = rt.block_on(work);
-    rt.shutdown_background();
-    Ok(out)
-}
-
 /// The body [`report_and_deliver`] would send for `request` now, without
 /// sending it or recording anything in the audit trail. Like the driver, it
 /// uses (and on first use stores) the host's track id and asks PD when one is
 /// configured. Warnings are logged.
-pub fn preview(request: &ReportInput) -> Result<String, String> {
-    block_on(build_report(request)).map(|report| report.to_json())
+pub fn preview(request: &ReportInput) -> String {
+    build_report(request).to_json()
 }
 
 /// Builds, logs and delivers one report, records it in the audit trail;
@@ -220,22 +197,29 @@ pub fn report_and_deliver(request: &ReportInput, plan: &Destination) -> Outcome 
         log::info!("{}", first_time_notice(&plan.sink, dir.as_deref()));
     }
     mark("notice", &mut phases);
-    let delivered = block_on(async {
-        let (report, state_warned) = build_report_in(request, dir.as_deref()).await;
-        let body = report.to_json();
-        mark("built", &mut phases);
-        // Every byte that leaves is in the log first: no line, no report.
-        if let Err(why) = log_report_line(&body) {
-            return Err(why);
-        }
-        if std::env::var(DEBUG_ENV).is_ok_and(|v| debug_requested(&v)) {
-            eprintln!("Telemetry report: {body}");
-        }
-        mark("logged", &mut phases);
-        let outcome = sink::deliver(&plan.client, &plan.sink, &body).await;
-        mark("delivered", &mut phases);
-        Ok((body, outcome, state_warned))
-    });
+    let (report, state_warned) = build_report_in(request, dir.as_deref());
+    let body = report.to_json();
+    mark("built", &mut phases);
+    // Every byte that leaves is in the log first: no line, no report.
+    if let Err(why) = log_report_line(&body) {
+        // The log itself failed, so this goes to stderr; it never says
+        // the words the report line is found by.
+        let why = crate::log_line::defused(&why);
+        eprintln!(
+            "TiSpark telemetry: nothing was sent, because the report could not be written \
+             to the log first ({why})."
+        );
+        return Outcome::failed(
+            format!("the report could not be logged ({why})"),
+            Duration::ZERO,
+        );
+    }
+    if std::env::var(DEBUG_ENV).is_ok_and(|v| debug_requested(&v)) {
+        eprintln!("Telemetry report: {body}");
+    }
+    mark("logged", &mut phases);
+    let outcome = sink::deliver(&plan.client, &plan.sink, &body);
+    mark("delivered", &mut phases);
     log::debug!(
         "Telemetry timings since the report started: {}.",
         phases
@@ -244,26 +228,6 @@ pub fn report_and_deliver(request: &ReportInput, plan: &Destination) -> Outcome 
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let (body, outcome, state_warned) = match delivered {
-        Ok(Ok(done)) => done,
-        Ok(Err(why)) => {
-            // The log itself failed, so this goes to stderr; it never says
-            // the words the report line is found by.
-            let why = crate::log_line::defused(&why);
-            eprintln!(
-                "TiSpark telemetry: nothing was sent, because the report could not be written \
-                 to the log first ({why})."
-            );
-            return Outcome::failed(
-                format!("the report could not be logged ({why})"),
-                Duration::ZERO,
-            );
-        }
-        Err(why) => {
-            log::warn!("Telemetry is off for this application: {why}.");
-            return Outcome::failed(why, Duration::ZERO);
-        }
-    };
     if outcome.is_success() {
         log::info!("{}", outcome.describe(&plan.sink));
     } else {

@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::io::Write;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::ToSocketAddrs;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -17,13 +17,13 @@ pub const MAX_REDIRECTS: usize = 3;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Sink {
-    Http(reqwest::Url),
+    Http(url::Url),
     File(PathBuf),
 }
 
 impl Sink {
     pub fn parse(url: &str) -> Result<Sink, String> {
-        let parsed = reqwest::Url::parse(url.trim())
+        let parsed = url::Url::parse(url.trim())
             .map_err(|e| format!("the telemetry URL {} is not a valid URL ({e})", redact(url)))?;
         match parsed.scheme() {
             "http" | "https" if parsed.host_str().is_some() => Ok(Sink::Http(parsed)),
@@ -63,7 +63,7 @@ impl fmt::Display for Sink {
 /// fragment, control characters escaped. A URL that does not parse is never
 /// echoed: at most its scheme and host, when they can be told apart.
 pub fn redact(url: &str) -> String {
-    match reqwest::Url::parse(url.trim()) {
+    match url::Url::parse(url.trim()) {
         Ok(u) if u.has_host() => Sink::Http(u).to_string(),
         Ok(u) if u.scheme() == "file" => format!("{:?}", u.path()),
         _ => scheme_and_host(url.trim()),
@@ -163,81 +163,244 @@ impl Outcome {
     }
 }
 
-/// The HTTP client: deadlines, bounded redirects within the endpoint's own
-/// origin (scheme, host and port: a report never goes anywhere else), no
-/// `Referer`, proxies from the usual
-/// environment variables (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`),
-/// an extra trusted CA bundle when given, and host names resolved on the
-/// calling thread ([`ResolveOnThisThread`]). The platform's trust store
-/// (`SSL_CERT_FILE`, `SSL_CERT_DIR`, or the distribution's bundle) is read
-/// only for an `https` sink: a plain-http or file sink sets up no TLS roots
-/// (redirects stay within the sink's origin, so never to https).
-pub fn http_client(sink: &Sink, extra_ca_pem: Option<&[u8]>) -> Result<reqwest::Client, String> {
-    let https = matches!(sink, Sink::Http(url) if url.scheme() == "https");
-    let mut builder = reqwest::Client::builder()
-        .tls_built_in_native_certs(https)
-        .dns_resolver(std::sync::Arc::new(ResolveOnThisThread))
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(TOTAL_TIMEOUT)
-        .referer(false)
-        .redirect(reqwest::redirect::Policy::custom(|attempt| {
-            let first = attempt.previous().first().map(reqwest::Url::origin);
-            if attempt.previous().len() > MAX_REDIRECTS {
-                attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
-            } else if first.is_some_and(|o| o != attempt.url().origin()) {
-                // Not to another host, port or scheme (so never from https
-                // to plain http): the operator chose where reports go.
-                let elsewhere = redact(attempt.url().as_str());
-                attempt.error(format!(
-                    "the endpoint redirected to another origin ({elsewhere}), where the \
-                     report is not sent"
-                ))
-            } else {
-                attempt.follow()
-            }
-        }))
-        .user_agent(concat!("tispark-telemetry/", env!("CARGO_PKG_VERSION")));
-    if let Some(pem) = extra_ca_pem {
-        let certs = reqwest::Certificate::from_pem_bundle(pem)
-            .map_err(|e| format!("the CA bundle cannot be read as PEM ({e})"))?;
-        if certs.is_empty() {
-            return Err("the CA bundle holds no certificate".to_string());
-        }
-        for cert in certs {
-            builder = builder.add_root_certificate(cert);
-        }
-    }
-    builder
-        .build()
-        .map_err(|e| format!("the HTTP client cannot be built ({})", error_chain(&e)))
+/// The HTTP client of one destination (see [`http_client`]).
+#[derive(Clone)]
+pub struct HttpClient {
+    agent: ureq::Agent,
 }
 
-/// Resolves host names with the system resolver on the thread that sends, so
-/// that telemetry never has more than its one thread: reqwest's default
-/// resolver runs each look-up on a thread of tokio's blocking pool, a second
-/// thread while the report is sent. The cost: a system resolver that hangs
-/// holds the telemetry thread past the deadlines above until it gives up
-/// (its own timeouts, `/etc/resolv.conf`); the driver never waits for that
-/// thread, and JVM shutdown waits for it at most the flush bound.
-pub struct ResolveOnThisThread;
+/// The HTTP client: deadlines, bounded redirects within the endpoint's own
+/// origin (scheme, host and port: a report never goes anywhere else), no
+/// `Referer`, proxies from the usual environment variables (`HTTPS_PROXY`,
+/// `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`; through a proxy the report always
+/// goes in a `CONNECT` tunnel), an extra trusted CA bundle when given, and
+/// host names resolved on the calling thread ([`ResolveOnThisThread`]). The
+/// platform's trust store (`SSL_CERT_FILE`, `SSL_CERT_DIR`, or the
+/// distribution's bundle) is read only for an `https` sink: a plain-http or
+/// file sink sets up no TLS roots (redirects stay within the sink's origin,
+/// so never to https).
+pub fn http_client(sink: &Sink, extra_ca_pem: Option<&[u8]>) -> Result<HttpClient, String> {
+    let mut roots = Vec::new();
+    if let Some(pem) = extra_ca_pem {
+        roots =
+            certificates(pem).map_err(|e| format!("the CA bundle cannot be read as PEM ({e})"))?;
+        if roots.is_empty() {
+            return Err("the CA bundle holds no certificate".to_string());
+        }
+    }
+    let proxy = match sink {
+        Sink::Http(url) => {
+            if url.scheme() == "https" {
+                roots.extend(platform_roots());
+            }
+            proxy_from_env(url, |k| std::env::var(k).ok())?
+        }
+        Sink::File(_) => None,
+    };
+    Ok(HttpClient {
+        agent: agent(Tls::roots(roots), proxy, CONNECT_TIMEOUT),
+    })
+}
 
-impl reqwest::dns::Resolve for ResolveOnThisThread {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let host = name.as_str().to_string();
-        Box::pin(async move {
-            // Port 0: the connector puts the URL's port in.
-            let addrs: Vec<SocketAddr> = (host.as_str(), 0).to_socket_addrs()?.collect();
-            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+/// What a connection trusts, and the client certificate it shows (PD's mutual TLS).
+pub(crate) struct Tls {
+    roots: Vec<ureq::tls::Certificate<'static>>,
+    client: Option<ureq::tls::ClientCert>,
+}
+
+impl Tls {
+    pub(crate) fn roots(roots: Vec<ureq::tls::Certificate<'static>>) -> Tls {
+        Tls {
+            roots,
+            client: None,
+        }
+    }
+
+    /// The roots and a client certificate chain with its key. The pair is
+    /// checked here, so that a key that does not fit is an error, not a
+    /// failure inside the TLS handshake.
+    pub(crate) fn with_client(
+        roots: Vec<ureq::tls::Certificate<'static>>,
+        chain: Vec<ureq::tls::Certificate<'static>>,
+        key: ureq::tls::PrivateKey<'static>,
+    ) -> Result<Tls, String> {
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let der_chain: Vec<CertificateDer<'static>> = chain
+            .iter()
+            .map(|c| CertificateDer::from(c.der().to_vec()))
+            .collect();
+        let der_key = PrivateKeyDer::try_from(key.der().to_vec()).map_err(|e| e.to_string())?;
+        rustls::ClientConfig::builder_with_provider(crypto())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_client_auth_cert(der_chain, der_key)
+            .map_err(|e| e.to_string())?;
+        Ok(Tls {
+            roots,
+            client: Some(ureq::tls::ClientCert::new_with_certs(&chain, key)),
         })
     }
 }
 
+fn crypto() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
+    std::sync::Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// An agent that follows no redirect itself, treats every status as an
+/// answer, connects within `connect`, and resolves on this thread. Its TLS
+/// roots are always the given ones (none at all for plain http).
+pub(crate) fn agent(tls: Tls, proxy: Option<ureq::Proxy>, connect: Duration) -> ureq::Agent {
+    use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
+    let tls = TlsConfig::builder()
+        .provider(TlsProvider::Rustls)
+        .root_certs(RootCerts::new_with_certs(&tls.roots))
+        .client_cert(tls.client)
+        .unversioned_rustls_crypto_provider(crypto())
+        .build();
+    let config = ureq::Agent::config_builder()
+        .tls_config(tls)
+        .proxy(proxy)
+        .timeout_connect(Some(connect))
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .save_redirect_history(false)
+        .max_idle_connections(0)
+        .user_agent(concat!("tispark-telemetry/", env!("CARGO_PKG_VERSION")))
+        .build();
+    ureq::Agent::with_parts(
+        config,
+        ureq::unversioned::transport::DefaultConnector::new(),
+        ResolveOnThisThread,
+    )
+}
+
+/// The certificates of a PEM bundle (other items, such as keys, are skipped).
+pub(crate) fn certificates(pem: &[u8]) -> Result<Vec<ureq::tls::Certificate<'static>>, String> {
+    let mut out = Vec::new();
+    for item in ureq::tls::parse_pem(pem) {
+        if let ureq::tls::PemItem::Certificate(c) = item.map_err(|e| describe(&e))? {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
+/// The platform's trust store, as rustls-native-certs finds it; what cannot
+/// be read is left out (an https endpoint it would have vouched for then
+/// fails with a certificate error).
+pub(crate) fn platform_roots() -> Vec<ureq::tls::Certificate<'static>> {
+    rustls_native_certs::load_native_certs()
+        .certs
+        .iter()
+        .map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned())
+        .collect()
+}
+
+/// The proxy for `url` from the environment, as curl and most HTTP clients
+/// read it: `HTTPS_PROXY` for https, `HTTP_PROXY` for http, else `ALL_PROXY`
+/// (upper case first, then lower case), and none for a host `NO_PROXY`
+/// names. A proxy URL that does not parse is an error that never shows it.
+fn proxy_from_env(
+    url: &url::Url,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Option<ureq::Proxy>, String> {
+    let var = |name: &str| {
+        env(name)
+            .or_else(|| env(&name.to_ascii_lowercase()))
+            .filter(|v| !v.trim().is_empty())
+    };
+    let scheme_var = if url.scheme() == "https" {
+        "HTTPS_PROXY"
+    } else {
+        "HTTP_PROXY"
+    };
+    let Some(raw) = var(scheme_var).or_else(|| var("ALL_PROXY")) else {
+        return Ok(None);
+    };
+    let invalid = || {
+        format!(
+            "the proxy in the environment ({}) is not a usable proxy URL",
+            redact(&raw)
+        )
+    };
+    let with_scheme = if raw.contains("://") {
+        raw.trim().to_string()
+    } else {
+        format!("http://{}", raw.trim())
+    };
+    let parsed = url::Url::parse(&with_scheme).map_err(|_| invalid())?;
+    let protocol = ureq::ProxyProtocol::try_from(parsed.scheme()).map_err(|_| invalid())?;
+    let mut builder = ureq::Proxy::builder(protocol).host(parsed.host_str().ok_or_else(invalid)?);
+    if let Some(port) = parsed.port() {
+        builder = builder.port(port);
+    }
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    if !parsed.username().is_empty() {
+        builder = builder.username(&decode(parsed.username()));
+        if let Some(password) = parsed.password() {
+            builder = builder.password(&decode(password));
+        }
+    }
+    for host in var("NO_PROXY").unwrap_or_default().split(',') {
+        let host = host.trim();
+        if !host.is_empty() {
+            builder = builder.no_proxy(host);
+        }
+    }
+    builder.build().map(Some).map_err(|_| invalid())
+}
+
+/// Resolves host names with the system resolver on the thread that sends, so
+/// that telemetry never has more than its one thread (ureq's own resolver
+/// starts a thread for each look-up that has a deadline). The cost: a system
+/// resolver that hangs holds the telemetry thread past the deadlines above
+/// until it gives up (its own timeouts, `/etc/resolv.conf`); the driver never
+/// waits for that thread, and JVM shutdown waits for it at most the flush bound.
+#[derive(Debug)]
+pub struct ResolveOnThisThread;
+
+impl ureq::unversioned::resolver::Resolver for ResolveOnThisThread {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        _config: &ureq::config::Config,
+        _timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
+            return Err(ureq::Error::HostNotFound);
+        };
+        let host_port =
+            ureq::unversioned::resolver::DefaultResolver::host_and_port(scheme, authority)
+                .ok_or(ureq::Error::HostNotFound)?;
+        #[cfg(test)]
+        tests::RESOLVED_ON
+            .lock()
+            .unwrap()
+            .push((host_port.clone(), std::thread::current().id()));
+        let mut out = self.empty();
+        for addr in host_port.to_socket_addrs()? {
+            if out.try_push(addr).is_err() {
+                break; // as many as ureq keeps
+            }
+        }
+        if out.is_empty() {
+            return Err(ureq::Error::HostNotFound);
+        }
+        Ok(out)
+    }
+}
+
 /// Delivers `body` once. Never panics, never retries, always within the deadlines.
-pub async fn deliver(client: &reqwest::Client, sink: &Sink, body: &str) -> Outcome {
+pub fn deliver(client: &HttpClient, sink: &Sink, body: &str) -> Outcome {
     let start = Instant::now();
     let (result, redirected_to) = match sink {
         Sink::File(path) => (append_line(path, body).map(|()| None), None),
-        Sink::Http(url) => post(client, url.clone(), body.to_string()).await,
+        Sink::Http(url) => post(&client.agent, url, body),
     };
     let elapsed = start.elapsed();
     match result {
@@ -259,32 +422,125 @@ pub async fn deliver(client: &reqwest::Client, sink: &Sink, body: &str) -> Outco
 }
 
 /// The status (or why it failed), and the final URL when it was redirected.
-async fn post(
-    client: &reqwest::Client,
-    url: reqwest::Url,
-    body: String,
+/// Redirects are followed here, within the first URL's origin and at most
+/// [`MAX_REDIRECTS`] times, all within [`TOTAL_TIMEOUT`]: 307 and 308 repeat
+/// the POST with its body; 301, 302 and 303 go on with a GET without body, as
+/// HTTP clients do. No `Referer` is ever sent.
+fn post(
+    agent: &ureq::Agent,
+    first: &url::Url,
+    body: &str,
 ) -> (Result<Option<u16>, String>, Option<String>) {
-    let sent = client
-        .post(url.clone())
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(body)
-        .send()
-        .await;
-    let response = match sent {
-        Ok(response) => response,
-        // The URL is named by the caller, redacted; reqwest's copy may hold credentials.
-        Err(e) => return (Err(error_chain(&e.without_url())), None),
-    };
-    let status = response.status();
-    let redirected_to = (response.url() != &url).then(|| redact(response.url().as_str()));
-    // The response body is not read: a huge or endless body costs nothing.
-    drop(response);
-    let result = if status.is_success() {
-        Ok(Some(status.as_u16()))
-    } else {
-        Err(format!("the endpoint answered HTTP {status}"))
-    };
-    (result, redirected_to)
+    let deadline = Instant::now() + TOTAL_TIMEOUT;
+    let mut url = first.clone();
+    let mut method_post = true;
+    let redirected = |url: &url::Url| (url != first).then(|| redact(url.as_str()));
+    for hop in 0..=MAX_REDIRECTS {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let sent = if method_post {
+            agent
+                .post(url.as_str())
+                .config()
+                .timeout_global(Some(left))
+                .build()
+                .header("content-type", "application/json")
+                .send(body.as_bytes())
+        } else {
+            agent
+                .get(url.as_str())
+                .config()
+                .timeout_global(Some(left))
+                .build()
+                .call()
+        };
+        let response = match sent {
+            Ok(response) => response,
+            Err(e) => return (Err(describe(&e)), redirected(&url)),
+        };
+        let status = response.status();
+        // The response body is never read: a huge or endless body costs nothing.
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        drop(response);
+        let code = status.as_u16();
+        let Some(location) = location.filter(|_| matches!(code, 301 | 302 | 303 | 307 | 308))
+        else {
+            let result = if status.is_success() {
+                Ok(Some(code))
+            } else {
+                Err(format!(
+                    "the endpoint answered HTTP {}",
+                    describe_status(status)
+                ))
+            };
+            return (result, redirected(&url));
+        };
+        if hop == MAX_REDIRECTS {
+            return (
+                Err(format!("more than {MAX_REDIRECTS} redirects")),
+                redirected(&url),
+            );
+        }
+        let next = match url.join(&location) {
+            Ok(next) => next,
+            Err(_) => {
+                return (
+                    Err("the endpoint redirected to a location that does not parse".to_string()),
+                    redirected(&url),
+                )
+            }
+        };
+        if next.origin() != first.origin() {
+            // Not to another host, port or scheme (so never from https
+            // to plain http): the operator chose where reports go.
+            return (
+                Err(format!(
+                    "the endpoint redirected to another origin ({}), where the report is not sent",
+                    redact(next.as_str())
+                )),
+                redirected(&url),
+            );
+        }
+        if matches!(code, 301..=303) {
+            method_post = false;
+        }
+        url = next;
+    }
+    unreachable!("the loop returns by its last hop")
+}
+
+/// `404 Not Found`: the code and its reason, as HTTP names it.
+pub(crate) fn describe_status(status: ureq::http::StatusCode) -> String {
+    match status.canonical_reason() {
+        Some(reason) => format!("{} {reason}", status.as_u16()),
+        None => status.as_u16().to_string(),
+    }
+}
+
+/// Why a request failed, in words; never a URL (the caller names it, redacted).
+pub(crate) fn describe(e: &ureq::Error) -> String {
+    match e {
+        ureq::Error::Timeout(ureq::Timeout::Connect) => "timed out while connecting".to_string(),
+        ureq::Error::Timeout(ureq::Timeout::Global | ureq::Timeout::PerCall) => {
+            "timed out before the endpoint answered".to_string()
+        }
+        ureq::Error::Timeout(which) => format!("timed out ({which})"),
+        ureq::Error::Io(io) => format!("connection error: {io}"),
+        ureq::Error::HostNotFound => "the host name could not be resolved".to_string(),
+        ureq::Error::ConnectionFailed => "the connection failed".to_string(),
+        ureq::Error::Rustls(tls) => format!("TLS: {tls}"),
+        ureq::Error::ConnectProxyFailed(why) => {
+            format!(
+                "the proxy refused to open a tunnel ({})",
+                why.escape_debug()
+            )
+        }
+        ureq::Error::InvalidProxyUrl => "the proxy URL is not usable".to_string(),
+        other => other.to_string(),
+    }
 }
 
 /// Appends one line to a regular file, created 0600 when missing.
@@ -315,6 +571,65 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{BufRead, BufReader, Read};
+
+    /// Each look-up of [`ResolveOnThisThread`]: the name and the thread it ran on.
+    pub(super) static RESOLVED_ON: std::sync::Mutex<Vec<(String, std::thread::ThreadId)>> =
+        std::sync::Mutex::new(Vec::new());
+
+    /// A one-request HTTP server on loopback: answers `answer` and returns
+    /// what it was sent (head and body).
+    fn serve_once(answer: &'static str) -> (u16, std::thread::JoinHandle<String>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+                head.push_str(&line);
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            (&stream).write_all(answer.as_bytes()).unwrap();
+            head + &String::from_utf8(body).unwrap()
+        });
+        (port, server)
+    }
+
+    #[test]
+    fn a_host_name_is_resolved_on_the_sending_thread() {
+        let (port, server) = serve_once("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+        let sink = Sink::parse(&format!("http://localhost:{port}/r")).unwrap();
+        let outcome = deliver(&http_client(&sink, None).unwrap(), &sink, "{\"k\":1}");
+        assert_eq!(outcome.http_status, Some(200), "{outcome:?}");
+        let request = server.join().unwrap();
+        assert!(request.starts_with("POST /r HTTP/1.1\r\n"), "{request}");
+        assert!(request.ends_with("\r\n\r\n{\"k\":1}"), "{request}");
+        assert!(
+            !request.to_ascii_lowercase().contains("referer"),
+            "{request}"
+        );
+        // ureq's own resolver would have looked the name up on a thread of its own.
+        let name = format!("localhost:{port}");
+        let looked_up: Vec<_> = RESOLVED_ON
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(n, _)| *n == name)
+            .map(|(_, on)| *on)
+            .collect();
+        assert_eq!(looked_up, vec![std::thread::current().id()]);
+    }
 
     #[test]
     fn parses_http_https_and_file_urls() {
@@ -350,16 +665,12 @@ mod tests {
 
     #[test]
     fn file_sink_appends_one_line_per_report() {
-        let path =
-            std::env::temp_dir().join(format!("tt-sink-{}/r.jsonl", uuid::Uuid::new_v4().simple()));
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("sink/r.jsonl");
         let sink = Sink::File(path.clone());
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
         let client = http_client(&sink, None).unwrap();
         for body in ["{\"a\":1}", "{\"a\":2}"] {
-            let outcome = rt.block_on(deliver(&client, &sink, body));
+            let outcome = deliver(&client, &sink, body);
             assert!(outcome.is_success(), "{outcome:?}");
         }
         assert_eq!(

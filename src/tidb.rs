@@ -12,6 +12,8 @@
 
 use crate::conf::{parse_bool, Snapshot};
 use crate::files::{self, Links};
+use crate::sink::Tls;
+use std::io::Read;
 use std::time::Duration;
 
 /// PD is asked once; a slow PD costs at most this.
@@ -46,13 +48,8 @@ const PEM_LIMIT: u64 = 1024 * 1024;
 
 /// How to reach PD: its status URL, and the TLS material when TLS is on.
 pub struct PdConnection {
-    pub url: reqwest::Url,
-    tls: Option<PdTls>,
-}
-
-struct PdTls {
-    ca: Vec<reqwest::Certificate>,
-    identity: reqwest::Identity,
+    pub url: url::Url,
+    tls: Option<Tls>,
 }
 
 impl PdConnection {
@@ -81,33 +78,17 @@ impl PdConnection {
         Ok(PdConnection { url, tls })
     }
 
-    fn client(self) -> Result<(reqwest::Client, reqwest::Url), String> {
+    /// The agent (no proxy, no redirect, PD's deadline for everything) and the URL.
+    fn agent(self) -> (ureq::Agent, url::Url) {
+        // As TiSpark: with TLS on, the cluster's CA is the only one trusted.
         // The platform's trust store is read only for a PD asked over https
-        // without the cluster's own CA (with it, that CA is the only one trusted).
-        let native_roots = self.tls.is_none() && self.url.scheme() == "https";
-        let mut builder = reqwest::Client::builder()
-            .tls_built_in_native_certs(native_roots)
-            .no_proxy()
-            .dns_resolver(std::sync::Arc::new(crate::sink::ResolveOnThisThread))
-            .connect_timeout(PD_TIMEOUT)
-            .timeout(PD_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none());
-        if let Some(tls) = self.tls {
-            // As TiSpark: the cluster's CA is the only one trusted.
-            builder = builder
-                .tls_built_in_root_certs(false)
-                .identity(tls.identity);
-            for cert in tls.ca {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let client = builder.build().map_err(|e| {
-            format!(
-                "no HTTP client for PD ({})",
-                crate::sink::error_chain(&e.without_url())
-            )
-        })?;
-        Ok((client, self.url))
+        // without the cluster's own CA.
+        let tls = match self.tls {
+            Some(tls) => tls,
+            None if self.url.scheme() == "https" => Tls::roots(crate::sink::platform_roots()),
+            None => Tls::roots(Vec::new()),
+        };
+        (crate::sink::agent(tls, None, PD_TIMEOUT), self.url)
     }
 }
 
@@ -122,14 +103,14 @@ fn switch(snapshot: &Snapshot, key: &str) -> Result<bool, String> {
 
 /// `<scheme>://<host:port>/pd/api/v1/status`. With TLS on the scheme is
 /// https whatever the address says, as TiSpark builds it from host and port.
-fn status_url(pd_address: &str, tls_on: bool) -> Result<reqwest::Url, String> {
+fn status_url(pd_address: &str, tls_on: bool) -> Result<url::Url, String> {
     let address = pd_address.trim_end_matches('/');
     let base = if address.contains("://") {
         address.to_string()
     } else {
         format!("http://{address}")
     };
-    let mut url = reqwest::Url::parse(&format!("{base}/pd/api/v1/status"))
+    let mut url = url::Url::parse(&format!("{base}/pd/api/v1/status"))
         .map_err(|e| format!("the PD address is not usable ({e})"))?;
     if tls_on && url.scheme() != "https" {
         let port = url.port_or_known_default();
@@ -169,30 +150,34 @@ pub fn host_mapping(value: &str) -> Result<Vec<(String, String)>, String> {
 
 /// The CA, client certificate and key of TiSpark's PEM settings. All three
 /// are needed, as in TiSpark.
-fn pem_tls(snapshot: &Snapshot) -> Result<PdTls, String> {
+fn pem_tls(snapshot: &Snapshot) -> Result<Tls, String> {
     if switch(snapshot, JKS_ENABLE_KEY)? {
         return Err(format!(
             "{JKS_ENABLE_KEY} is true, and a JKS keystore cannot be read by the native library \
              (set {TRUST_CERT_KEY}, {KEY_CERT_CHAIN_KEY} and {KEY_FILE_KEY} to PEM files)"
         ));
     }
-    let ca_pem = read_pem(snapshot, TRUST_CERT_KEY)?;
-    let ca = reqwest::Certificate::from_pem_bundle(&ca_pem)
+    let ca = crate::sink::certificates(&read_pem(snapshot, TRUST_CERT_KEY)?)
         .ok()
         .filter(|c| !c.is_empty())
         .ok_or_else(|| format!("the file named by {TRUST_CERT_KEY} holds no PEM certificate"))?;
-    let mut identity_pem = read_pem(snapshot, KEY_CERT_CHAIN_KEY)?;
-    if !identity_pem.ends_with(b"\n") {
-        identity_pem.push(b'\n');
-    }
-    identity_pem.extend_from_slice(&read_pem(snapshot, KEY_FILE_KEY)?);
-    let identity = reqwest::Identity::from_pem(&identity_pem).map_err(|_| {
+    let not_a_pair = || {
         format!(
             "the files named by {KEY_CERT_CHAIN_KEY} and {KEY_FILE_KEY} are not a PEM \
              certificate and its private key"
         )
-    })?;
-    Ok(PdTls { ca, identity })
+    };
+    let chain = crate::sink::certificates(&read_pem(snapshot, KEY_CERT_CHAIN_KEY)?)
+        .ok()
+        .filter(|c| !c.is_empty())
+        .ok_or_else(not_a_pair)?;
+    let key = ureq::tls::parse_pem(&read_pem(snapshot, KEY_FILE_KEY)?)
+        .find_map(|item| match item {
+            Ok(ureq::tls::PemItem::PrivateKey(key)) => Some(key),
+            _ => None,
+        })
+        .ok_or_else(not_a_pair)?;
+    Tls::with_client(ca, chain, key).map_err(|_| not_a_pair())
 }
 
 fn read_pem(snapshot: &Snapshot, key: &str) -> Result<Vec<u8>, String> {
@@ -207,28 +192,45 @@ fn read_pem(snapshot: &Snapshot, key: &str) -> Result<Vec<u8>, String> {
 
 /// The cluster version PD reports at `pd_address`, reached as the
 /// snapshot's TLS and host-mapping settings say, or why it could not be had.
-pub async fn tidb_version_with(pd_address: &str, snapshot: &Snapshot) -> Result<String, String> {
+pub fn tidb_version_with(pd_address: &str, snapshot: &Snapshot) -> Result<String, String> {
     let connection = PdConnection::new(pd_address, snapshot)?;
-    ask(connection).await
+    ask(connection)
 }
 
 /// The cluster version PD reports at `pd_address` over plain http (or the
 /// address's own scheme), without TLS settings or host mapping.
-pub async fn tidb_version(pd_address: &str) -> Result<String, String> {
-    ask(PdConnection::new(pd_address, &Snapshot::default())?).await
+pub fn tidb_version(pd_address: &str) -> Result<String, String> {
+    ask(PdConnection::new(pd_address, &Snapshot::default())?)
 }
 
-async fn ask(connection: PdConnection) -> Result<String, String> {
-    let (client, url) = connection.client()?;
-    let response = client
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| crate::sink::error_chain(&e.without_url()))?;
+/// Largest status PD's answer may be.
+const STATUS_LIMIT: u64 = 64 * 1024;
+
+fn ask(connection: PdConnection) -> Result<String, String> {
+    let (agent, url) = connection.agent();
+    let response = agent
+        .get(url.as_str())
+        .config()
+        .timeout_global(Some(PD_TIMEOUT))
+        .build()
+        .call()
+        .map_err(|e| crate::sink::describe(&e))?;
     if !response.status().is_success() {
-        return Err(format!("PD answered HTTP {}", response.status()));
+        return Err(format!(
+            "PD answered HTTP {}",
+            crate::sink::describe_status(response.status())
+        ));
     }
-    let bytes = read_limited(response, 64 * 1024).await?;
+    let mut bytes = Vec::new();
+    response
+        .into_body()
+        .into_reader()
+        .take(STATUS_LIMIT + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("PD's status could not be read ({e})"))?;
+    if bytes.len() as u64 > STATUS_LIMIT {
+        return Err(format!("PD's status is larger than {STATUS_LIMIT} bytes"));
+    }
     let status: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| format!("PD's status is not JSON ({e})"))?;
     match status
@@ -239,21 +241,6 @@ async fn ask(connection: PdConnection) -> Result<String, String> {
         Some(v) if !v.is_empty() => Ok(v.chars().take(64).collect()),
         _ => Err("PD's status has no version".to_string()),
     }
-}
-
-async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| crate::sink::error_chain(&e.without_url()))?
-    {
-        out.extend_from_slice(&chunk);
-        if out.len() > limit {
-            return Err(format!("PD's status is larger than {limit} bytes"));
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

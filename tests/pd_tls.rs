@@ -83,7 +83,7 @@ fn reported_tidb_version(
         "spark.tispark.telemetry.state_dir",
         state.display().to_string(),
     ));
-    let (json, log) = logged_during(|| pipeline::preview(&request(&conf)).unwrap());
+    let (json, log) = logged_during(|| pipeline::preview(&request(&conf)));
     let report: serde_json::Value = serde_json::from_str(&json).unwrap();
     (
         report["instance"]["tidb_version"]

@@ -7,10 +7,9 @@ use support::collector::{Behaviour, Collector};
 use tispark_telemetry::sink::{self, Sink};
 
 fn deliver(url: &str, body: &str) -> sink::Outcome {
-    let rt = tispark_telemetry::pipeline::runtime().unwrap();
     let sink = Sink::parse(url).unwrap();
     let client = sink::http_client(&sink, None).unwrap();
-    rt.block_on(sink::deliver(&client, &sink, body))
+    sink::deliver(&client, &sink, body)
 }
 
 #[test]
@@ -65,8 +64,7 @@ fn credentials_in_the_url_are_sent_but_never_shown() {
 }
 
 fn tidb_version(pd: &str) -> Result<String, String> {
-    let rt = tispark_telemetry::pipeline::runtime().unwrap();
-    rt.block_on(tispark_telemetry::tidb::tidb_version(pd))
+    tispark_telemetry::tidb::tidb_version(pd)
 }
 
 #[test]
@@ -97,21 +95,4 @@ fn a_pd_without_a_version_or_with_garbage_is_an_error() {
     assert!(tidb_version(&pd.addr.to_string())
         .unwrap_err()
         .contains("larger than"));
-}
-
-#[test]
-fn a_host_name_is_resolved_without_starting_a_thread() {
-    let c = Collector::start(Behaviour::Accept);
-    let pool = "tt-sink-pool";
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .thread_name(pool)
-        .build()
-        .unwrap();
-    let sink = Sink::parse(&format!("http://localhost:{}/r", c.addr.port())).unwrap();
-    let client = sink::http_client(&sink, None).unwrap();
-    let outcome = rt.block_on(sink::deliver(&client, &sink, "{}"));
-    assert_eq!(outcome.http_status, Some(200), "{outcome:?}");
-    // A look-up on tokio's blocking pool would have left an idle pool thread behind.
-    assert_eq!(support::jvm::threads_named(pool), 0);
 }

@@ -140,6 +140,11 @@ fn serve<S: Read + Write>(stream: S, behaviour: Behaviour, received: &Mutex<Vec<
         let path = request.path.clone();
         received.lock().unwrap().push(request);
         let response = match behaviour {
+            // As an HTTP proxy answers CONNECT: no body, and what follows on
+            // the connection is the tunnel (served here as the endpoint).
+            Behaviour::Accept if received.lock().unwrap().last().unwrap().method == "CONNECT" => {
+                b"HTTP/1.1 200 Connection established\r\n\r\n".to_vec()
+            }
             Behaviour::Accept => respond(200, "OK", &[], b"ok"),
             Behaviour::Status(code) => respond(code, "Status", &[], b"status"),
             Behaviour::Silent => {

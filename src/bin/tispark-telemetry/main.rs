@@ -265,7 +265,7 @@ fn preview(
         spark_version: spark_version.or_else(spark_version_of_spark_home),
         tispark_version,
     };
-    let body = pipeline::preview(&request).map_err(Failure::Failed)?;
+    let body = pipeline::preview(&request);
     print(&format!("{body}\n"));
     Ok(())
 }

@@ -33,17 +33,18 @@ public final class NativeTelemetry {
     /** Set by the native side when a report starts; see {@link #alreadyReported()}. */
     static final String REPORTED_PROPERTY = Names.REPORTED_PROPERTY;
 
-    /**
-     * A SparkConf is read by a direct call: looking its getter up by reflection made the JVM
-     * resolve every signature of SparkConf, loading Avro's classes, ~2 ms on the driver thread.
-     * Kept apart so that a JVM without Spark never loads this class.
-     */
-    private static final class SparkConfs {
-        static final String CLASS_NAME = "org.apache.spark.SparkConf";
+    /** The class of Spark's conf, recognised by name: a JVM without Spark never loads it. */
+    static final String SPARK_CONF_CLASS = "org.apache.spark.SparkConf";
 
-        static String get(Object conf, String key) {
-            return ((org.apache.spark.SparkConf) conf).get(key, null);
-        }
+    /**
+     * A SparkConf's value, by a direct call: looking its getter up by reflection made the JVM
+     * resolve every signature of SparkConf, loading Avro's classes, ~2 ms on the driver thread.
+     * Here rather than in a class of its own: each class of ours the first call loads costs it a
+     * look-up through every jar of Spark's class path (~0.6 ms here), and the cast and call need
+     * no class loaded until they run, which is only for a SparkConf.
+     */
+    static String sparkConfValue(Object conf, String key) {
+        return ((org.apache.spark.SparkConf) conf).get(key, null);
     }
 
     /**
@@ -280,8 +281,8 @@ public final class NativeTelemetry {
                 Object v = ((Map<?, ?>) conf).get(key);
                 return v == null ? null : v.toString();
             }
-            if (conf.getClass().getName().equals(SparkConfs.CLASS_NAME)) {
-                return SparkConfs.get(conf, key);
+            if (conf.getClass().getName().equals(SPARK_CONF_CLASS)) {
+                return sparkConfValue(conf, key);
             }
             Method get = Getters.GETTER.get(conf.getClass());
             if (get == null) {
@@ -391,8 +392,8 @@ public final class NativeTelemetry {
         String value;
         try {
             String type = conf.getClass().getName();
-            if (type.equals(SparkConfs.CLASS_NAME)) {
-                value = SparkConfs.get(conf, ENABLE_KEY);
+            if (type.equals(SPARK_CONF_CLASS)) {
+                value = sparkConfValue(conf, ENABLE_KEY);
             } else if (READ_HERE_MAPS.contains(type)) {
                 Object v = ((Map<?, ?>) conf).get(ENABLE_KEY);
                 if (v != null && !(v instanceof String)) {

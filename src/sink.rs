@@ -606,6 +606,96 @@ mod tests {
         (port, server)
     }
 
+    fn proxy_for(url: &str, env: &[(&str, &str)]) -> Result<Option<ureq::Proxy>, String> {
+        let env: std::collections::HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        proxy_from_env(&url::Url::parse(url).unwrap(), |k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn the_proxy_is_the_schemes_then_all_proxy_upper_case_first() {
+        let https = "https://collector.example/r";
+        let http = "http://collector.example/r";
+        let host = |p: Option<ureq::Proxy>| p.map(|p| format!("{}:{}", p.host(), p.port()));
+        let both = [
+            ("HTTPS_PROXY", "s.example:1"),
+            ("HTTP_PROXY", "h.example:2"),
+        ];
+        assert_eq!(
+            host(proxy_for(https, &both).unwrap()).as_deref(),
+            Some("s.example:1")
+        );
+        assert_eq!(
+            host(proxy_for(http, &both).unwrap()).as_deref(),
+            Some("h.example:2")
+        );
+        let lower = [
+            ("https_proxy", "lower.example:3"),
+            ("ALL_PROXY", "all.example:4"),
+        ];
+        assert_eq!(
+            host(proxy_for(https, &lower).unwrap()).as_deref(),
+            Some("lower.example:3")
+        );
+        assert_eq!(
+            host(proxy_for(http, &lower).unwrap()).as_deref(),
+            Some("all.example:4")
+        );
+        let upper_wins = [
+            ("HTTPS_PROXY", "upper.example:5"),
+            ("https_proxy", "lower.example:6"),
+        ];
+        assert_eq!(
+            host(proxy_for(https, &upper_wins).unwrap()).as_deref(),
+            Some("upper.example:5")
+        );
+        // Empty is unset; nothing set is no proxy.
+        assert_eq!(
+            host(proxy_for(https, &[("HTTPS_PROXY", " ")]).unwrap()),
+            None
+        );
+        assert_eq!(host(proxy_for(https, &[]).unwrap()), None);
+    }
+
+    #[test]
+    fn the_proxys_user_and_password_are_decoded_and_never_shown() {
+        let p = proxy_for(
+            "https://collector.example/r",
+            &[("HTTPS_PROXY", "http://us%20er:p%40ss@proxy.example:3128")],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(p.protocol(), ureq::ProxyProtocol::Http);
+        assert_eq!((p.host(), p.port()), ("proxy.example", 3128));
+        assert_eq!((p.username(), p.password()), (Some("us er"), Some("p@ss")));
+        let bad = proxy_for(
+            "https://collector.example/r",
+            &[("HTTPS_PROXY", "ftp://user:SECRET@proxy.example/")],
+        )
+        .unwrap_err();
+        assert_eq!(
+            bad,
+            "the proxy in the environment (ftp://proxy.example/) is not a usable proxy URL"
+        );
+    }
+
+    #[test]
+    fn no_proxy_names_the_hosts_reached_directly() {
+        let env = [
+            ("HTTPS_PROXY", "proxy.example:3128"),
+            ("NO_PROXY", "localhost, .internal.example"),
+        ];
+        let p = proxy_for("https://collector.example/r", &env)
+            .unwrap()
+            .unwrap();
+        let uri = |u: &str| u.parse::<ureq::http::Uri>().unwrap();
+        assert!(p.is_no_proxy(&uri("https://localhost/r")));
+        assert!(p.is_no_proxy(&uri("https://a.internal.example/r")));
+        assert!(!p.is_no_proxy(&uri("https://collector.example/r")));
+    }
+
     #[test]
     fn a_host_name_is_resolved_on_the_sending_thread() {
         let (port, server) = serve_once("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");

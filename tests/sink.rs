@@ -96,3 +96,76 @@ fn a_pd_without_a_version_or_with_garbage_is_an_error() {
         .unwrap_err()
         .contains("larger than"));
 }
+
+#[test]
+fn a_307_within_the_origin_repeats_the_post_with_its_body_and_names_where_it_went() {
+    let c = Collector::start(Behaviour::MovedWithin("/moved"));
+    let outcome = deliver(&c.url("/r"), r#"{"k":1}"#);
+    assert_eq!(outcome.http_status, Some(200), "{outcome:?}");
+    assert_eq!(
+        outcome.redirected_to.as_deref(),
+        Some(c.url("/moved").as_str())
+    );
+    let asked: Vec<(String, String, String)> = c
+        .received()
+        .into_iter()
+        .map(|r| (r.method, r.path, r.body))
+        .collect();
+    let post = |path: &str| {
+        (
+            "POST".to_string(),
+            path.to_string(),
+            r#"{"k":1}"#.to_string(),
+        )
+    };
+    assert_eq!(asked, [post("/r"), post("/moved")]);
+    assert!(c.received().iter().all(|r| r.header("referer").is_none()));
+}
+
+#[test]
+fn a_redirect_loop_ends_after_three_redirects_with_a_get() {
+    let c = Collector::start(Behaviour::RedirectLoop);
+    let outcome = deliver(&c.url("/r"), "{}");
+    assert_eq!(outcome.delivery, sink::Delivery::Failed);
+    assert_eq!(outcome.error.as_deref(), Some("more than 3 redirects"));
+    // 302 goes on with a GET without body, as HTTP clients do.
+    let methods: Vec<String> = c.received().into_iter().map(|r| r.method).collect();
+    assert_eq!(methods, ["POST", "GET", "GET", "GET"]);
+}
+
+#[test]
+fn a_redirect_to_another_origin_is_refused_before_anything_goes_there() {
+    let elsewhere = Collector::start(Behaviour::Accept);
+    let target: &'static str = Box::leak(elsewhere.url("/r?key=SECRET").into_boxed_str());
+    let c = Collector::start(Behaviour::RedirectTo(target));
+    let outcome = deliver(&c.url("/r"), "{}");
+    assert_eq!(outcome.delivery, sink::Delivery::Failed);
+    assert_eq!(
+        outcome.error.as_deref(),
+        Some(
+            format!(
+                "the endpoint redirected to another origin ({}), where the report is not sent",
+                elsewhere.url("/r")
+            )
+            .as_str()
+        )
+    );
+    assert_eq!(outcome.redirected_to, None);
+    assert_eq!(elsewhere.connections(), 0);
+}
+
+#[test]
+fn a_refused_connection_says_so() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let outcome = deliver(&format!("http://127.0.0.1:{port}/r"), "{}");
+    assert_eq!(outcome.delivery, sink::Delivery::Failed);
+    let why = outcome.error.unwrap();
+    assert!(
+        why.starts_with("connection error: Connection refused"),
+        "{why}"
+    );
+}

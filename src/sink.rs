@@ -553,21 +553,6 @@ fn append_line(path: &std::path::Path, body: &str) -> Result<(), String> {
     write().map_err(|e| format!("cannot append to {} ({e})", crate::files::escaped(path)))
 }
 
-/// An error with its causes, `a: b: c`, without repeating itself.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -618,45 +603,29 @@ mod tests {
     fn the_proxy_is_the_schemes_then_all_proxy_upper_case_first() {
         let https = "https://collector.example/r";
         let http = "http://collector.example/r";
-        let host = |p: Option<ureq::Proxy>| p.map(|p| format!("{}:{}", p.host(), p.port()));
-        let both = [
+        let both: &[(&str, &str)] = &[
             ("HTTPS_PROXY", "s.example:1"),
             ("HTTP_PROXY", "h.example:2"),
         ];
-        assert_eq!(
-            host(proxy_for(https, &both).unwrap()).as_deref(),
-            Some("s.example:1")
-        );
-        assert_eq!(
-            host(proxy_for(http, &both).unwrap()).as_deref(),
-            Some("h.example:2")
-        );
-        let lower = [
-            ("https_proxy", "lower.example:3"),
-            ("ALL_PROXY", "all.example:4"),
+        let lower: &[(&str, &str)] =
+            &[("https_proxy", "l.example:3"), ("ALL_PROXY", "a.example:4")];
+        let upper_wins: &[(&str, &str)] = &[("HTTPS_PROXY", "u.example:5"), ("https_proxy", "x:6")];
+        // (endpoint, environment, the proxy's host:port); empty is unset.
+        let cases = [
+            (https, both, Some("s.example:1")),
+            (http, both, Some("h.example:2")),
+            (https, lower, Some("l.example:3")),
+            (http, lower, Some("a.example:4")),
+            (https, upper_wins, Some("u.example:5")),
+            (https, &[("HTTPS_PROXY", " ")], None),
+            (https, &[], None),
         ];
-        assert_eq!(
-            host(proxy_for(https, &lower).unwrap()).as_deref(),
-            Some("lower.example:3")
-        );
-        assert_eq!(
-            host(proxy_for(http, &lower).unwrap()).as_deref(),
-            Some("all.example:4")
-        );
-        let upper_wins = [
-            ("HTTPS_PROXY", "upper.example:5"),
-            ("https_proxy", "lower.example:6"),
-        ];
-        assert_eq!(
-            host(proxy_for(https, &upper_wins).unwrap()).as_deref(),
-            Some("upper.example:5")
-        );
-        // Empty is unset; nothing set is no proxy.
-        assert_eq!(
-            host(proxy_for(https, &[("HTTPS_PROXY", " ")]).unwrap()),
-            None
-        );
-        assert_eq!(host(proxy_for(https, &[]).unwrap()), None);
+        for (url, env, expected) in cases {
+            let found = proxy_for(url, env)
+                .unwrap()
+                .map(|p| format!("{}:{}", p.host(), p.port()));
+            assert_eq!(found.as_deref(), expected, "{url} {env:?}");
+        }
     }
 
     #[test]

@@ -562,33 +562,63 @@ mod tests {
     pub(super) static RESOLVED_ON: std::sync::Mutex<Vec<(String, std::thread::ThreadId)>> =
         std::sync::Mutex::new(Vec::new());
 
-    /// A one-request HTTP server on loopback: answers `answer` and returns
-    /// what it was sent (head and body).
-    fn serve_once(answer: &'static str) -> (u16, std::thread::JoinHandle<String>) {
+    /// An HTTP server on loopback that takes one request on each of
+    /// `answers.len()` connections, answers it, and returns what it was sent
+    /// (head and body), request by request.
+    fn serve(answers: Vec<&'static str>) -> (u16, std::thread::JoinHandle<Vec<String>>) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let server = std::thread::spawn(move || {
-            let (stream, _) = listener.accept().unwrap();
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut head = String::new();
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap();
+            let mut requests = Vec::new();
+            for answer in answers {
+                let (stream, _) = listener.accept().unwrap();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut head = String::new();
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap();
+                    }
+                    head.push_str(&line);
+                    if line == "\r\n" {
+                        break;
+                    }
                 }
-                head.push_str(&line);
-                if line == "\r\n" {
-                    break;
-                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                (&stream).write_all(answer.as_bytes()).unwrap();
+                requests.push(head + &String::from_utf8(body).unwrap());
             }
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).unwrap();
-            (&stream).write_all(answer.as_bytes()).unwrap();
-            head + &String::from_utf8(body).unwrap()
+            requests
         });
         (port, server)
+    }
+
+    #[test]
+    fn a_failure_after_a_redirect_names_where_it_went_and_where_from() {
+        let (port, server) = serve(vec![
+            "HTTP/1.1 307 Temporary Redirect\r\nlocation: /b\r\ncontent-length: 0\r\n\r\n",
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n",
+        ]);
+        let sink = Sink::parse(&format!("http://127.0.0.1:{port}/a")).unwrap();
+        let outcome = deliver(&http_client(&sink, None).unwrap(), &sink, "{}");
+        let requests = server.join().unwrap();
+        assert!(
+            requests[1].starts_with("POST /b HTTP/1.1\r\n"),
+            "{requests:?}"
+        );
+        assert_eq!(outcome.delivery, Delivery::Failed);
+        assert_eq!(
+            outcome.describe(&sink),
+            format!(
+                "Failed to report telemetry to http://127.0.0.1:{port}/b (redirected from \
+                 http://127.0.0.1:{port}/a) after {} ms: the endpoint answered HTTP 503 Service \
+                 Unavailable. It is not retried.",
+                outcome.elapsed.as_millis()
+            )
+        );
     }
 
     fn proxy_for(url: &str, env: &[(&str, &str)]) -> Result<Option<ureq::Proxy>, String> {
@@ -667,11 +697,11 @@ mod tests {
 
     #[test]
     fn a_host_name_is_resolved_on_the_sending_thread() {
-        let (port, server) = serve_once("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+        let (port, server) = serve(vec!["HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"]);
         let sink = Sink::parse(&format!("http://localhost:{port}/r")).unwrap();
         let outcome = deliver(&http_client(&sink, None).unwrap(), &sink, "{\"k\":1}");
         assert_eq!(outcome.http_status, Some(200), "{outcome:?}");
-        let request = server.join().unwrap();
+        let request = server.join().unwrap().remove(0);
         assert!(request.starts_with("POST /r HTTP/1.1\r\n"), "{request}");
         assert!(request.ends_with("\r\n\r\n{\"k\":1}"), "{request}");
         assert!(

@@ -169,3 +169,19 @@ fn a_refused_connection_says_so() {
         "{why}"
     );
 }
+
+#[test]
+fn an_https_endpoint_is_trusted_through_the_platforms_store() {
+    let pki = support::tls::test_pki();
+    let c = Collector::start_tls(Behaviour::Accept, pki.server);
+    let bundle = support::temp_dir("platform-store").join("ca.pem");
+    std::fs::write(&bundle, &pki.ca_pem).unwrap();
+    let url = format!("https://127.0.0.1:{}/r", c.addr.port());
+    // Not trusted before: the test's CA is in no store.
+    assert_eq!(deliver(&url, "{}").delivery, sink::Delivery::Failed);
+    // rustls-native-certs reads SSL_CERT_FILE first: the platform's store, for
+    // this process (nextest runs each test in a process of its own).
+    std::env::set_var("SSL_CERT_FILE", &bundle);
+    let outcome = deliver(&url, "{}");
+    assert_eq!(outcome.http_status, Some(200), "{outcome:?}");
+}

@@ -185,3 +185,18 @@ fn an_https_endpoint_is_trusted_through_the_platforms_store() {
     let outcome = deliver(&url, "{}");
     assert_eq!(outcome.http_status, Some(200), "{outcome:?}");
 }
+
+#[test]
+fn a_pd_named_by_https_without_tls_settings_is_trusted_through_the_platforms_store() {
+    let pki = support::tls::test_pki();
+    let pd = Collector::start_tls(Behaviour::Json(r#"{"version":"v8.1.0"}"#), pki.server);
+    let bundle = support::temp_dir("pd-platform-store").join("ca.pem");
+    std::fs::write(&bundle, &pki.ca_pem).unwrap();
+    let address = format!("https://127.0.0.1:{}", pd.addr.port());
+    assert!(
+        tidb_version(&address).is_err(),
+        "the test's CA is in no store yet"
+    );
+    std::env::set_var("SSL_CERT_FILE", &bundle);
+    assert_eq!(tidb_version(&address), Ok("v8.1.0".to_string()));
+}

@@ -87,6 +87,11 @@ fn a_pd_without_a_version_or_with_garbage_is_an_error() {
     assert!(tidb_version(&pd.addr.to_string())
         .unwrap_err()
         .contains("no version"));
+    let pd = Collector::start(Behaviour::Json(r#"{"version":"  "}"#));
+    assert_eq!(
+        tidb_version(&pd.addr.to_string()),
+        Err("PD's status has no version".to_string())
+    );
     let pd = Collector::start(Behaviour::Accept);
     assert!(tidb_version(&pd.addr.to_string())
         .unwrap_err()
@@ -199,4 +204,20 @@ fn a_pd_named_by_https_without_tls_settings_is_trusted_through_the_platforms_sto
     );
     std::env::set_var("SSL_CERT_FILE", &bundle);
     assert_eq!(tidb_version(&address), Ok("v8.1.0".to_string()));
+}
+
+#[test]
+fn pds_status_may_be_64_kib_and_no_more() {
+    let status = |len: usize| -> &'static str {
+        let head = r#"{"version":"v8.1.0","pad":""#;
+        let pad = "x".repeat(len - head.len() - 2);
+        Box::leak(format!("{head}{pad}\"}}").into_boxed_str())
+    };
+    let pd = Collector::start(Behaviour::Json(status(64 * 1024)));
+    assert_eq!(tidb_version(&pd.addr.to_string()), Ok("v8.1.0".to_string()));
+    let pd = Collector::start(Behaviour::Json(status(64 * 1024 + 1)));
+    assert_eq!(
+        tidb_version(&pd.addr.to_string()),
+        Err("PD's status is larger than 65536 bytes".to_string())
+    );
 }

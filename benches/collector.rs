@@ -10,14 +10,14 @@
 //! `bash scripts/bench.sh` runs it after the overhead benchmark; alone:
 //! `cargo bench --bench collector`.
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
-use tispark_telemetry::conf::Snapshot;
-use tispark_telemetry::report::{Cpu, Facts, Hardware, Report};
+
+#[path = "../tests/support/fake_report.rs"]
+mod fake_report;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tispark-telemetry");
 const PATH: &str = "/api/v1/tispark/report";
@@ -122,26 +122,5 @@ fn post(port: u16, body: &[u8]) -> u16 {
 
 /// A report as the library builds it, for host `n`.
 fn report(n: usize) -> String {
-    let mut conf: HashMap<String, String> = HashMap::new();
-    let facts = Facts {
-        track_id: format!("trkid_00000000-0000-4000-8000-{n:012}"),
-        time: 1_795_000_000,
-        hardware: Hardware {
-            os: "Debian GNU/Linux".into(),
-            version: "12 (bookworm)".into(),
-            cpu: Cpu {
-                model: "Some CPU".into(),
-                logical_cores: 8,
-                physical_cores: 4,
-            },
-            memory: "Available: 1.0 GiB/2.0 GiB".into(),
-            disks: vec![],
-        },
-        tispark_version: Some("3.3.0".into()),
-        tidb_version: Some("v7.5.0".into()),
-        spark_version: Some("3.5.1".into()),
-    };
-    Report::assemble(&Snapshot::read(&mut conf).unwrap(), facts)
-        .0
-        .to_json()
+    fake_report::fake_report(n, 1_795_000_000, &[])
 }

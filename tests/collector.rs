@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::path::{Path, PathBuf};
@@ -14,8 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::spark::{spark_home_version, spark_submit};
-use tispark_telemetry::conf::Snapshot;
-use tispark_telemetry::report::{Cpu, Facts, Hardware, Report};
+use tispark_telemetry::report::Report;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tispark-telemetry");
 const PATH: &str = "/api/v1/tispark/report";
@@ -129,37 +128,15 @@ fn parse_response(response: &[u8]) -> Option<(u16, String)> {
 
 /// A report built by the library, for host `n`, with these settings.
 fn report(n: usize, engines: &str, streaming: bool) -> String {
-    let mut conf: HashMap<String, String> = [
-        (
-            "spark.tispark.isolation_read_engines".to_string(),
-            engines.to_string(),
-        ),
-        (
-            "spark.tispark.coprocess.streaming".to_string(),
-            streaming.to_string(),
-        ),
-    ]
-    .into();
-    let facts = Facts {
-        track_id: format!("trkid_00000000-0000-4000-8000-{n:012}"),
-        time: 1_795_000_000 + n as u64,
-        hardware: Hardware {
-            os: "Debian GNU/Linux".into(),
-            version: "12 (bookworm)".into(),
-            cpu: Cpu {
-                model: "Some CPU".into(),
-                logical_cores: 8,
-                physical_cores: 4,
-            },
-            memory: "Available: 1.0 GiB/2.0 GiB".into(),
-            disks: vec![],
-        },
-        tispark_version: Some("3.3.0".into()),
-        tidb_version: Some("v7.5.0".into()),
-        spark_version: Some("3.5.1".into()),
-    };
-    let (report, _) = Report::assemble(&Snapshot::read(&mut conf).unwrap(), facts);
-    report.to_json()
+    let streaming = streaming.to_string();
+    support::fake_report::fake_report(
+        n,
+        1_795_000_000 + n as u64,
+        &[
+            ("spark.tispark.isolation_read_engines", engines),
+            ("spark.tispark.coprocess.streaming", &streaming),
+        ],
+    )
 }
 
 fn tool(args: &[&str]) -> std::process::Output {

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod collector;
+pub mod fake_report;
 pub mod jvm;
 pub mod logs;
 pub mod spark;

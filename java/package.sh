@@ -48,6 +48,13 @@ if [ -d target/native ]; then
 fi
 mkdir -p "$stage/native/native/$platform"
 cp "target/release/$lib" "$stage/native/native/$platform/$lib"
+# Beside each library, its SHA-256 and size: the loader names its per-user
+# cached copy by them and checks the copy against them as it writes it
+# (docs/security.md, "the native library").
+for so in "$stage"/native/native/*/*; do
+  case "$so" in *.sha256) continue ;; esac
+  printf '%s %s\n' "$(sha256sum "$so" | cut -d' ' -f1)" "$(stat -c %s "$so")" >"$so.sha256"
+done
 
 javac -nowarn -Xlint:-options --release 8 -d "$stage/classes" \
   -cp "$spark_home/jars/*" $(find java/src -name '*.java')

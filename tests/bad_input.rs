@@ -124,7 +124,13 @@ const FULL_DISK: [&str; 4] = ["bash", "-c", "ulimit -f 0; exec \"$@\"", "full-di
 fn a_full_disk_where_the_library_is_extracted_is_one_warning_and_the_jvm_runs_on() {
     let c = Collector::start(Behaviour::Accept);
     let conf = conf(&c, &support::temp_dir("full-extract"));
-    let Some(run) = support::jvm::report_in_jvm_under(&FULL_DISK, &[], &conf, &[]) else {
+    // A temporary directory of its own: the library is not in this user's
+    // cache there yet, so it has to be written.
+    let options = [format!(
+        "-Dtispark.telemetry.native.tmpdir={}",
+        support::temp_dir("full-extract-tmp").display()
+    )];
+    let Some(run) = support::jvm::report_in_jvm_under(&FULL_DISK, &options, &conf, &[]) else {
         return;
     };
     run.assert_returned_at_once_and_left_nothing();

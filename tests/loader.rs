@@ -85,6 +85,64 @@ fn assert_one_report(c: &Collector, run: &ChildRun) {
     assert_eq!(c.received().len(), 1, "{}", run.output);
 }
 
+/// This user's cache of the library in a temporary directory.
+fn cache_dir_name() -> String {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").unwrap().uid();
+    format!("tispark-telemetry-cache-{uid}")
+}
+
+/// This host's library in the jar: its SHA-256 (hex) and size, from the
+/// `.sha256` entry beside it.
+fn jar_digest() -> (String, u64) {
+    let platform = if cfg!(target_arch = "aarch64") {
+        "linux-aarch64"
+    } else {
+        "linux-x86_64"
+    };
+    let out = Command::new("unzip")
+        .arg("-p")
+        .arg(support::jar())
+        .arg(format!("native/{platform}/{LIB}.sha256"))
+        .output()
+        .expect("run unzip (apt-get install unzip)");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (hex, size) = text.trim().split_once(' ').expect("'<sha256> <size>'");
+    assert_eq!(hex.len(), 64, "{text}");
+    (hex.to_string(), size.parse().unwrap())
+}
+
+/// The cached copy's name: the library's, with the first 16 hex digits of its SHA-256.
+fn cached_name() -> String {
+    format!("libtispark_telemetry-{}.so", &jar_digest().0[..16])
+}
+
+fn sha256_of(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    String::from_utf8(out.stdout).unwrap()[..64].to_string()
+}
+
+/// `tmp` holds this user's cache and nothing else: a directory of this user,
+/// 0700, holding exactly this build's library, 0600, byte for byte the jar's.
+/// Returns the library's inode.
+fn assert_private_cache(tmp: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(names_in(tmp), vec![cache_dir_name()]);
+    let me = std::fs::metadata("/proc/self").unwrap().uid();
+    let dir = tmp.join(cache_dir_name());
+    let meta = std::fs::symlink_metadata(&dir).unwrap();
+    assert!(meta.is_dir());
+    assert_eq!((meta.uid(), meta.mode() & 0o7777), (me, 0o700));
+    assert_eq!(names_in(&dir), vec![cached_name()]);
+    let lib = dir.join(cached_name());
+    let meta = std::fs::symlink_metadata(&lib).unwrap();
+    assert!(meta.file_type().is_file());
+    assert_eq!((meta.uid(), meta.mode() & 0o7777), (me, 0o600));
+    let (hex, size) = jar_digest();
+    assert_eq!((sha256_of(&lib), meta.len()), (hex, size));
+    meta.ino()
+}
+
 // ---------------------------------------------------------------------------
 // (A) The copy out of the jar.
 
@@ -200,11 +258,8 @@ fn under_umask_000_in_a_shared_sticky_tmpdir_another_user_can_take_nothing() {
         run.output
     );
     assert_one_report(&c, &run);
-    assert_eq!(
-        names_in(&shared),
-        Vec::<String>::new(),
-        "left in the shared tmpdir"
-    );
+    // Left in the shared tmpdir: this user's private cache, and nothing of nobody's in it.
+    assert_private_cache(&shared);
 }
 
 #[test]
@@ -252,7 +307,13 @@ fn stale_copies_of_this_user_are_swept_and_nothing_else() {
     let run = jvm::report_in_jvm_under(&[], &[tmpdir_option(&tmp)], &conf(&c), &[]).unwrap();
     assert_one_report(&c, &run);
 
-    let mut kept = vec![alive.clone(), nobodys.clone(), link.clone(), fresh.clone()];
+    let mut kept = vec![
+        alive.clone(),
+        nobodys.clone(),
+        link.clone(),
+        fresh.clone(),
+        cache_dir_name(),
+    ];
     kept.sort();
     assert_eq!(names_in(&tmp), kept, "{}", run.output);
     for dir in [&alive, &nobodys, &fresh] {
@@ -272,7 +333,7 @@ fn stale_copies_of_this_user_are_swept_and_nothing_else() {
 }
 
 #[test]
-fn a_normal_load_leaves_nothing_in_the_tmpdir() {
+fn a_load_leaves_only_this_users_private_cache_and_the_next_jvm_loads_from_it() {
     if ran_as_child() {
         return;
     }
@@ -280,7 +341,159 @@ fn a_normal_load_leaves_nothing_in_the_tmpdir() {
     let tmp = support::temp_dir("loader-clean");
     let run = jvm::report_in_jvm_under(&[], &[tmpdir_option(&tmp)], &conf(&c), &[]).unwrap();
     assert_one_report(&c, &run);
-    assert_eq!(names_in(&tmp), Vec::<String>::new());
+    let first = assert_private_cache(&tmp);
+
+    // The next JVM finds the copy and loads it as it is (the same file, not rewritten).
+    let c = Collector::start(Behaviour::Accept);
+    let run = jvm::report_in_jvm_under(&[], &[tmpdir_option(&tmp)], &conf(&c), &[]).unwrap();
+    assert_one_report(&c, &run);
+    assert_eq!(assert_private_cache(&tmp), first);
+}
+
+/// Another user made the cache's directory first (`nobody`'s, open to all or
+/// private to nobody), with a FIFO under the library's cached name: opening
+/// it would hang the load. It is not used; the library is copied for this JVM
+/// alone, and the squatter's directory is left exactly as it was.
+#[test]
+fn a_cache_directory_another_user_made_is_not_used() {
+    if ran_as_child() {
+        return;
+    }
+    require_root("the directory is given to nobody with chown");
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    for mode in [0o777, 0o700] {
+        let tmp = support::temp_dir("loader-squat");
+        let squat = tmp.join(cache_dir_name());
+        std::fs::create_dir(&squat).unwrap();
+        let fifo = squat.join(cached_name());
+        let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success());
+        chmod(&squat, mode);
+        std::os::unix::fs::chown(&squat, Some(NOBODY), Some(NOBODY)).unwrap();
+        std::os::unix::fs::chown(&fifo, Some(NOBODY), Some(NOBODY)).unwrap();
+
+        let c = Collector::start(Behaviour::Accept);
+        let run = jvm::report_in_jvm_under(&[], &[tmpdir_option(&tmp)], &conf(&c), &[]).unwrap();
+        assert_one_report(&c, &run);
+        assert_eq!(names_in(&tmp), vec![cache_dir_name()], "{}", run.output);
+        assert_eq!(names_in(&squat), vec![cached_name()], "mode {mode:o}");
+        let meta = std::fs::symlink_metadata(&fifo).unwrap();
+        assert!(meta.file_type().is_fifo(), "mode {mode:o}");
+        assert_eq!(meta.uid(), NOBODY);
+        let meta = std::fs::symlink_metadata(&squat).unwrap();
+        assert_eq!((meta.uid(), meta.mode() & 0o7777), (NOBODY, mode));
+    }
+}
+
+/// This user's own cache directory opened to others (0755) is not used
+/// either (nor changed): the library is copied for this JVM alone.
+#[test]
+fn a_cache_directory_open_to_others_is_not_used() {
+    if ran_as_child() {
+        return;
+    }
+    let tmp = support::temp_dir("loader-open-cache");
+    let dir = tmp.join(cache_dir_name());
+    std::fs::create_dir(&dir).unwrap();
+    chmod(&dir, 0o755);
+    let c = Collector::start(Behaviour::Accept);
+    let run = jvm::report_in_jvm_under(&[], &[tmpdir_option(&tmp)], &conf(&c), &[]).unwrap();
+    assert_one_report(&c, &run);
+    assert_eq!(names_in(&tmp), vec![cache_dir_name()], "{}", run.output);
+    assert_eq!(names_in(&dir), Vec::<String>::new());
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o7777, 0o755);
+}
+
+/// In this user's cache, what is under the library's name and is not a
+/// private regular file of the right size (a link to another file, a
+/// truncated copy) is replaced by a fresh copy; a link's target is never
+/// written.
+#[test]
+fn a_link_or_a_truncated_copy_in_the_cache_is_replaced_never_written_through() {
+    if ran_as_child() {
+        return;
+    }
+    let victim = support::temp_dir("loader-cache-victim").join("victim");
+    std::fs::write(&victim, "not the library").unwrap();
+    for case in ["link", "truncated", "readable by others"] {
+        let tmp = support::temp_dir("loader-cache-bad");
+        let dir = tmp.join(cache_dir_name());
+        std::fs::create_dir(&dir).unwrap();
+        chmod(&dir, 0o700);
+        let lib = dir.join(cached_name());
+        match case {
+            "link" => std::os::unix::fs::symlink(&victim, &lib).unwrap(),
+            "truncated" => {
+                std::fs::write(&lib, "\x7fELF").unwrap();
+                chmod(&lib, 0o600);
+            }
+            _ => {
+                // The right size, but open to others: not trusted.
+                std::fs::write(&lib, vec![0u8; jar_digest().1 as usize]).unwrap();
+                chmod(&lib, 0o644);
+            }
+        }
+        let c = Collector::start(Behaviour::Accept);
+        let run = jvm::report_in_jvm_under(&[], &[tmpdir_option(&tmp)], &conf(&c), &[]).unwrap();
+        assert_one_report(&c, &run);
+        assert_private_cache(&tmp);
+        assert_eq!(
+            std::fs::read_to_string(&victim).unwrap(),
+            "not the library",
+            "{case}"
+        );
+    }
+}
+
+/// A jar whose library does not match the digest beside it (a damaged or
+/// tampered jar): one WARN that says so, nothing loaded, nothing sent, and
+/// nothing left in the cache under the library's name.
+#[test]
+fn a_library_that_does_not_match_its_digest_is_never_loaded() {
+    if ran_as_child() {
+        return;
+    }
+    let (hex, size) = jar_digest();
+    let stage = support::temp_dir("loader-damaged-jar");
+    let jar = stage.join("damaged.jar");
+    std::fs::copy(support::jar(), &jar).unwrap();
+    let platform = if cfg!(target_arch = "aarch64") {
+        "linux-aarch64"
+    } else {
+        "linux-x86_64"
+    };
+    let entry = format!("native/{platform}/{LIB}.sha256");
+    std::fs::create_dir_all(stage.join("native").join(platform)).unwrap();
+    let wrong: String = hex.chars().rev().collect();
+    std::fs::write(stage.join(&entry), format!("{wrong} {size}\n")).unwrap();
+    let updated = Command::new("jar")
+        .args(["--update", "--file"])
+        .arg(&jar)
+        .arg("-C")
+        .arg(&stage)
+        .arg(&entry)
+        .status()
+        .expect("run jar (a JDK)");
+    assert!(updated.success());
+
+    let c = Collector::start(Behaviour::Accept);
+    let tmp = support::temp_dir("loader-damaged-tmp");
+    let options = [
+        tmpdir_option(&tmp),
+        format!("-Djava.class.path={}", jar.display()),
+    ];
+    let run = jvm::report_in_jvm_under(&[], &options, &conf(&c), &[]).unwrap();
+    run.assert_returned_at_once_and_left_nothing();
+    let w = run.one_warning("native library cannot be loaded");
+    let says = format!(
+        "is damaged: {size} bytes with SHA-256 {hex}, where the jar names {size} bytes with SHA-256 {wrong}"
+    );
+    assert!(w.contains(&says), "{w}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(c.connections(), 0);
+    assert_eq!(names_in(&tmp), vec![cache_dir_name()]);
+    assert_eq!(names_in(&tmp.join(cache_dir_name())), Vec::<String>::new());
 }
 
 #[test]
@@ -821,8 +1034,12 @@ fn off_then_on_scenario() {
             .l()
             .unwrap();
         println!("{step}_SENDER_STARTED={}", !sender.is_null());
+        // The library is mapped from this user's cache, named by its digest.
         let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-        println!("{step}_LIBRARY_MAPPED={}", maps.contains(LIB));
+        println!(
+            "{step}_LIBRARY_MAPPED={}",
+            maps.contains("/libtispark_telemetry-")
+        );
     }
     println!("REPORT_RETURNED_US=0");
     println!("FLUSHED={}", jvm::flush(&mut env, 15_000));

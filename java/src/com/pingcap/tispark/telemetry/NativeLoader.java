@@ -6,16 +6,21 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
 import java.nio.channels.SeekableByteChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.DirectoryStream;
+import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.nio.file.SecureDirectoryStream;
+import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.BasicFileAttributes;
+import java.nio.file.attribute.FileTime;
 import java.nio.file.attribute.FileAttribute;
 import java.nio.file.attribute.PosixFileAttributeView;
 import java.nio.file.attribute.PosixFileAttributes;
@@ -25,7 +30,9 @@ import java.util.ArrayList;
 import java.util.EnumSet;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Set;
+import java.security.MessageDigest;
 
 /**
  * Loads the native library carried in the jar, once per class loader.
@@ -60,6 +67,19 @@ final class NativeLoader {
     static final long SWEEP_DEAD_PID_AFTER_MILLIS = 60_000L;
     /** Without /proc, whether a pid is alive is not known: a copy is swept after an hour. */
     static final long SWEEP_WITHOUT_PROC_AFTER_MILLIS = 3_600_000L;
+    /** This user's cache of the library is {@code CACHE_PREFIX + uid} in the temporary directory. */
+    static final String CACHE_PREFIX = "tispark-telemetry-cache-";
+    /** The jar's {@code <library>.sha256} beside each library: {@code <sha256 hex> <size>}. */
+    static final String DIGEST_SUFFIX = ".sha256";
+    /** A copy being written into the cache: {@code .<name>.<pid>-<n>.part}. */
+    static final String PART_SUFFIX = ".part";
+    /** A cached library no JVM has loaded for this long is deleted (other builds' copies). */
+    static final long CACHE_KEEP_MILLIS = 7L * 24 * 3_600_000L;
+    /** A {@code .part} file this old is a copy whose JVM died while writing it. */
+    static final long PART_KEEP_MILLIS = 3_600_000L;
+    private static final int S_IFMT = 0170000;
+    private static final int S_IFDIR = 0040000;
+    private static final int S_IFREG = 0100000;
 
     private static Boolean loaded;
     /** Where loading took its time, for the DEBUG timings (nanoseconds; guarded by the class). */
@@ -69,6 +89,12 @@ final class NativeLoader {
     /** The temporary directory of this load's copy, and its owner: swept after the report. */
     private static Path sweepIn;
     private static UserPrincipal sweepOwner;
+    /** The library this class loader loaded from the cache, if it did: touched after the report. */
+    private static Path cachedCopy;
+    /** Whether this load wrote the cache's copy (false: it was there already). */
+    private static boolean filledCache;
+    /** The jar's library did not match its digest: no copy of it is loaded at all. */
+    private static boolean damagedJar;
 
     private NativeLoader() {}
 
@@ -92,7 +118,9 @@ final class NativeLoader {
 
     /** Where loading took its time: the copy out of the jar, System.load, the native init. */
     static synchronized String timings() {
-        return "copied out of the jar in " + copyNanos / 1000 + " µs, System.load "
+        String how = cachedCopy == null ? "copied out of the jar"
+                : filledCache ? "copied into this user's cache" : "found in this user's cache";
+        return how + " in " + copyNanos / 1000 + " µs, System.load "
                 + loadNanos / 1000 + " µs, native init " + initNanos / 1000 + " µs";
     }
 
@@ -203,23 +231,205 @@ final class NativeLoader {
             System.load(new File(explicit.trim()).getAbsolutePath());
             return;
         }
-        String resource = "/native/" + platform() + "/" + System.mapLibraryName(LIBRARY);
+        String name = System.mapLibraryName(LIBRARY);
+        String resource = "/native/" + platform() + "/" + name;
+        Path tmpdir = Paths.get(System.getProperty(TMPDIR_PROPERTY, System.getProperty("java.io.tmpdir")));
+        boolean posix = tmpdir.getFileSystem().supportedFileAttributeViews().contains("posix");
+        if (posix) {
+            refuseIfOthersCanRename(tmpdir);
+            String[] digest = digestOf(resource);
+            if (digest != null) {
+                String why = loadCached(tmpdir, resource, name, digest[0], Long.parseLong(digest[1]));
+                if (why == null) {
+                    return;
+                }
+                TelemetryLog.log(TelemetryLog.INFO, "Telemetry's native library cache is not used ("
+                        + why + "); the library is copied out of the jar for this JVM alone.");
+            }
+        }
         try (InputStream in = NativeLoader.class.getResourceAsStream(resource)) {
             if (in == null) {
                 throw new UnsupportedOperationException("this jar has no native library for "
                         + platform() + " (looked for " + resource + ")");
             }
-            String dir = System.getProperty(TMPDIR_PROPERTY, System.getProperty("java.io.tmpdir"));
-            extractAndLoad(in, Paths.get(dir));
+            extractAndLoad(in, tmpdir, posix);
         }
     }
 
-    /** Copies the library into a new private directory of {@code tmpdir}, loads, deletes it. */
-    private static void extractAndLoad(InputStream in, Path tmpdir) throws IOException {
-        boolean posix = tmpdir.getFileSystem().supportedFileAttributeViews().contains("posix");
-        if (posix) {
-            refuseIfOthersCanRename(tmpdir);
+    /**
+     * The SHA-256 (hex) and size of the jar's library for this platform, from the
+     * {@code <library>.sha256} entry java/package.sh writes beside it; null when there is none.
+     */
+    private static String[] digestOf(String resource) throws IOException {
+        try (InputStream in = NativeLoader.class.getResourceAsStream(resource + DIGEST_SUFFIX)) {
+            if (in == null) {
+                return null;
+            }
+            byte[] text = new byte[256];
+            int n = 0;
+            for (int r; n < text.length && (r = in.read(text, n, text.length - n)) > 0; ) {
+                n += r;
+            }
+            String[] fields = new String(text, 0, n, StandardCharsets.US_ASCII).trim().split(" ");
+            if (fields.length != 2 || fields[0].length() != 64 || !isDigits(fields[1])) {
+                throw new IOException("the jar's " + resource + DIGEST_SUFFIX + " is not '<sha256> <size>'");
+            }
+            return fields;
         }
+    }
+
+    /**
+     * Loads the library from this user's cache, {@code <tmpdir>/tispark-telemetry-cache-<uid>},
+     * copying it there first when it is not there yet: null when loaded, otherwise why the cache
+     * cannot be used (then the caller copies the library for this JVM alone, as without a cache).
+     *
+     * <p>The cache is used only if it is a directory (not a link) of this user that no one else
+     * may enter (mode 0700, created so), in a temporary directory where others cannot rename it
+     * (checked before). The library in it is named by its SHA-256, so each build has its own;
+     * it is used only if it is a regular file (not a link) of this user, private (0600), of the
+     * size the jar names. Anything else there is replaced: written under a fresh name (0600 from
+     * the first byte, its SHA-256 checked against the jar's as it is written, synced), then
+     * renamed over it. Only this user (or root) can write in the directory, so what passes these
+     * checks is what this user's earlier JVM put there.
+     */
+    private static String loadCached(Path tmpdir, String resource, String name, String sha256,
+            long size) throws IOException {
+        Object uid;
+        try {
+            uid = Files.getAttribute(Paths.get("/proc/self"), "unix:uid");
+        } catch (IOException | RuntimeException e) {
+            return "this user's id cannot be read from /proc/self";
+        }
+        Path dir = tmpdir.resolve(CACHE_PREFIX + uid);
+        try {
+            String notPrivate;
+            try {
+                notPrivate = notPrivate(dir, uid, S_IFDIR);
+            } catch (NoSuchFileException first) {
+                try {
+                    Files.createDirectory(dir, ownerOnly("rwx------"));
+                } catch (FileAlreadyExistsException another) {
+                    // another JVM made it meanwhile: checked next, whoever made it
+                }
+                notPrivate = notPrivate(dir, uid, S_IFDIR);
+            }
+            if (notPrivate != null) {
+                return notPrivate;
+            }
+            int dot = name.lastIndexOf('.');
+            Path lib = dir.resolve(name.substring(0, dot) + "-" + sha256.substring(0, 16)
+                    + name.substring(dot));
+            long copy = System.nanoTime();
+            if (!isCachedCopy(lib, uid, size)) {
+                fill(dir, lib, resource, sha256, size);
+                filledCache = true;
+            }
+            long load = System.nanoTime();
+            copyNanos = load - copy;
+            System.load(lib.toAbsolutePath().toString());
+            loadNanos = System.nanoTime() - load;
+            synchronized (NativeLoader.class) {
+                cachedCopy = lib;
+                // Stale per-process copies (older versions, killed JVMs) are still swept, by
+                // the cache directory's owner (asked after the report, off the way to the wire).
+                sweepIn = tmpdir;
+                sweepOwner = null;
+            }
+            return null;
+        } catch (IOException | UnsatisfiedLinkError | RuntimeException e) {
+            if (damagedJar) {
+                throw new IOException(e.getMessage());
+            }
+            return e.toString();
+        }
+    }
+
+    /** Why {@code path} is not a private entry of this user of type {@code type}; null when it is. */
+    private static String notPrivate(Path path, Object uid, int type) throws IOException {
+        Map<String, Object> a = Files.readAttributes(path, "unix:uid,mode", LinkOption.NOFOLLOW_LINKS);
+        int mode = (Integer) a.get("mode");
+        if ((mode & S_IFMT) != type) {
+            return path + " is not a " + (type == S_IFDIR ? "directory" : "regular file");
+        }
+        if (!uid.equals(a.get("uid"))) {
+            return path + " belongs to uid " + a.get("uid") + ", not to this user (uid " + uid + ")";
+        }
+        if ((mode & 077) != 0) {
+            return path + " is open to other users (mode " + Integer.toOctalString(mode & 07777) + ")";
+        }
+        return null;
+    }
+
+    /** The cached copy is there, a private regular file of this user, of the jar's size. */
+    private static boolean isCachedCopy(Path lib, Object uid, long size) throws IOException {
+        try {
+            return notPrivate(lib, uid, S_IFREG) == null && Files.size(lib) == size;
+        } catch (NoSuchFileException missing) {
+            return false;
+        }
+    }
+
+    /**
+     * Writes the jar's library into the cache as {@code lib}: under a fresh name first (0600 from
+     * the first byte, never through an existing file), checked against the jar's SHA-256 and
+     * size, synced, then renamed over {@code lib}.
+     */
+    private static void fill(Path dir, Path lib, String resource, String sha256, long size)
+            throws IOException {
+        Path part = dir.resolve("." + lib.getFileName() + "." + pid() + "-"
+                + Long.toHexString(System.nanoTime()) + PART_SUFFIX);
+        try {
+            MessageDigest digest;
+            try {
+                digest = MessageDigest.getInstance("SHA-256");
+            } catch (java.security.NoSuchAlgorithmException e) {
+                throw new IOException("this JVM has no SHA-256", e);
+            }
+            long written = 0;
+            try (InputStream in = NativeLoader.class.getResourceAsStream(resource);
+                    FileChannel out = FileChannel.open(part, EnumSet.of(StandardOpenOption.CREATE_NEW,
+                            StandardOpenOption.WRITE), ownerOnly("rw-------"))) {
+                if (in == null) {
+                    throw new UnsupportedOperationException("this jar has no native library for "
+                            + platform() + " (looked for " + resource + ")");
+                }
+                byte[] chunk = new byte[64 * 1024];
+                ByteBuffer buffer = ByteBuffer.wrap(chunk);
+                for (int r; (r = in.read(chunk)) > 0; ) {
+                    digest.update(chunk, 0, r);
+                    written += r;
+                    buffer.clear();
+                    buffer.limit(r);
+                    while (buffer.hasRemaining()) {
+                        out.write(buffer);
+                    }
+                }
+                out.force(true);
+            }
+            String found = hex(digest.digest());
+            if (written != size || !found.equals(sha256)) {
+                damagedJar = true;
+                throw new IOException("the jar's " + resource + " is damaged: " + written
+                        + " bytes with SHA-256 " + found + ", where the jar names " + size
+                        + " bytes with SHA-256 " + sha256);
+            }
+            Files.move(part, lib, StandardCopyOption.ATOMIC_MOVE);
+        } finally {
+            deleteQuietly(part);
+        }
+    }
+
+    private static String hex(byte[] bytes) {
+        StringBuilder s = new StringBuilder(bytes.length * 2);
+        for (byte b : bytes) {
+            s.append(Character.forDigit((b >> 4) & 0xf, 16)).append(Character.forDigit(b & 0xf, 16));
+        }
+        return s.toString();
+    }
+
+    /** Copies the library into a new private directory of {@code tmpdir}, loads, deletes it. */
+    private static void extractAndLoad(InputStream in, Path tmpdir, boolean posix)
+            throws IOException {
         String prefix = COPY_PREFIX + pid() + "-";
         Path dir = posix
                 ? Files.createTempDirectory(tmpdir, prefix, ownerOnly("rwx------"))
@@ -319,10 +529,15 @@ final class NativeLoader {
         return isPid(pid) ? pid : "0";
     }
 
+    private static boolean isDigits(String s) {
+        return !s.isEmpty() && s.length() <= 18 && allDigits(s);
+    }
+
     private static boolean isPid(String s) {
-        if (s.isEmpty() || s.length() > 10) {
-            return false;
-        }
+        return !s.isEmpty() && s.length() <= 10 && allDigits(s);
+    }
+
+    private static boolean allDigits(String s) {
         for (int i = 0; i < s.length(); i++) {
             if (s.charAt(i) < '0' || s.charAt(i) > '9') {
                 return false;
@@ -349,13 +564,57 @@ final class NativeLoader {
     static void sweepAfterReport() {
         Path tmpdir;
         UserPrincipal owner;
+        Path cached;
         synchronized (NativeLoader.class) {
             tmpdir = sweepIn;
             owner = sweepOwner;
             sweepIn = null;
+            cached = cachedCopy;
+        }
+        if (tmpdir != null && owner == null && cached != null) {
+            try {
+                owner = Files.getOwner(cached.getParent(), LinkOption.NOFOLLOW_LINKS);
+            } catch (IOException | RuntimeException e) {
+                tmpdir = null; // no owner to tell this user's copies by: nothing is swept
+            }
         }
         if (tmpdir != null) {
             sweepStaleCopies(tmpdir, owner);
+        }
+        if (cached != null) {
+            tendCache(cached);
+        }
+    }
+
+    /**
+     * After the report: marks this build's copy as used now, and deletes from the cache what no
+     * JVM needs: other builds' copies unused for {@link #CACHE_KEEP_MILLIS}, and {@code .part}
+     * files older than {@link #PART_KEEP_MILLIS} (a JVM died writing them). The directory is this
+     * user's alone (checked before loading), so its names can be trusted. Best effort.
+     */
+    static void tendCache(Path cached) {
+        try {
+            long now = System.currentTimeMillis();
+            Files.setLastModifiedTime(cached, FileTime.fromMillis(now));
+            String name = System.mapLibraryName(LIBRARY);
+            String prefix = name.substring(0, name.lastIndexOf('.')) + "-";
+            try (DirectoryStream<Path> entries = Files.newDirectoryStream(cached.getParent())) {
+                for (Path entry : entries) {
+                    String n = entry.getFileName().toString();
+                    long keep = n.endsWith(PART_SUFFIX) ? PART_KEEP_MILLIS
+                            : n.startsWith(prefix) && !entry.equals(cached) ? CACHE_KEEP_MILLIS : -1;
+                    try {
+                        if (keep >= 0 && now - Files.getLastModifiedTime(entry,
+                                LinkOption.NOFOLLOW_LINKS).toMillis() > keep) {
+                            Files.deleteIfExists(entry);
+                        }
+                    } catch (IOException | RuntimeException ignored) {
+                        // another JVM tended it first
+                    }
+                }
+            }
+        } catch (Throwable ignored) {
+            // tending is a courtesy
         }
     }
 

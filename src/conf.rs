@@ -22,8 +22,13 @@ pub use crate::names::APP_ID_KEY;
 /// TiSpark's own endpoint, the default of [`URL_KEY`].
 pub const DEFAULT_URL: &str = "https://telemetry.pingcap.com/api/v1/tispark/report";
 
-/// Environment variables that turn telemetry off whatever the Spark conf says.
-pub use crate::names::DISABLE_ENV_VARS;
+/// Environment variables that turn telemetry off whatever the Spark conf says
+/// (two constants in Names.java, so that the Java side checks them without
+/// loading a class).
+pub const DISABLE_ENV_VARS: [&str; 2] = [
+    crate::names::DISABLE_ENV_VAR,
+    crate::names::DO_NOT_TRACK_ENV_VAR,
+];
 
 /// The type and telemetry default of a reported key.
 #[derive(Debug, Clone, Copy, PartialEq)]

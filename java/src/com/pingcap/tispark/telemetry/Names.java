@@ -17,8 +17,14 @@ final class Names {
     static final String APP_ID_KEY = "spark.app.id";
     /** The JVM-wide mark "this JVM has reported" (a system property; its value: the app id). */
     static final String REPORTED_PROPERTY = "tispark.telemetry.reported";
-    /** An administrator's off switches, whatever the Spark conf says. */
-    static final String[] DISABLE_ENV_VARS = {"TISPARK_TELEMETRY_DISABLED", "DO_NOT_TRACK"};
+    /**
+     * An administrator's off switches, whatever the Spark conf says. Two constants, not an array:
+     * javac copies constants into the classes that use them, so the driver's first call checks
+     * them without loading this class (each class it loads costs it a look-up through Spark's
+     * class path).
+     */
+    static final String DISABLE_ENV_VAR = "TISPARK_TELEMETRY_DISABLED";
+    static final String DO_NOT_TRACK_ENV_VAR = "DO_NOT_TRACK";
     /** The values of a DISABLE_ENV_VARS variable that do not disable (any case, trimmed). */
     static final String[] DISABLE_ENV_NO_VALUES = {"", "0", "false"};
 

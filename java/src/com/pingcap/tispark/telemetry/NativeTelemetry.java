@@ -23,7 +23,7 @@ import java.util.Set;
  * {@code SparkConf} is safe to share; a {@code java.util.Map} handed over must not be changed
  * afterwards (or pass a copy).
  */
-public final class NativeTelemetry {
+public final class NativeTelemetry implements Runnable {
     /** The switch. */
     public static final String ENABLE_KEY = Names.ENABLE_KEY;
     /** How long JVM shutdown may wait for a report in flight, in milliseconds (default 2000). */
@@ -81,7 +81,38 @@ public final class NativeTelemetry {
     private static Thread sender; // guarded by SENDER_LOCK
     private static boolean hookInstalled;
 
-    private NativeTelemetry() {}
+    /** What the sender thread (or the shutdown hook) is to do: see {@link #run()}. */
+    private final Object conf;
+    private final String tisparkVersion;
+    /** System.nanoTime() of the call that started the sender, for the DEBUG timings. */
+    private final long calledAt;
+    /** Zero or more: the shutdown hook, waiting for the sender at most that long. */
+    private final long flushBound;
+
+    /** Only this class makes instances: the sender thread's and the shutdown hook's work. */
+    private NativeTelemetry(Object conf, String tisparkVersion, long calledAt, long flushBound) {
+        this.conf = conf;
+        this.tisparkVersion = tisparkVersion;
+        this.calledAt = calledAt;
+        this.flushBound = flushBound;
+    }
+
+    /**
+     * Not an API: the body of the thread {@code tispark-telemetry-sender} and of the shutdown
+     * hook {@code tispark-telemetry-flush}, which are the only holders of an instance (no caller
+     * can make one). This class is the thread's {@code Runnable} itself, not a class of its own or
+     * a lambda: each class the driver's first call loads costs it a look-up through every jar of
+     * Spark's class path (about 1 ms on a loaded driver), and a lambda a bootstrap. The work is in
+     * {@link Sender}, loaded on the sender thread.
+     */
+    @Override
+    public void run() {
+        if (flushBound >= 0) {
+            flush(flushBound);
+            return;
+        }
+        Sender.run(conf, tisparkVersion, calledAt);
+    }
 
     /** Reports once per JVM if the SparkConf turns telemetry on. */
     public static void report(org.apache.spark.SparkConf conf) {
@@ -159,7 +190,7 @@ public final class NativeTelemetry {
             }
             // An explicit stack: the driver's -Xss may be small (136k is valid), and the native
             // side (TLS, HTTP) and the logger both run on this thread.
-            Thread t = new Thread(null, new Sender(conf, tisparkVersion, System.nanoTime(), -1),
+            Thread t = new Thread(null, new NativeTelemetry(conf, tisparkVersion, System.nanoTime(), -1),
                     SENDER_THREAD, SENDER_STACK_BYTES);
             t.setDaemon(true);
             sender = t;
@@ -169,45 +200,27 @@ public final class NativeTelemetry {
     }
 
     /**
-     * The sender thread's work, and the shutdown hook's ({@code flushBound} of zero or more: wait
-     * for the sender at most that long). One class for both, and not a lambda: each class the
-     * driver's first call loads costs it a look-up through every jar of Spark's class path, and
-     * a lambda a bootstrap.
+     * The sender thread's work: loaded on that thread, never on the driver's (see
+     * {@link #run()}).
      */
-    private static final class Sender implements Runnable {
-        private final Object conf;
-        private final String tisparkVersion;
-        /** System.nanoTime() of the call that started the sender, for the DEBUG timings. */
-        private final long calledAt;
-        private final long flushBound;
+    private static final class Sender {
+        private Sender() {}
 
-        Sender(Object conf, String tisparkVersion, long calledAt, long flushBound) {
-            this.conf = conf;
-            this.tisparkVersion = tisparkVersion;
-            this.calledAt = calledAt;
-            this.flushBound = flushBound;
-        }
-
-        @Override
-        public void run() {
-            if (flushBound >= 0) {
-                flush(flushBound);
-                return;
-            }
+        static void run(Object conf, String tisparkVersion, long calledAt) {
             long started = System.nanoTime();
             boolean off = false;
             boolean loading = false;
             try {
                 // A conf the caller's thread did not read: its switch is read here first. Off,
                 // as off on the caller's thread: nothing loaded, nothing decided.
-                if (mayBeEnabled(conf) == READ_ON_SENDER && !SenderWork.switchMayBeOn(conf)) {
+                if (mayBeEnabled(conf) == READ_ON_SENDER && !switchMayBeOn(conf)) {
                     off = true;
                     return;
                 }
                 loading = true;
                 if (NativeLoader.ensureLoaded()) {
                     long loaded = System.nanoTime();
-                    SenderWork.decideAndReport(conf, tisparkVersion);
+                    decideAndReport(conf, tisparkVersion);
                     // Where the time to the wire goes (docs/performance.md), at DEBUG.
                     TelemetryLog.log(TelemetryLog.DEBUG, "Telemetry sender timings: started "
                             + (started - calledAt) / 1000 + " µs after the call; native library"
@@ -230,15 +243,6 @@ public final class NativeTelemetry {
                 }
             }
         }
-    }
-
-    /**
-     * What the sender thread does with the conf, apart from the classes the driver's first call
-     * loads and verifies ({@link NativeTelemetry}, {@link Sender}): referenced only from
-     * {@code Sender.run}, so it is loaded on the sender thread.
-     */
-    private static final class SenderWork {
-        private SenderWork() {}
 
         /**
          * The sender's work once the library is loaded: the native side decides from the switch's
@@ -347,13 +351,12 @@ public final class NativeTelemetry {
      * the command-line tool's {@code status} and {@code preview} use.
      */
     static boolean disabledByEnvironment() {
-        for (String var : Names.DISABLE_ENV_VARS) {
-            String v = System.getenv(var);
-            if (v != null && disables(v)) {
-                return true;
-            }
-        }
-        return false;
+        return disabledBy(Names.DISABLE_ENV_VAR) || disabledBy(Names.DO_NOT_TRACK_ENV_VAR);
+    }
+
+    private static boolean disabledBy(String var) {
+        String v = System.getenv(var);
+        return v != null && disables(v);
     }
 
     /** The value of an off switch disables unless it is one of Names.DISABLE_ENV_NO_VALUES. */
@@ -459,7 +462,7 @@ public final class NativeTelemetry {
         }
         final long bound = flushMillis();
         // The shutdown hook: waits for the sender, at most the flush bound.
-        Thread hook = new Thread(new Sender(null, null, 0, bound), "tispark-telemetry-flush");
+        Thread hook = new Thread(new NativeTelemetry(null, null, 0, bound), "tispark-telemetry-flush");
         try {
             Runtime.getRuntime().addShutdownHook(hook);
             hookInstalled = true;

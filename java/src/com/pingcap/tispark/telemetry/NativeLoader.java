@@ -8,6 +8,7 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.channels.SeekableByteChannel;
+import java.nio.channels.WritableByteChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.DirectoryStream;
 import java.nio.file.FileAlreadyExistsException;
@@ -33,19 +34,21 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.security.MessageDigest;
+import java.util.zip.ZipException;
 
 /**
  * Loads the native library carried in the jar, once per class loader.
  *
  * <p>The library for the running platform is at {@code /native/<platform>/<lib name>} in the
- * jar ({@link #platform()}); it is copied out and loaded from the copy (several class loaders may
- * each load their own). System properties: {@code tispark.telemetry.native.path} loads that file
- * instead, {@code tispark.telemetry.native.tmpdir} chooses where the copy goes (for a {@code /tmp}
- * mounted noexec), and {@code tispark.telemetry.native.platform} names the platform directory to
+ * jar ({@link #platform()}); it is loaded from this user's cache in the temporary directory,
+ * copied there once per build ({@link #loadCached}), or, when that cache cannot be used, from a
+ * copy made for this JVM alone (below). System properties: {@code tispark.telemetry.native.path}
+ * loads that file instead, {@code tispark.telemetry.native.tmpdir} chooses the temporary
+ * directory (for a {@code /tmp} mounted noexec), and {@code tispark.telemetry.native.platform} names the platform directory to
  * look in instead of the detected one (for tests, and for a platform detected wrongly). Any
  * failure is one WARN and telemetry off; it is remembered, never retried.
  *
- * <p>The copy is made so that no other local user can change what is loaded: a fresh directory
+ * <p>That copy is made so that no other local user can change what is loaded: a fresh directory
  * {@code tispark-telemetry-<pid>-<random>}, created atomically with mode 0700 in the temporary
  * directory, holds the library, created there with {@code CREATE_NEW} and mode 0600 (whatever the
  * umask) and written through the handle that created it; after {@code System.load} both are
@@ -93,8 +96,6 @@ final class NativeLoader {
     private static Path cachedCopy;
     /** Whether this load wrote the cache's copy (false: it was there already). */
     private static boolean filledCache;
-    /** The jar's library did not match its digest: no copy of it is loaded at all. */
-    private static boolean damagedJar;
 
     private NativeLoader() {}
 
@@ -232,14 +233,16 @@ final class NativeLoader {
             return;
         }
         String name = System.mapLibraryName(LIBRARY);
-        String resource = "/native/" + platform() + "/" + name;
+        String platform = platform();
+        String resource = "/native/" + platform + "/" + name;
         Path tmpdir = Paths.get(System.getProperty(TMPDIR_PROPERTY, System.getProperty("java.io.tmpdir")));
         boolean posix = tmpdir.getFileSystem().supportedFileAttributeViews().contains("posix");
         if (posix) {
             refuseIfOthersCanRename(tmpdir);
             String[] digest = digestOf(resource);
             if (digest != null) {
-                String why = loadCached(tmpdir, resource, name, digest[0], Long.parseLong(digest[1]));
+                String why = loadCached(tmpdir, platform, resource, name, digest[0],
+                        Long.parseLong(digest[1]));
                 if (why == null) {
                     return;
                 }
@@ -247,13 +250,42 @@ final class NativeLoader {
                         + why + "); the library is copied out of the jar for this JVM alone.");
             }
         }
-        try (InputStream in = NativeLoader.class.getResourceAsStream(resource)) {
-            if (in == null) {
-                throw new UnsupportedOperationException("this jar has no native library for "
-                        + platform() + " (looked for " + resource + ")");
-            }
+        try (InputStream in = openLibrary(platform, resource)) {
             extractAndLoad(in, tmpdir, posix);
         }
+    }
+
+    /** The jar's library for {@code platform}; throws, saying so, when the jar has none. */
+    private static InputStream openLibrary(String platform, String resource) {
+        InputStream in = NativeLoader.class.getResourceAsStream(resource);
+        if (in == null) {
+            throw new UnsupportedOperationException("this jar has no native library for "
+                    + platform + " (looked for " + resource + ")");
+        }
+        return in;
+    }
+
+    /**
+     * Copies {@code in} to {@code out}, feeding {@code digest} as it goes, and returns the bytes
+     * copied; stops once more than {@code limit} have come (a damaged jar is not copied whole).
+     */
+    private static long copy(InputStream in, WritableByteChannel out, MessageDigest digest,
+            long limit) throws IOException {
+        byte[] chunk = new byte[64 * 1024];
+        ByteBuffer buffer = ByteBuffer.wrap(chunk);
+        long copied = 0;
+        for (int r; copied <= limit && (r = in.read(chunk)) > 0; ) {
+            if (digest != null) {
+                digest.update(chunk, 0, r);
+            }
+            copied += r;
+            buffer.clear();
+            buffer.limit(r);
+            while (buffer.hasRemaining()) {
+                out.write(buffer);
+            }
+        }
+        return copied;
     }
 
     /**
@@ -292,8 +324,8 @@ final class NativeLoader {
      * renamed over it. Only this user (or root) can write in the directory, so what passes these
      * checks is what this user's earlier JVM put there.
      */
-    private static String loadCached(Path tmpdir, String resource, String name, String sha256,
-            long size) throws IOException {
+    private static String loadCached(Path tmpdir, String platform, String resource, String name,
+            String sha256, long size) throws IOException {
         Object uid;
         try {
             uid = Files.getAttribute(Paths.get("/proc/self"), "unix:uid");
@@ -321,7 +353,7 @@ final class NativeLoader {
                     + name.substring(dot));
             long copy = System.nanoTime();
             if (!isCachedCopy(lib, uid, size)) {
-                fill(dir, lib, resource, sha256, size);
+                fill(dir, lib, platform, resource, sha256, size);
                 filledCache = true;
             }
             long load = System.nanoTime();
@@ -336,17 +368,23 @@ final class NativeLoader {
                 sweepOwner = null;
             }
             return null;
+        } catch (ZipException damagedJar) {
+            throw damagedJar; // no copy of that library is loaded at all
         } catch (IOException | UnsatisfiedLinkError | RuntimeException e) {
-            if (damagedJar) {
-                throw new IOException(e.getMessage());
-            }
             return e.toString();
         }
     }
 
     /** Why {@code path} is not a private entry of this user of type {@code type}; null when it is. */
     private static String notPrivate(Path path, Object uid, int type) throws IOException {
-        Map<String, Object> a = Files.readAttributes(path, "unix:uid,mode", LinkOption.NOFOLLOW_LINKS);
+        return notPrivate(path, uid, type, attributes(path));
+    }
+
+    private static Map<String, Object> attributes(Path path) throws IOException {
+        return Files.readAttributes(path, "unix:uid,mode,size", LinkOption.NOFOLLOW_LINKS);
+    }
+
+    private static String notPrivate(Path path, Object uid, int type, Map<String, Object> a) {
         int mode = (Integer) a.get("mode");
         if ((mode & S_IFMT) != type) {
             return path + " is not a " + (type == S_IFDIR ? "directory" : "regular file");
@@ -363,7 +401,8 @@ final class NativeLoader {
     /** The cached copy is there, a private regular file of this user, of the jar's size. */
     private static boolean isCachedCopy(Path lib, Object uid, long size) throws IOException {
         try {
-            return notPrivate(lib, uid, S_IFREG) == null && Files.size(lib) == size;
+            Map<String, Object> a = attributes(lib);
+            return notPrivate(lib, uid, S_IFREG, a) == null && a.get("size").equals(size);
         } catch (NoSuchFileException missing) {
             return false;
         }
@@ -374,8 +413,8 @@ final class NativeLoader {
      * the first byte, never through an existing file), checked against the jar's SHA-256 and
      * size, synced, then renamed over {@code lib}.
      */
-    private static void fill(Path dir, Path lib, String resource, String sha256, long size)
-            throws IOException {
+    private static void fill(Path dir, Path lib, String platform, String resource, String sha256,
+            long size) throws IOException {
         Path part = dir.resolve("." + lib.getFileName() + "." + pid() + "-"
                 + Long.toHexString(System.nanoTime()) + PART_SUFFIX);
         try {
@@ -385,31 +424,16 @@ final class NativeLoader {
             } catch (java.security.NoSuchAlgorithmException e) {
                 throw new IOException("this JVM has no SHA-256", e);
             }
-            long written = 0;
-            try (InputStream in = NativeLoader.class.getResourceAsStream(resource);
+            long written;
+            try (InputStream in = openLibrary(platform, resource);
                     FileChannel out = FileChannel.open(part, EnumSet.of(StandardOpenOption.CREATE_NEW,
                             StandardOpenOption.WRITE), ownerOnly("rw-------"))) {
-                if (in == null) {
-                    throw new UnsupportedOperationException("this jar has no native library for "
-                            + platform() + " (looked for " + resource + ")");
-                }
-                byte[] chunk = new byte[64 * 1024];
-                ByteBuffer buffer = ByteBuffer.wrap(chunk);
-                for (int r; (r = in.read(chunk)) > 0; ) {
-                    digest.update(chunk, 0, r);
-                    written += r;
-                    buffer.clear();
-                    buffer.limit(r);
-                    while (buffer.hasRemaining()) {
-                        out.write(buffer);
-                    }
-                }
+                written = copy(in, out, digest, size);
                 out.force(true);
             }
             String found = hex(digest.digest());
             if (written != size || !found.equals(sha256)) {
-                damagedJar = true;
-                throw new IOException("the jar's " + resource + " is damaged: " + written
+                throw new ZipException("the jar's " + resource + " is damaged: " + written
                         + " bytes with SHA-256 " + found + ", where the jar names " + size
                         + " bytes with SHA-256 " + sha256);
             }
@@ -453,15 +477,7 @@ final class NativeLoader {
             try (SeekableByteChannel out = posix
                     ? Files.newByteChannel(lib, create, ownerOnly("rw-------"))
                     : Files.newByteChannel(lib, create)) {
-                byte[] chunk = new byte[64 * 1024];
-                ByteBuffer buffer = ByteBuffer.wrap(chunk);
-                for (int r; (r = in.read(chunk)) > 0; ) {
-                    buffer.clear();
-                    buffer.limit(r);
-                    while (buffer.hasRemaining()) {
-                        out.write(buffer);
-                    }
-                }
+                copy(in, out, null, Long.MAX_VALUE);
             }
             long load = System.nanoTime();
             copyNanos = load - copy;

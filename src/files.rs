@@ -54,14 +54,17 @@ impl fmt::Display for ReadError {
 /// Reads the regular file at `path`, at most `limit` bytes.
 pub fn read_bounded(path: &Path, limit: u64, links: Links) -> Result<Vec<u8>, ReadError> {
     let file = open_regular(path, links)?;
+    read_limited(file, limit)
+        .map_err(ReadError::Io)?
+        .ok_or(ReadError::TooLarge(limit))
+}
+
+/// All of `reader`, or `None` when it holds more than `limit` bytes (at most
+/// `limit + 1` are read to tell).
+pub fn read_limited(reader: impl Read, limit: u64) -> io::Result<Option<Vec<u8>>> {
     let mut bytes = Vec::new();
-    file.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(ReadError::Io)?;
-    if bytes.len() as u64 > limit {
-        return Err(ReadError::TooLarge(limit));
-    }
-    Ok(bytes)
+    reader.take(limit + 1).read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= limit).then_some(bytes))
 }
 
 fn open_regular(path: &Path, links: Links) -> Result<File, ReadError> {

@@ -13,7 +13,6 @@
 use crate::conf::{parse_bool, Snapshot};
 use crate::files::{self, Links};
 use crate::sink::Tls;
-use std::io::Read;
 use std::time::Duration;
 
 /// PD is asked once; a slow PD costs at most this.
@@ -221,16 +220,9 @@ fn ask(connection: PdConnection) -> Result<String, String> {
             crate::sink::describe_status(response.status())
         ));
     }
-    let mut bytes = Vec::new();
-    response
-        .into_body()
-        .into_reader()
-        .take(STATUS_LIMIT + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("PD's status could not be read ({e})"))?;
-    if bytes.len() as u64 > STATUS_LIMIT {
-        return Err(format!("PD's status is larger than {STATUS_LIMIT} bytes"));
-    }
+    let bytes = crate::files::read_limited(response.into_body().into_reader(), STATUS_LIMIT)
+        .map_err(|e| format!("PD's status could not be read ({e})"))?
+        .ok_or_else(|| format!("PD's status is larger than {STATUS_LIMIT} bytes"))?;
     let status: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| format!("PD's status is not JSON ({e})"))?;
     match status

@@ -833,8 +833,8 @@ impl Bench {
             let Some(name) = fields.last().filter(|n| n.starts_with("native/")) else {
                 continue;
             };
-            // Directories, and the digest beside each library.
-            if name.ends_with('/') || name.ends_with(".sha256") || fields.len() < 10 {
+            // Directories.
+            if name.ends_with('/') || fields.len() < 10 {
                 continue;
             }
             let size: f64 = fields[3].parse().unwrap_or(f64::NAN);

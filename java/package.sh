@@ -48,16 +48,24 @@ if [ -d target/native ]; then
 fi
 mkdir -p "$stage/native/native/$platform"
 cp "target/release/$lib" "$stage/native/native/$platform/$lib"
-# Beside each library, its SHA-256 and size: the loader names its per-user
-# cached copy by them and checks the copy against them as it writes it
-# (docs/security.md, "the native library").
+# Each library's SHA-256 and size, written into NativeLoader's LIBRARY_DIGESTS as
+# the classes are compiled: the loader names its per-user cached copy by them
+# and checks the copy against them as it writes it (docs/security.md, "the
+# native library"), with no look-up of a resource through the class path.
+digests=""
 for so in "$stage"/native/native/*/*; do
-  case "$so" in *.sha256) continue ;; esac
-  printf '%s %s\n' "$(sha256sum "$so" | cut -d' ' -f1)" "$(stat -c %s "$so")" >"$so.sha256"
+  digests+="$(basename "$(dirname "$so")") $(sha256sum "$so" | cut -d' ' -f1) $(stat -c %s "$so")\\\\n"  # \\n: sed writes \n
 done
+cp -r java/src "$stage/src"
+loader="$stage/src/com/pingcap/tispark/telemetry/NativeLoader.java"
+sed -i "s|^    static final String LIBRARY_DIGESTS = \"\";\$|    static final String LIBRARY_DIGESTS = \"$digests\";|" "$loader"
+if ! grep -q '^    static final String LIBRARY_DIGESTS = "linux-' "$loader"; then
+  echo "java/package.sh: the libraries' digests were not written into $loader" >&2
+  exit 1
+fi
 
 javac -nowarn -Xlint:-options --release 8 -d "$stage/classes" \
-  -cp "$spark_home/jars/*" $(find java/src -name '*.java')
+  -cp "$spark_home/jars/*" $(find "$stage/src" -name '*.java')
 jar --create --file target/tispark-telemetry.jar -C "$stage/classes" .
 # The native libraries are deflated: the jar with every Linux library stays
 # under 6 MB (stored, it was 9.9 MB, and a Spark application ships its jars to

@@ -92,24 +92,23 @@ fn cache_dir_name() -> String {
     format!("tispark-telemetry-cache-{uid}")
 }
 
-/// This host's library in the jar: its SHA-256 (hex) and size, from the
-/// `.sha256` entry beside it.
+/// This host's library in the jar: its SHA-256 (hex) and size.
 fn jar_digest() -> (String, u64) {
     let platform = if cfg!(target_arch = "aarch64") {
         "linux-aarch64"
     } else {
         "linux-x86_64"
     };
+    let lib = support::temp_dir("loader-jar-library").join(LIB);
     let out = Command::new("unzip")
         .arg("-p")
         .arg(support::jar())
-        .arg(format!("native/{platform}/{LIB}.sha256"))
+        .arg(format!("native/{platform}/{LIB}"))
         .output()
         .expect("run unzip (apt-get install unzip)");
-    let text = String::from_utf8(out.stdout).unwrap();
-    let (hex, size) = text.trim().split_once(' ').expect("'<sha256> <size>'");
-    assert_eq!(hex.len(), 64, "{text}");
-    (hex.to_string(), size.parse().unwrap())
+    assert!(out.status.success() && !out.stdout.is_empty());
+    std::fs::write(&lib, &out.stdout).unwrap();
+    (sha256_of(&lib), out.stdout.len() as u64)
 }
 
 /// The cached copy's name: the library's, with the first 16 hex digits of its SHA-256.
@@ -446,9 +445,9 @@ fn a_link_or_a_truncated_copy_in_the_cache_is_replaced_never_written_through() {
     }
 }
 
-/// A jar whose library does not match the digest beside it (a damaged or
-/// tampered jar): one WARN that says so, nothing loaded, nothing sent, and
-/// nothing left in the cache under the library's name.
+/// A jar whose library does not match the digest its loader was built with
+/// (a damaged or tampered jar): one WARN that says so, nothing loaded,
+/// nothing sent, and nothing left in the cache under the library's name.
 #[test]
 fn a_library_that_does_not_match_its_digest_is_never_loaded() {
     if ran_as_child() {
@@ -463,10 +462,21 @@ fn a_library_that_does_not_match_its_digest_is_never_loaded() {
     } else {
         "linux-x86_64"
     };
-    let entry = format!("native/{platform}/{LIB}.sha256");
+    let entry = format!("native/{platform}/{LIB}");
     std::fs::create_dir_all(stage.join("native").join(platform)).unwrap();
-    let wrong: String = hex.chars().rev().collect();
-    std::fs::write(stage.join(&entry), format!("{wrong} {size}\n")).unwrap();
+    // The jar's library with one byte changed in its middle: the same size.
+    let out = Command::new("unzip")
+        .arg("-p")
+        .arg(&jar)
+        .arg(&entry)
+        .output()
+        .expect("run unzip (apt-get install unzip)");
+    let mut damaged = out.stdout;
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0x5a;
+    std::fs::write(stage.join(&entry), &damaged).unwrap();
+    let wrong = sha256_of(&stage.join(&entry));
+    assert_ne!(wrong, hex);
     let updated = Command::new("jar")
         .args(["--update", "--file"])
         .arg(&jar)
@@ -487,7 +497,7 @@ fn a_library_that_does_not_match_its_digest_is_never_loaded() {
     run.assert_returned_at_once_and_left_nothing();
     let w = run.one_warning("native library cannot be loaded");
     let says = format!(
-        "is damaged: {size} bytes with SHA-256 {hex}, where the jar names {size} bytes with SHA-256 {wrong}"
+        "is damaged: {size} bytes with SHA-256 {wrong}, where the jar names {size} bytes with SHA-256 {hex}"
     );
     assert!(w.contains(&says), "{w}");
     std::thread::sleep(Duration::from_millis(200));

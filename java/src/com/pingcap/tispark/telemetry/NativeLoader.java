@@ -4,6 +4,7 @@ import java.io.File;
 import java.io.FileInputStream;
 import java.io.IOException;
 import java.io.InputStream;
+import java.lang.reflect.Method;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
@@ -37,7 +38,11 @@ import java.security.MessageDigest;
 import java.util.zip.ZipException;
 
 /**
- * Loads the native library carried in the jar, once per class loader.
+ * The sender thread's work ({@link #send}): loads the native library carried in the jar, once per
+ * class loader, then hands it the conf's values. One class for both, and for the loader's
+ * look-up of its cached library no resource of the jar: each class or resource of ours is looked
+ * for through every jar of Spark's class path first, about 1 ms each on a driver (see
+ * docs/performance.md).
  *
  * <p>The library for the running platform is at {@code /native/<platform>/<lib name>} in the
  * jar ({@link #platform()}); it is loaded from this user's cache in the temporary directory,
@@ -72,8 +77,13 @@ final class NativeLoader {
     static final long SWEEP_WITHOUT_PROC_AFTER_MILLIS = 3_600_000L;
     /** This user's cache of the library is {@code CACHE_PREFIX + uid} in the temporary directory. */
     static final String CACHE_PREFIX = "tispark-telemetry-cache-";
-    /** The jar's {@code <library>.sha256} beside each library: {@code <sha256 hex> <size>}. */
-    static final String DIGEST_SUFFIX = ".sha256";
+    /**
+     * The SHA-256 (hex) and size of each platform's library in this jar, one line
+     * {@code <platform> <sha256> <size>} each: java/package.sh writes them into this constant as it
+     * compiles the class, after building the libraries. Compiled from the sources alone it is
+     * empty, and the library is then copied out of the jar for each JVM, as without a cache.
+     */
+    static final String LIBRARY_DIGESTS = "";
     /** A copy being written into the cache: {@code .<name>.<pid>-<n>.part}. */
     static final String PART_SUFFIX = ".part";
     /** A cached library no JVM has loaded for this long is deleted (other builds' copies). */
@@ -98,6 +108,154 @@ final class NativeLoader {
     private static boolean filledCache;
 
     private NativeLoader() {}
+
+    /**
+     * The body of the thread {@code tispark-telemetry-sender} ({@link NativeTelemetry#run()}):
+     * reads the switch of a conf the caller's thread did not read, loads the library, and has
+     * the native side decide, then build, log and deliver the report. Never throws: a failure is
+     * one WARN and telemetry off for the application.
+     */
+    static void send(Object conf, String tisparkVersion, long calledAt) {
+        long started = System.nanoTime();
+        boolean off = false;
+        boolean loading = false;
+        try {
+            // A conf the caller's thread did not read: its switch is read here first. Off, as off
+            // on the caller's thread: nothing loaded, nothing decided.
+            if (NativeTelemetry.mayBeEnabled(conf) == NativeTelemetry.READ_ON_SENDER
+                    && !switchMayBeOn(conf)) {
+                off = true;
+                return;
+            }
+            loading = true;
+            if (ensureLoaded()) {
+                long loaded = System.nanoTime();
+                decideAndReport(conf, tisparkVersion);
+                // Where the time to the wire goes (docs/performance.md), at DEBUG.
+                TelemetryLog.log(TelemetryLog.DEBUG, "Telemetry sender timings: started "
+                        + (started - calledAt) / 1000 + " µs after the call; native library"
+                        + " ready in " + (loaded - started) / 1000 + " µs (" + timings()
+                        + "); decided and reported in " + (System.nanoTime() - loaded) / 1000
+                        + " µs.");
+            }
+        } catch (Throwable t) {
+            if (t instanceof java.lang.reflect.InvocationTargetException && t.getCause() != null) {
+                t = t.getCause(); // thrown by the conf object's own get
+            }
+            String why = t instanceof IllegalArgumentException ? t.getMessage() : t.toString();
+            TelemetryLog.log(TelemetryLog.WARN, "Telemetry is off for this application: " + why);
+        } finally {
+            if (!off) {
+                NativeTelemetry.decided = true;
+            }
+            if (loading) {
+                sweepAfterReport();
+            }
+        }
+    }
+
+    /**
+     * Once the library is loaded: the native side decides from the switch's value (and says why
+     * it is off); when it is on, this JVM is claimed, the keys the native side names are read from
+     * the conf, and it builds, logs and delivers the report from those values.
+     */
+    private static void decideAndReport(Object conf, String tisparkVersion) throws Exception {
+        if (!NativeTelemetry.nativeDecide(read(conf, NativeTelemetry.ENABLE_KEY))) {
+            return;
+        }
+        String[] keys = NativeTelemetry.nativeKeys();
+        String[] values = new String[keys.length];
+        String appId = null;
+        for (int i = 0; i < keys.length; i++) {
+            values[i] = read(conf, keys[i]);
+            if (keys[i].equals(Names.APP_ID_KEY)) {
+                appId = values[i];
+            }
+        }
+        // The first decision stands for the JVM: claimed before the destination is checked, so
+        // later callers (other sessions, other class loaders) do not even load the library again.
+        String mark = appId == null || appId.trim().isEmpty() ? "unknown" : appId.trim();
+        if (System.getProperties().putIfAbsent(Names.REPORTED_PROPERTY, mark) != null) {
+            return; // another class loader's copy reported meanwhile
+        }
+        NativeTelemetry.nativeReport(values, sparkVersion(), tisparkVersion);
+    }
+
+    /**
+     * One key of the conf: a SparkConf's or a Map's value, or what a conf object's
+     * {@code String get(String, String)} answers; null when unset. Throws, naming the mistake,
+     * for null or an object of none of these shapes.
+     */
+    static String read(Object conf, String key) throws Exception {
+        if (conf == null) {
+            throw new IllegalArgumentException(
+                    "NativeTelemetry.report was given null instead of a SparkConf or a java.util.Map");
+        }
+        if (conf instanceof Map) {
+            Object v = ((Map<?, ?>) conf).get(key);
+            return v == null ? null : v.toString();
+        }
+        if (conf.getClass().getName().equals(NativeTelemetry.SPARK_CONF_CLASS)) {
+            return NativeTelemetry.sparkConfValue(conf, key);
+        }
+        Method get = Getters.GETTER.get(conf.getClass());
+        if (get == null) {
+            throw new IllegalArgumentException("NativeTelemetry.report was given a "
+                    + conf.getClass().getName() + ", which is neither a SparkConf, a java.util.Map,"
+                    + " nor has String get(String, String)");
+        }
+        return (String) get.invoke(conf, key, null);
+    }
+
+    /**
+     * The switch of a conf the caller's thread did not read: false only when it is certainly off.
+     * A read that throws is left to the native side, which names the mistake.
+     */
+    private static boolean switchMayBeOn(Object conf) {
+        try {
+            return !NativeTelemetry.isOff(read(conf, NativeTelemetry.ENABLE_KEY));
+        } catch (Throwable t) {
+            return true;
+        }
+    }
+
+    /**
+     * {@code String get(String, String)} of any other conf class, looked up once per class. In a
+     * holder, so that the common cases (a SparkConf, a Map) never load it.
+     */
+    private static final class Getters {
+        static final ClassValue<Method> GETTER = new ClassValue<Method>() {
+            @Override
+            protected Method computeValue(Class<?> type) {
+                try {
+                    return type.getMethod("get", String.class, String.class);
+                } catch (NoSuchMethodException | SecurityException e) {
+                    return null;
+                }
+            }
+        };
+    }
+
+    /**
+     * Spark's version, asked by the native side only once telemetry is on: by a direct call when
+     * Spark is visible from this class's loader (a look-up by reflection resolves every method
+     * of the class, up to 1.5 ms on the way to the wire), else from the thread's context loader.
+     */
+    private static String sparkVersion() {
+        try {
+            return org.apache.spark.package$.MODULE$.SPARK_VERSION();
+        } catch (Throwable notVisible) {
+            // not Spark, or not visible from this class's loader
+        }
+        try {
+            Class<?> pkg = Class.forName("org.apache.spark.package$", true,
+                    Thread.currentThread().getContextClassLoader());
+            Object module = pkg.getField("MODULE$").get(null);
+            return (String) pkg.getMethod("SPARK_VERSION").invoke(module);
+        } catch (Throwable ignored) {
+            return null; // not Spark
+        }
+    }
 
     static synchronized boolean ensureLoaded() {
         if (loaded == null) {
@@ -239,7 +397,7 @@ final class NativeLoader {
         boolean posix = tmpdir.getFileSystem().supportedFileAttributeViews().contains("posix");
         if (posix) {
             refuseIfOthersCanRename(tmpdir);
-            String[] digest = digestOf(resource);
+            String[] digest = digestOf(platform);
             if (digest != null) {
                 String why = loadCached(tmpdir, platform, resource, name, digest[0],
                         Long.parseLong(digest[1]));
@@ -289,25 +447,18 @@ final class NativeLoader {
     }
 
     /**
-     * The SHA-256 (hex) and size of the jar's library for this platform, from the
-     * {@code <library>.sha256} entry java/package.sh writes beside it; null when there is none.
+     * The SHA-256 (hex) and size of the jar's library for {@code platform}, from
+     * {@link #LIBRARY_DIGESTS}; null when it names none.
      */
-    private static String[] digestOf(String resource) throws IOException {
-        try (InputStream in = NativeLoader.class.getResourceAsStream(resource + DIGEST_SUFFIX)) {
-            if (in == null) {
-                return null;
+    static String[] digestOf(String platform) {
+        for (String line : LIBRARY_DIGESTS.split("\n")) {
+            String[] fields = line.split(" ");
+            if (fields.length == 3 && fields[0].equals(platform) && fields[1].length() == 64
+                    && isDigits(fields[2])) {
+                return new String[] {fields[1], fields[2]};
             }
-            byte[] text = new byte[256];
-            int n = 0;
-            for (int r; n < text.length && (r = in.read(text, n, text.length - n)) > 0; ) {
-                n += r;
-            }
-            String[] fields = new String(text, 0, n, StandardCharsets.US_ASCII).trim().split(" ");
-            if (fields.length != 2 || fields[0].length() != 64 || !isDigits(fields[1])) {
-                throw new IOException("the jar's " + resource + DIGEST_SUFFIX + " is not '<sha256> <size>'");
-            }
-            return fields;
         }
+        return null;
     }
 
     /**

@@ -1,6 +1,5 @@
 package com.pingcap.tispark.telemetry;
 
-import java.lang.reflect.Method;
 import java.util.Arrays;
 import java.util.HashSet;
 import java.util.Map;
@@ -47,23 +46,6 @@ public final class NativeTelemetry implements Runnable {
         return ((org.apache.spark.SparkConf) conf).get(key, null);
     }
 
-    /**
-     * {@code String get(String, String)} of any other conf class, looked up once per class. In a
-     * holder, so that the common cases (a SparkConf, a Map) never load it.
-     */
-    private static final class Getters {
-        static final ClassValue<Method> GETTER = new ClassValue<Method>() {
-            @Override
-            protected Method computeValue(Class<?> type) {
-                try {
-                    return type.getMethod("get", String.class, String.class);
-                } catch (NoSuchMethodException | SecurityException e) {
-                    return null;
-                }
-            }
-        };
-    }
-
     /** The sender thread's stack size, whatever the JVM's -Xss says. */
     static final long SENDER_STACK_BYTES = 4L << 20;
 
@@ -75,7 +57,7 @@ public final class NativeTelemetry implements Runnable {
      * stands (reported, or off with one WARN for an invalid switch or conf object), so later
      * calls return at once instead of warning again.
      */
-    private static volatile boolean decided;
+    static volatile boolean decided;
 
     private static final Object SENDER_LOCK = new Object();
     private static Thread sender; // guarded by SENDER_LOCK
@@ -103,7 +85,7 @@ public final class NativeTelemetry implements Runnable {
      * can make one). This class is the thread's {@code Runnable} itself, not a class of its own or
      * a lambda: each class the driver's first call loads costs it a look-up through every jar of
      * Spark's class path (about 1 ms on a loaded driver), and a lambda a bootstrap. The work is in
-     * {@link Sender}, loaded on the sender thread.
+     * {@link NativeLoader#send}, the one other class of ours the sender thread loads.
      */
     @Override
     public void run() {
@@ -111,7 +93,7 @@ public final class NativeTelemetry implements Runnable {
             flush(flushBound);
             return;
         }
-        Sender.run(conf, tisparkVersion, calledAt);
+        NativeLoader.send(conf, tisparkVersion, calledAt);
     }
 
     /** Reports once per JVM if the SparkConf turns telemetry on. */
@@ -198,131 +180,6 @@ public final class NativeTelemetry implements Runnable {
         }
         installFlushHook();
     }
-
-    /**
-     * The sender thread's work: loaded on that thread, never on the driver's (see
-     * {@link #run()}).
-     */
-    private static final class Sender {
-        private Sender() {}
-
-        static void run(Object conf, String tisparkVersion, long calledAt) {
-            long started = System.nanoTime();
-            boolean off = false;
-            boolean loading = false;
-            try {
-                // A conf the caller's thread did not read: its switch is read here first. Off,
-                // as off on the caller's thread: nothing loaded, nothing decided.
-                if (mayBeEnabled(conf) == READ_ON_SENDER && !switchMayBeOn(conf)) {
-                    off = true;
-                    return;
-                }
-                loading = true;
-                if (NativeLoader.ensureLoaded()) {
-                    long loaded = System.nanoTime();
-                    decideAndReport(conf, tisparkVersion);
-                    // Where the time to the wire goes (docs/performance.md), at DEBUG.
-                    TelemetryLog.log(TelemetryLog.DEBUG, "Telemetry sender timings: started "
-                            + (started - calledAt) / 1000 + " µs after the call; native library"
-                            + " ready in " + (loaded - started) / 1000 + " µs ("
-                            + NativeLoader.timings() + "); decided and reported in "
-                            + (System.nanoTime() - loaded) / 1000 + " µs.");
-                }
-            } catch (Throwable t) {
-                if (t instanceof java.lang.reflect.InvocationTargetException && t.getCause() != null) {
-                    t = t.getCause(); // thrown by the conf object's own get
-                }
-                String why = t instanceof IllegalArgumentException ? t.getMessage() : t.toString();
-                TelemetryLog.log(TelemetryLog.WARN, "Telemetry is off for this application: " + why);
-            } finally {
-                if (!off) {
-                    decided = true;
-                }
-                if (loading) {
-                    NativeLoader.sweepAfterReport();
-                }
-            }
-        }
-
-        /**
-         * The sender's work once the library is loaded: the native side decides from the switch's
-         * value (and says why it is off); when it is on, this JVM is claimed, the keys the native side
-         * names are read from the conf, and it builds, logs and delivers the report from those values.
-         */
-        static void decideAndReport(Object conf, String tisparkVersion) throws Exception {
-            if (!nativeDecide(read(conf, ENABLE_KEY))) {
-                return;
-            }
-            String[] keys = nativeKeys();
-            String[] values = new String[keys.length];
-            String appId = null;
-            for (int i = 0; i < keys.length; i++) {
-                values[i] = read(conf, keys[i]);
-                if (keys[i].equals(Names.APP_ID_KEY)) {
-                    appId = values[i];
-                }
-            }
-            // The first decision stands for the JVM: claimed before the destination is checked, so
-            // later callers (other sessions, other class loaders) do not even load the library again.
-            String mark = appId == null || appId.trim().isEmpty() ? "unknown" : appId.trim();
-            if (System.getProperties().putIfAbsent(REPORTED_PROPERTY, mark) != null) {
-                return; // another class loader's copy reported meanwhile
-            }
-            nativeReport(values, sparkVersion(), tisparkVersion);
-        }
-
-        /**
-         * One key of the conf: a SparkConf's or a Map's value, or what a conf object's
-         * {@code String get(String, String)} answers; null when unset. Throws, naming the mistake,
-         * for null or an object of none of these shapes.
-         */
-        static String read(Object conf, String key) throws Exception {
-            if (conf == null) {
-                throw new IllegalArgumentException(
-                        "NativeTelemetry.report was given null instead of a SparkConf or a java.util.Map");
-            }
-            if (conf instanceof Map) {
-                Object v = ((Map<?, ?>) conf).get(key);
-                return v == null ? null : v.toString();
-            }
-            if (conf.getClass().getName().equals(SPARK_CONF_CLASS)) {
-                return sparkConfValue(conf, key);
-            }
-            Method get = Getters.GETTER.get(conf.getClass());
-            if (get == null) {
-                throw new IllegalArgumentException("NativeTelemetry.report was given a "
-                        + conf.getClass().getName() + ", which is neither a SparkConf, a java.util.Map,"
-                        + " nor has String get(String, String)");
-            }
-            return (String) get.invoke(conf, key, null);
-        }
-
-        static boolean switchMayBeOn(Object conf) {
-            try {
-                return !isOff(read(conf, ENABLE_KEY));
-            } catch (Throwable t) {
-                return true; // the sender names the mistake
-            }
-        }
-
-        /** Spark's version, asked by the native side only once telemetry is on. */
-        static String sparkVersion() {
-            ClassLoader[] loaders = {
-                NativeTelemetry.class.getClassLoader(), Thread.currentThread().getContextClassLoader()
-            };
-            for (ClassLoader loader : loaders) {
-                try {
-                    Class<?> pkg = Class.forName("org.apache.spark.package$", true, loader);
-                    Object module = pkg.getField("MODULE$").get(null);
-                    return (String) pkg.getMethod("SPARK_VERSION").invoke(module);
-                } catch (Throwable ignored) {
-                    // not Spark, or not visible from this loader
-                }
-            }
-            return null;
-        }
-    }
-
 
     /** The bound of the shutdown wait: the system property, clamped to [0, 10000] ms. */
     static long flushMillis() {
@@ -426,11 +283,6 @@ public final class NativeTelemetry implements Runnable {
             "java.util.ImmutableCollections$Map1",
             "java.util.ImmutableCollections$MapN"));
 
-    /**
-     * The switch of any conf object, read on the sender thread: false only when it is certainly
-     * off. A Map is asked {@code get}, anything else {@code get(String, String)}; an object with
-     * neither, or a read that throws, is left to the native side, which names the mistake.
-     */
     /**
      * The switch is certainly off: absent, or {@code false} in any ASCII case once trimmed as
      * {@link String#trim()} trims (characters up to U+0020). The native side's rule

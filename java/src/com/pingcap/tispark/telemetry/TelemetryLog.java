@@ -18,26 +18,38 @@ final class TelemetryLog {
     static final int DEBUG = Names.LOG_DEBUG;
     static final int TRACE = Names.LOG_TRACE;
 
-    private static final boolean HAS_SLF4J = hasSlf4j();
+    /**
+     * The logger; null without slf4j on the class path. Its classes are resolved only where it is
+     * used, so a JVM without them gets here and no further (kept in this class rather than a
+     * holder of its own: each class of ours is looked for through every jar of Spark's class path,
+     * about 1 ms before the report reaches the wire).
+     */
+    private static final org.slf4j.Logger LOGGER = slf4jLogger();
 
     private TelemetryLog() {}
 
-    private static boolean hasSlf4j() {
+    private static org.slf4j.Logger slf4jLogger() {
         try {
-            Slf4j.LOGGER.getName();
-            return true;
+            org.slf4j.Logger logger = org.slf4j.LoggerFactory.getLogger(LOGGER_NAME);
+            logger.getName();
+            return logger;
         } catch (Throwable t) {
-            return false;
+            return null;
         }
     }
 
     /** The most detailed level enabled, 0 for none. */
     static int maxLevel() {
-        if (!HAS_SLF4J) {
+        if (LOGGER == null) {
             return WARN;
         }
         try {
-            return Slf4j.maxLevel();
+            if (LOGGER.isTraceEnabled()) return TRACE;
+            if (LOGGER.isDebugEnabled()) return DEBUG;
+            if (LOGGER.isInfoEnabled()) return INFO;
+            if (LOGGER.isWarnEnabled()) return WARN;
+            if (LOGGER.isErrorEnabled()) return ERROR;
+            return 0;
         } catch (Throwable t) {
             return WARN;
         }
@@ -83,9 +95,15 @@ final class TelemetryLog {
      */
     static boolean nativeLog(int level, String message) {
         try {
-            if (HAS_SLF4J) {
-                Slf4j.log(level, message);
-                return Slf4j.isEnabled(level) || !shuttingDown();
+            if (LOGGER != null) {
+                switch (level) {
+                    case ERROR: LOGGER.error(message); break;
+                    case WARN: LOGGER.warn(message); break;
+                    case INFO: LOGGER.info(message); break;
+                    case DEBUG: LOGGER.debug(message); break;
+                    default: LOGGER.trace(message); break;
+                }
+                return isEnabled(level) || !shuttingDown();
             }
             if (level <= WARN) {
                 System.err.println((level == ERROR ? "ERROR " : "WARN ") + "Telemetry: " + message);
@@ -109,37 +127,13 @@ final class TelemetryLog {
         }
     }
 
-    /** Kept apart so that a missing slf4j fails only here. */
-    private static final class Slf4j {
-        static final org.slf4j.Logger LOGGER = org.slf4j.LoggerFactory.getLogger(LOGGER_NAME);
-
-        static int maxLevel() {
-            if (LOGGER.isTraceEnabled()) return TRACE;
-            if (LOGGER.isDebugEnabled()) return DEBUG;
-            if (LOGGER.isInfoEnabled()) return INFO;
-            if (LOGGER.isWarnEnabled()) return WARN;
-            if (LOGGER.isErrorEnabled()) return ERROR;
-            return 0;
-        }
-
-        static boolean isEnabled(int level) {
-            switch (level) {
-                case ERROR: return LOGGER.isErrorEnabled();
-                case WARN: return LOGGER.isWarnEnabled();
-                case INFO: return LOGGER.isInfoEnabled();
-                case DEBUG: return LOGGER.isDebugEnabled();
-                default: return LOGGER.isTraceEnabled();
-            }
-        }
-
-        static void log(int level, String message) {
-            switch (level) {
-                case ERROR: LOGGER.error(message); break;
-                case WARN: LOGGER.warn(message); break;
-                case INFO: LOGGER.info(message); break;
-                case DEBUG: LOGGER.debug(message); break;
-                default: LOGGER.trace(message); break;
-            }
+    private static boolean isEnabled(int level) {
+        switch (level) {
+            case ERROR: return LOGGER.isErrorEnabled();
+            case WARN: return LOGGER.isWarnEnabled();
+            case INFO: return LOGGER.isInfoEnabled();
+            case DEBUG: return LOGGER.isDebugEnabled();
+            default: return LOGGER.isTraceEnabled();
         }
     }
 }

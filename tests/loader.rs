@@ -534,6 +534,36 @@ fn a_tmpdir_others_may_write_without_the_sticky_bit_is_refused_with_one_warning(
     assert_eq!(names_in(&tmp), Vec::<String>::new());
 }
 
+/// A temporary directory of another user (here `nobody`'s, closed to
+/// everyone else: root can still write in it) is refused before anything is
+/// created in it: its owner could rename our directory and put another
+/// library in its place between the checks and the load.
+#[test]
+fn a_tmpdir_of_another_user_is_refused_with_one_warning() {
+    if ran_as_child() {
+        return;
+    }
+    require_root("the temporary directory is given to nobody with chown");
+    let c = Collector::start(Behaviour::Accept);
+    let tmp = support::temp_dir("loader-others").join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    chmod(&tmp, 0o700);
+    std::os::unix::fs::chown(&tmp, Some(NOBODY), Some(NOBODY)).unwrap();
+    let run = jvm::report_in_jvm_under(&[], &[tmpdir_option(&tmp)], &conf(&c), &[]).unwrap();
+    run.assert_returned_at_once_and_left_nothing();
+    let w = run.one_warning("native library cannot be loaded");
+    let says = format!(
+        "the temporary directory {} belongs to another user (uid {NOBODY}), who could replace \
+         the library before it is loaded; set -Dtispark.telemetry.native.tmpdir=<a directory \
+         of this user's or root's>",
+        tmp.display()
+    );
+    assert!(w.contains(&says), "{w}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(c.connections(), 0);
+    assert_eq!(names_in(&tmp), Vec::<String>::new());
+}
+
 // ---------------------------------------------------------------------------
 // (B) musl is the C library the process runs on, not a file that exists.
 

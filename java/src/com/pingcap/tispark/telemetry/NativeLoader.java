@@ -396,11 +396,13 @@ final class NativeLoader {
         Path tmpdir = Paths.get(System.getProperty(TMPDIR_PROPERTY, System.getProperty("java.io.tmpdir")));
         boolean posix = tmpdir.getFileSystem().supportedFileAttributeViews().contains("posix");
         if (posix) {
-            refuseIfOthersCanRename(tmpdir);
+            Object uid = uid();
+            refuseIfOthersCanRename(tmpdir, uid);
             String[] digest = digestOf(platform);
             if (digest != null) {
-                String why = loadCached(tmpdir, platform, resource, name, digest[0],
-                        Long.parseLong(digest[1]));
+                String why = uid == null ? "this user's id cannot be read from /proc/self"
+                        : loadCached(tmpdir, platform, resource, name, digest[0],
+                                Long.parseLong(digest[1]), uid);
                 if (why == null) {
                     return;
                 }
@@ -476,13 +478,7 @@ final class NativeLoader {
      * checks is what this user's earlier JVM put there.
      */
     private static String loadCached(Path tmpdir, String platform, String resource, String name,
-            String sha256, long size) throws IOException {
-        Object uid;
-        try {
-            uid = Files.getAttribute(Paths.get("/proc/self"), "unix:uid");
-        } catch (IOException | RuntimeException e) {
-            return "this user's id cannot be read from /proc/self";
-        }
+            String sha256, long size, Object uid) throws IOException {
         Path dir = tmpdir.resolve(CACHE_PREFIX + uid);
         try {
             String notPrivate;
@@ -653,17 +649,37 @@ final class NativeLoader {
         }
     }
 
-    /**
-     * The copy's directory is safe from other users only if they cannot rename it: refuses a
-     * temporary directory that others may write to unless it is sticky (as /tmp is).
-     */
-    private static void refuseIfOthersCanRename(Path tmpdir) throws IOException {
-        Object mode;
+    /** This process's user id (from /proc/self); null where it cannot be read. */
+    private static Object uid() {
         try {
-            mode = Files.getAttribute(tmpdir, "unix:mode");
+            return Files.getAttribute(Paths.get("/proc/self"), "unix:uid");
+        } catch (IOException | RuntimeException e) {
+            return null;
+        }
+    }
+
+    /**
+     * The library's directory (the cache, or a per-process copy's) is safe from other users only
+     * if they cannot rename it and put another in its place between the checks and the load:
+     * refuses a temporary directory of another user than this one or root (its owner may rename
+     * anything in it), and one that others may write to unless it is sticky (as /tmp is). The
+     * directories above it are trusted as whoever set the temporary directory up (a YARN
+     * container's belongs to the NodeManager's user, which launches the driver anyway).
+     */
+    private static void refuseIfOthersCanRename(Path tmpdir, Object uid) throws IOException {
+        Map<String, Object> a;
+        try {
+            a = Files.readAttributes(tmpdir, "unix:mode,uid");
         } catch (UnsupportedOperationException | IllegalArgumentException e) {
             return; // no such view on this JVM: nothing to check with
         }
+        Object owner = a.get("uid");
+        if (uid != null && owner != null && !owner.equals(uid) && !owner.equals(0)) {
+            throw new IOException("the temporary directory " + tmpdir + " belongs to another user"
+                    + " (uid " + owner + "), who could replace the library before it is loaded; set -D"
+                    + TMPDIR_PROPERTY + "=<a directory of this user's or root's>");
+        }
+        Object mode = a.get("mode");
         if (mode instanceof Integer) {
             int m = (Integer) mode;
             boolean othersMayWrite = (m & 0022) != 0;

@@ -436,6 +436,27 @@ fn status_explains_an_invalid_switch_value() {
     );
 }
 
+/// An error is one line on stderr whatever a path or value in it holds: its
+/// control characters are escaped, as in the driver's log (a terminal would
+/// otherwise obey an escape sequence, and a carriage return hide the start).
+#[test]
+fn errors_on_stderr_escape_control_characters() {
+    let dir = support::temp_dir("stderr-escaped");
+    let db = format!("{}/x\u{1b}[31my\rz/reports.db", dir.display());
+    let run = run_bare(&["fleet", "--db", &db], &[]);
+    run.assert_failed(1);
+    assert!(
+        !run.stderr.contains('\u{1b}') && !run.stderr.contains('\r'),
+        "{:?}",
+        run.stderr
+    );
+    let shown = format!(
+        "tispark-telemetry: error: the database {}/x\\u{{1b}}[31my\\rz/reports.db cannot be used",
+        dir.display()
+    );
+    assert!(run.stderr.starts_with(&shown), "{:?}", run.stderr);
+}
+
 #[test]
 fn status_json_reflects_the_environment_overrides() {
     let host = Host::new("status-env");

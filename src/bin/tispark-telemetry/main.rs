@@ -30,7 +30,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tispark_telemetry::conf::{self, Snapshot, ENABLE_KEY};
-use tispark_telemetry::{pipeline, state};
+use tispark_telemetry::{log_line, pipeline, state};
 
 use conf_io::Links;
 
@@ -62,7 +62,12 @@ fn main() -> ExitCode {
 }
 
 fn fail(code: u8, why: &str) -> ExitCode {
-    eprintln!("{NAME}: error: {}", why.replace('\n', " "));
+    // One line: the usage's own line breaks become spaces, any other control
+    // character (from a path, a URL, a conf value) is escaped.
+    eprintln!(
+        "{NAME}: error: {}",
+        log_line::escaped(&why.replace('\n', " "))
+    );
     ExitCode::from(code)
 }
 
@@ -257,7 +262,7 @@ fn preview(
     if !decision.is_on() {
         eprintln!(
             "{NAME}: telemetry is {}; this is what it would send if it were on.",
-            decision.explain()
+            log_line::escaped(&decision.explain())
         );
     }
     let request = pipeline::ReportInput {
@@ -307,7 +312,12 @@ impl log::Log for StderrLog {
 
     fn log(&self, record: &log::Record) {
         if self.enabled(record.metadata()) {
-            eprintln!("{NAME}: warning: {}", record.args());
+            // Escaped as the JVM's log bridge escapes: one line, whatever a
+            // path, URL or conf value in it holds.
+            eprintln!(
+                "{NAME}: warning: {}",
+                log_line::escaped(&record.args().to_string())
+            );
         }
     }
 

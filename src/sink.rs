@@ -286,15 +286,102 @@ pub(crate) fn certificates(pem: &[u8]) -> Result<Vec<ureq::tls::Certificate<'sta
     Ok(out)
 }
 
-/// The platform's trust store, as rustls-native-certs finds it; what cannot
-/// be read is left out (an https endpoint it would have vouched for then
-/// fails with a certificate error).
+/// The most one file of the platform's trust store may hold (Debian's bundle
+/// is about 220 KB).
+const STORE_FILE_LIMIT: u64 = 4 << 20;
+/// The most entries of one certificate directory looked at.
+const STORE_DIR_ENTRIES: usize = 10_000;
+
+/// The platform's trust store, found where OpenSSL (and rustls-native-certs)
+/// look: `SSL_CERT_FILE` and `SSL_CERT_DIR` when either is set, else the
+/// distribution's bundle and certificate directories (openssl-probe's list).
+/// Each file is read as every file here is (`files::read_bounded`): a regular
+/// file only, at most 4 MiB, opened without blocking; a link is followed (a
+/// certificate directory is made of them). rustls-native-certs itself is not
+/// used: it reads a FIFO or a file of any size. What cannot be read is left
+/// out (an https endpoint it would have vouched for then fails with a
+/// certificate error).
 pub(crate) fn platform_roots() -> Vec<ureq::tls::Certificate<'static>> {
-    rustls_native_certs::load_native_certs()
-        .certs
-        .iter()
-        .map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned())
-        .collect()
+    let (file, dirs) = store_paths(|name| std::env::var_os(name));
+    let mut seen = std::collections::HashSet::new();
+    let mut roots = Vec::new();
+    if let Some(file) = &file {
+        read_store_file(file, &mut seen, &mut roots);
+    }
+    for dir in &dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for entry in entries.take(STORE_DIR_ENTRIES).flatten() {
+            read_store_file(&entry.path(), &mut seen, &mut roots);
+        }
+    }
+    roots.sort_unstable_by(|a, b| a.der().cmp(b.der()));
+    roots.dedup_by(|a, b| a.der() == b.der());
+    log::debug!(
+        "The platform's trust store: {} certificates, from {} and {}.",
+        roots.len(),
+        file.as_deref()
+            .map_or("no bundle".to_string(), |f| f.display().to_string()),
+        if dirs.is_empty() {
+            "no directory".to_string()
+        } else {
+            dirs.iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(":")
+        }
+    );
+    roots
+}
+
+/// The trust store's bundle and directories: the environment's when it names
+/// either (`SSL_CERT_DIR` a `:`-separated list), else what openssl-probe
+/// finds on this host.
+fn store_paths(
+    env: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> (Option<PathBuf>, Vec<PathBuf>) {
+    let file = env("SSL_CERT_FILE").map(PathBuf::from);
+    let dirs: Vec<PathBuf> = env("SSL_CERT_DIR")
+        .map(|v| {
+            std::env::split_paths(&v)
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    if file.is_some() || !dirs.is_empty() {
+        return (file, dirs);
+    }
+    let probed = openssl_probe::probe();
+    (probed.cert_file, probed.cert_dir)
+}
+
+/// Adds the certificates of one trust store file, once per file: a
+/// certificate directory names each certificate twice (its hash, its name)
+/// and often holds the bundle too. A PEM error ends that file's certificates.
+fn read_store_file(
+    path: &std::path::Path,
+    seen: &mut std::collections::HashSet<(u64, u64)>,
+    roots: &mut Vec<ureq::tls::Certificate<'static>>,
+) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    if !seen.insert((meta.dev(), meta.ino())) {
+        return;
+    }
+    let Ok(pem) = crate::files::read_bounded(path, STORE_FILE_LIMIT, crate::files::Links::Follow)
+    else {
+        return;
+    };
+    for item in ureq::tls::parse_pem(&pem) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => roots.push(c.to_owned()),
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
 }
 
 /// The proxy for `url` from the environment, as curl and most HTTP clients

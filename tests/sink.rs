@@ -184,11 +184,110 @@ fn an_https_endpoint_is_trusted_through_the_platforms_store() {
     let url = format!("https://127.0.0.1:{}/r", c.addr.port());
     // Not trusted before: the test's CA is in no store.
     assert_eq!(deliver(&url, "{}").delivery, sink::Delivery::Failed);
-    // rustls-native-certs reads SSL_CERT_FILE first: the platform's store, for
-    // this process (nextest runs each test in a process of its own).
+    // SSL_CERT_FILE names the platform's store, as for OpenSSL: for this
+    // process (nextest runs each test in a process of its own).
     std::env::set_var("SSL_CERT_FILE", &bundle);
     let outcome = deliver(&url, "{}");
     assert_eq!(outcome.http_status, Some(200), "{outcome:?}");
+}
+
+fn mkfifo(path: &std::path::Path) {
+    let made = std::process::Command::new("mkfifo").arg(path).status();
+    assert!(
+        made.is_ok_and(|s| s.success()),
+        "this test needs mkfifo (coreutils)"
+    );
+}
+
+/// `deliver`, failing the test if it takes longer than 20 s (a read that
+/// blocks would otherwise hang the test).
+fn deliver_within_20s(url: &str) -> sink::Outcome {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let url = url.to_string();
+    std::thread::spawn(move || tx.send(deliver(&url, "{}")).unwrap());
+    rx.recv_timeout(Duration::from_secs(20))
+        .expect("the delivery hung on the trust store")
+}
+
+/// The platform's trust store is read as every file is: a FIFO (which would
+/// block a plain read forever) and a file over 4 MiB are left out, and in a
+/// certificate directory a link to a regular file is followed, a FIFO
+/// skipped.
+#[test]
+fn the_platforms_store_is_read_bounded_and_from_regular_files_only() {
+    let pki = support::tls::test_pki();
+    let c = Collector::start_tls(Behaviour::Accept, pki.server);
+    let url = format!("https://127.0.0.1:{}/r", c.addr.port());
+    let dir = support::temp_dir("store-bounded");
+
+    let fifo = dir.join("fifo.pem");
+    mkfifo(&fifo);
+    std::env::set_var("SSL_CERT_FILE", &fifo);
+    let outcome = deliver_within_20s(&url);
+    assert_eq!(outcome.delivery, sink::Delivery::Failed, "{outcome:?}");
+    assert!(
+        outcome
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("certificate"),
+        "{outcome:?}"
+    );
+
+    // The CA first, then padding past 4 MiB: trusted only if read whole.
+    let padded = dir.join("padded.pem");
+    let mut text = pki.ca_pem.clone();
+    while text.len() <= 4 << 20 {
+        text.push_str(&"# padding\n".repeat(4096));
+    }
+    std::fs::write(&padded, &text).unwrap();
+    std::env::set_var("SSL_CERT_FILE", &padded);
+    assert_eq!(deliver_within_20s(&url).delivery, sink::Delivery::Failed);
+    // The same CA in a file of 4 MiB is read.
+    let exact = dir.join("exact.pem");
+    let mut text = pki.ca_pem.clone();
+    let pad = (4 << 20) - text.len();
+    text.push_str(&"#".repeat(pad - 1));
+    text.push('\n');
+    assert_eq!(text.len(), 4 << 20);
+    std::fs::write(&exact, &text).unwrap();
+    std::env::set_var("SSL_CERT_FILE", &exact);
+    assert_eq!(deliver_within_20s(&url).http_status, Some(200));
+
+    // A certificate directory as `openssl rehash` makes it: links; in a
+    // `:`-separated list whose empty entries are ignored.
+    let certs = dir.join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    mkfifo(&certs.join("0000aaaa.0"));
+    std::os::unix::fs::symlink(&ca, certs.join("1111bbbb.0")).unwrap();
+    std::fs::create_dir(certs.join("2222cccc.0")).unwrap();
+    std::env::remove_var("SSL_CERT_FILE");
+    std::env::set_var("SSL_CERT_DIR", format!(":{}", certs.display()));
+    assert_eq!(deliver_within_20s(&url).http_status, Some(200));
+}
+
+/// Every certificate of the store is trusted, however many: two endpoints of
+/// two CAs, both in one bundle (also named twice in a directory).
+#[test]
+fn every_certificate_of_the_platforms_store_is_trusted() {
+    let (one, two) = (support::tls::test_pki(), support::tls::test_pki());
+    let dir = support::temp_dir("store-two");
+    let bundle = dir.join("bundle.pem");
+    std::fs::write(&bundle, format!("{}{}", one.ca_pem, two.ca_pem)).unwrap();
+    let c1 = Collector::start_tls(Behaviour::Accept, one.server);
+    let c2 = Collector::start_tls(Behaviour::Accept, two.server);
+    let certs = dir.join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    std::os::unix::fs::symlink(&bundle, certs.join("aaaa0000.0")).unwrap();
+    std::os::unix::fs::symlink(&bundle, certs.join("bundle.pem")).unwrap();
+    std::env::set_var("SSL_CERT_FILE", &bundle);
+    std::env::set_var("SSL_CERT_DIR", &certs);
+    for c in [&c1, &c2] {
+        let url = format!("https://127.0.0.1:{}/r", c.addr.port());
+        assert_eq!(deliver_within_20s(&url).http_status, Some(200), "{url}");
+    }
 }
 
 #[test]

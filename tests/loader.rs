@@ -506,32 +506,34 @@ fn a_library_that_does_not_match_its_digest_is_never_loaded() {
     assert_eq!(names_in(&tmp.join(cache_dir_name())), Vec::<String>::new());
 }
 
+/// A JVM given `tmp` as its temporary directory: one WARN that the library
+/// cannot be loaded, saying `says`; nothing sent, nothing created in `tmp`.
+fn assert_tmpdir_refused(tmp: &Path, says: &str) {
+    let c = Collector::start(Behaviour::Accept);
+    let run = jvm::report_in_jvm_under(&[], &[tmpdir_option(tmp)], &conf(&c), &[]).unwrap();
+    run.assert_returned_at_once_and_left_nothing();
+    let w = run.one_warning("native library cannot be loaded");
+    assert!(w.contains(says), "{w}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(c.connections(), 0);
+    assert_eq!(names_in(tmp), Vec::<String>::new());
+}
+
 #[test]
 fn a_tmpdir_others_may_write_without_the_sticky_bit_is_refused_with_one_warning() {
     if ran_as_child() {
         return;
     }
-    let c = Collector::start(Behaviour::Accept);
     let tmp = support::temp_dir("loader-open").join("tmp");
     std::fs::create_dir(&tmp).unwrap();
     chmod(&tmp, 0o777);
-    let run = jvm::report_in_jvm_under(&[], &[tmpdir_option(&tmp)], &conf(&c), &[]).unwrap();
-    run.assert_returned_at_once_and_left_nothing();
-    let w = run.one_warning("native library cannot be loaded");
     let says = format!(
-        "the temporary directory {} is writable by other users and not sticky",
+        "the temporary directory {} is writable by other users and not sticky, so one of them \
+         could replace the library before it is loaded; set \
+         -Dtispark.telemetry.native.tmpdir=<a directory other users cannot write to>",
         tmp.display()
     );
-    assert!(w.contains(&says), "{w}");
-    assert!(
-        w.contains(
-            "set -Dtispark.telemetry.native.tmpdir=<a directory other users cannot write to>"
-        ),
-        "{w}"
-    );
-    std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(c.connections(), 0);
-    assert_eq!(names_in(&tmp), Vec::<String>::new());
+    assert_tmpdir_refused(&tmp, &says);
 }
 
 /// A temporary directory of another user (here `nobody`'s, closed to
@@ -544,24 +546,17 @@ fn a_tmpdir_of_another_user_is_refused_with_one_warning() {
         return;
     }
     require_root("the temporary directory is given to nobody with chown");
-    let c = Collector::start(Behaviour::Accept);
     let tmp = support::temp_dir("loader-others").join("tmp");
     std::fs::create_dir(&tmp).unwrap();
     chmod(&tmp, 0o700);
     std::os::unix::fs::chown(&tmp, Some(NOBODY), Some(NOBODY)).unwrap();
-    let run = jvm::report_in_jvm_under(&[], &[tmpdir_option(&tmp)], &conf(&c), &[]).unwrap();
-    run.assert_returned_at_once_and_left_nothing();
-    let w = run.one_warning("native library cannot be loaded");
     let says = format!(
         "the temporary directory {} belongs to another user (uid {NOBODY}), who could replace \
          the library before it is loaded; set -Dtispark.telemetry.native.tmpdir=<a directory \
          of this user's or root's>",
         tmp.display()
     );
-    assert!(w.contains(&says), "{w}");
-    std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(c.connections(), 0);
-    assert_eq!(names_in(&tmp), Vec::<String>::new());
+    assert_tmpdir_refused(&tmp, &says);
 }
 
 // ---------------------------------------------------------------------------

@@ -457,6 +457,39 @@ fn errors_on_stderr_escape_control_characters() {
     assert!(run.stderr.starts_with(&shown), "{:?}", run.stderr);
 }
 
+/// `status` shows each fact on one line, escaped: a state directory named
+/// with an escape sequence and a carriage return in the configuration.
+#[test]
+fn status_text_escapes_control_characters() {
+    let host = Host::new("status-escaped");
+    host.write_conf(
+        &format!(
+            "spark.tispark.telemetry.state_dir={}/st\\u001b[31mate\\rx\n",
+            host.root.display()
+        ),
+        NOWHERE,
+    );
+    let run = host.run(&["status"], &[]);
+    run.assert_ok();
+    assert!(
+        !run.stdout.contains('\u{1b}') && !run.stdout.contains('\r'),
+        "{:?}",
+        run.stdout
+    );
+    let state = format!("{}/st\\u{{1b}}[31mate\\rx", host.root.display());
+    assert!(
+        run.stdout.contains(&format!("\nState:         {state}\n")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains(&format!("\nAudit trail:   {state}/audit.jsonl (")),
+        "{}",
+        run.stdout
+    );
+}
+
 #[test]
 fn status_json_reflects_the_environment_overrides() {
     let host = Host::new("status-env");

@@ -121,46 +121,47 @@ impl Status {
         serde_json::to_string_pretty(self).expect("a status always serializes")
     }
 
-    /// The text for a terminal, one fact a line.
+    /// The text for a terminal, one fact a line. Each value is escaped as a
+    /// log line is (a path or URL from the configuration may hold an escape
+    /// sequence or a line break).
     pub fn to_text(&self) -> String {
         let mut out = String::new();
-        match &self.conf_file {
-            Some(file) => {
-                let missing = if self.conf_file_exists {
-                    ""
-                } else {
-                    " (does not exist: nothing in it is set)"
-                };
-                let _ = writeln!(out, "Configuration: {file}{missing}");
-            }
-            None => {
-                let _ = writeln!(
-                    out,
-                    "Configuration: none (looked for {WHERE_LOOKED}: none is set)"
-                );
-            }
-        }
-        let _ = writeln!(out, "Telemetry:     {}", self.reason);
-        let endpoint = match (&self.endpoint, &self.endpoint_error) {
-            (Some(e), None) => e.clone(),
-            (Some(e), Some(why)) => format!("{e} (unusable: {why})"),
-            (None, Some(why)) => format!("none ({why})"),
-            (None, None) => "none".to_string(),
+        let mut fact = |label: &str, value: &str| {
+            let _ = writeln!(
+                out,
+                "{label:<15}{}",
+                tispark_telemetry::log_line::escaped(value)
+            );
         };
-        let _ = writeln!(out, "Endpoint:      {endpoint}");
-        let _ = writeln!(
-            out,
-            "State:         {}",
-            self.state_dir.as_deref().unwrap_or(
-                "none (HOME is unset; set TISPARK_TELEMETRY_STATE_DIR or spark.tispark.telemetry.state_dir)"
-            )
+        fact(
+            "Configuration:",
+            &match &self.conf_file {
+                Some(file) if self.conf_file_exists => file.clone(),
+                Some(file) => format!("{file} (does not exist: nothing in it is set)"),
+                None => format!("none (looked for {WHERE_LOOKED}: none is set)"),
+            },
         );
-        let _ = writeln!(
-            out,
-            "Track id:      {}",
+        fact("Telemetry:", &self.reason);
+        fact(
+            "Endpoint:",
+            &match (&self.endpoint, &self.endpoint_error) {
+                (Some(e), None) => e.clone(),
+                (Some(e), Some(why)) => format!("{e} (unusable: {why})"),
+                (None, Some(why)) => format!("none ({why})"),
+                (None, None) => "none".to_string(),
+            },
+        );
+        fact(
+            "State:",
+            self.state_dir.as_deref().unwrap_or(
+                "none (HOME is unset; set TISPARK_TELEMETRY_STATE_DIR or spark.tispark.telemetry.state_dir)",
+            ),
+        );
+        fact(
+            "Track id:",
             self.track_id
                 .as_deref()
-                .unwrap_or("none yet (the first report creates one)")
+                .unwrap_or("none yet (the first report creates one)"),
         );
         let last = match (&self.last_report, &self.audit_error) {
             (_, Some(why)) => format!("unknown: the audit trail {why}"),
@@ -179,13 +180,15 @@ impl Status {
                 )
             }
         };
-        let _ = writeln!(out, "Last report:   {last}");
+        fact("Last report:", &last);
         if let Some(file) = &self.audit_file {
-            let _ = writeln!(
-                out,
-                "Audit trail:   {file} ({} of at most {} reports kept)",
-                self.reports_recorded,
-                audit::MAX_ENTRIES
+            fact(
+                "Audit trail:",
+                &format!(
+                    "{file} ({} of at most {} reports kept)",
+                    self.reports_recorded,
+                    audit::MAX_ENTRIES
+                ),
             );
         }
         out

@@ -288,8 +288,10 @@ pub(crate) fn certificates(pem: &[u8]) -> Result<Vec<ureq::tls::Certificate<'sta
 
 /// The most one file of the platform's trust store may hold (Debian's bundle
 /// is about 220 KB).
+#[cfg(not(target_os = "macos"))]
 const STORE_FILE_LIMIT: u64 = 4 << 20;
 /// The most entries of one certificate directory looked at.
+#[cfg(not(target_os = "macos"))]
 const STORE_DIR_ENTRIES: usize = 10_000;
 
 /// The platform's trust store, found where OpenSSL (and rustls-native-certs)
@@ -301,8 +303,9 @@ const STORE_DIR_ENTRIES: usize = 10_000;
 /// used: it reads a FIFO or a file of any size. What cannot be read is left
 /// out (an https endpoint it would have vouched for then fails with a
 /// certificate error).
+#[cfg(not(target_os = "macos"))]
 pub(crate) fn platform_roots() -> Vec<ureq::tls::Certificate<'static>> {
-    let (file, dirs) = store_paths(|name| std::env::var_os(name));
+    let (file, dirs) = store_paths();
     let mut seen = std::collections::HashSet::new();
     let mut roots = Vec::new();
     if let Some(file) = &file {
@@ -335,14 +338,25 @@ pub(crate) fn platform_roots() -> Vec<ureq::tls::Certificate<'static>> {
     roots
 }
 
+/// On macOS the platform's store is the Keychain, not files: read through
+/// rustls-native-certs (macOS libraries are built elsewhere, see
+/// docs/platforms.md).
+#[cfg(target_os = "macos")]
+pub(crate) fn platform_roots() -> Vec<ureq::tls::Certificate<'static>> {
+    rustls_native_certs::load_native_certs()
+        .certs
+        .iter()
+        .map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned())
+        .collect()
+}
+
 /// The trust store's bundle and directories: the environment's when it names
 /// either (`SSL_CERT_DIR` a `:`-separated list), else what openssl-probe
 /// finds on this host.
-fn store_paths(
-    env: impl Fn(&str) -> Option<std::ffi::OsString>,
-) -> (Option<PathBuf>, Vec<PathBuf>) {
-    let file = env("SSL_CERT_FILE").map(PathBuf::from);
-    let dirs: Vec<PathBuf> = env("SSL_CERT_DIR")
+#[cfg(not(target_os = "macos"))]
+fn store_paths() -> (Option<PathBuf>, Vec<PathBuf>) {
+    let file = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
+    let dirs: Vec<PathBuf> = std::env::var_os("SSL_CERT_DIR")
         .map(|v| {
             std::env::split_paths(&v)
                 .filter(|p| !p.as_os_str().is_empty())
@@ -358,7 +372,10 @@ fn store_paths(
 
 /// Adds the certificates of one trust store file, once per file: a
 /// certificate directory names each certificate twice (its hash, its name)
-/// and often holds the bundle too. A PEM error ends that file's certificates.
+/// and often holds the bundle too. Anything but a regular file is never
+/// opened (opening a device may do something); a malformed PEM block is
+/// skipped, the file's other certificates kept.
+#[cfg(not(target_os = "macos"))]
 fn read_store_file(
     path: &std::path::Path,
     seen: &mut std::collections::HashSet<(u64, u64)>,
@@ -368,7 +385,7 @@ fn read_store_file(
     let Ok(meta) = std::fs::metadata(path) else {
         return;
     };
-    if !seen.insert((meta.dev(), meta.ino())) {
+    if !meta.is_file() || !seen.insert((meta.dev(), meta.ino())) {
         return;
     }
     let Ok(pem) = crate::files::read_bounded(path, STORE_FILE_LIMIT, crate::files::Links::Follow)
@@ -378,8 +395,7 @@ fn read_store_file(
     for item in ureq::tls::parse_pem(&pem) {
         match item {
             Ok(ureq::tls::PemItem::Certificate(c)) => roots.push(c.to_owned()),
-            Ok(_) => {}
-            Err(_) => break,
+            Ok(_) | Err(_) => {}
         }
     }
 }

@@ -199,6 +199,52 @@ fn mkfifo(path: &std::path::Path) {
     );
 }
 
+/// A FIFO at `path` with a writer waiting to open it: the writer's open
+/// returns only once something opens the FIFO for reading.
+struct WaitingWriter {
+    path: std::path::PathBuf,
+    opened: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl WaitingWriter {
+    fn new(path: &std::path::Path) -> WaitingWriter {
+        mkfifo(path);
+        let opened = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (p, o) = (path.to_path_buf(), opened.clone());
+        let thread = std::thread::spawn(move || {
+            let _w = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+            o.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        WaitingWriter {
+            path: path.to_path_buf(),
+            opened,
+            thread: Some(thread),
+        }
+    }
+
+    /// Whether anything opened the FIFO for reading yet.
+    fn was_opened(&self) -> bool {
+        std::thread::sleep(Duration::from_millis(100));
+        self.opened.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for WaitingWriter {
+    fn drop(&mut self) {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Opened for reading here, so that the writer's open returns.
+        let _r = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&self.path);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// `deliver`, failing the test if it takes longer than 20 s (a read that
 /// blocks would otherwise hang the test).
 fn deliver_within_20s(url: &str) -> sink::Outcome {
@@ -210,9 +256,9 @@ fn deliver_within_20s(url: &str) -> sink::Outcome {
 }
 
 /// The platform's trust store is read as every file is: a FIFO (which would
-/// block a plain read forever) and a file over 4 MiB are left out, and in a
-/// certificate directory a link to a regular file is followed, a FIFO
-/// skipped.
+/// block a plain read forever) is never even opened, a file over 4 MiB is
+/// left out, and in a certificate directory a link to a regular file is
+/// followed, a FIFO never opened, a directory skipped.
 #[test]
 fn the_platforms_store_is_read_bounded_and_from_regular_files_only() {
     let pki = support::tls::test_pki();
@@ -221,9 +267,11 @@ fn the_platforms_store_is_read_bounded_and_from_regular_files_only() {
     let dir = support::temp_dir("store-bounded");
 
     let fifo = dir.join("fifo.pem");
-    mkfifo(&fifo);
+    let writer = WaitingWriter::new(&fifo);
     std::env::set_var("SSL_CERT_FILE", &fifo);
     let outcome = deliver_within_20s(&url);
+    assert!(!writer.was_opened(), "the FIFO was opened");
+    drop(writer);
     assert_eq!(outcome.delivery, sink::Delivery::Failed, "{outcome:?}");
     assert!(
         outcome
@@ -260,22 +308,25 @@ fn the_platforms_store_is_read_bounded_and_from_regular_files_only() {
     std::fs::create_dir(&certs).unwrap();
     let ca = dir.join("ca.pem");
     std::fs::write(&ca, &pki.ca_pem).unwrap();
-    mkfifo(&certs.join("0000aaaa.0"));
+    let writer = WaitingWriter::new(&certs.join("0000aaaa.0"));
     std::os::unix::fs::symlink(&ca, certs.join("1111bbbb.0")).unwrap();
     std::fs::create_dir(certs.join("2222cccc.0")).unwrap();
     std::env::remove_var("SSL_CERT_FILE");
     std::env::set_var("SSL_CERT_DIR", format!(":{}", certs.display()));
     assert_eq!(deliver_within_20s(&url).http_status, Some(200));
+    assert!(!writer.was_opened(), "the FIFO in the directory was opened");
 }
 
 /// Every certificate of the store is trusted, however many: two endpoints of
-/// two CAs, both in one bundle (also named twice in a directory).
+/// two CAs, both in one bundle with a malformed block between them (also
+/// named twice in a directory).
 #[test]
 fn every_certificate_of_the_platforms_store_is_trusted() {
     let (one, two) = (support::tls::test_pki(), support::tls::test_pki());
     let dir = support::temp_dir("store-two");
     let bundle = dir.join("bundle.pem");
-    std::fs::write(&bundle, format!("{}{}", one.ca_pem, two.ca_pem)).unwrap();
+    let malformed = "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n";
+    std::fs::write(&bundle, format!("{}{malformed}{}", one.ca_pem, two.ca_pem)).unwrap();
     let c1 = Collector::start_tls(Behaviour::Accept, one.server);
     let c2 = Collector::start_tls(Behaviour::Accept, two.server);
     let certs = dir.join("certs");

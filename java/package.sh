@@ -54,7 +54,7 @@ cp "target/release/$lib" "$stage/native/native/$platform/$lib"
 # native library"), with no look-up of a resource through the class path.
 digests=""
 for so in "$stage"/native/native/*/*; do
-  digests+="$(basename "$(dirname "$so")") $(sha256sum "$so" | cut -d' ' -f1) $(stat -c %s "$so")\\\\n"  # \\n: sed writes \n
+  digests+="${so#"$stage"/native/native/} $(sha256sum "$so" | cut -d' ' -f1) $(stat -c %s "$so")\\\\n"  # \\n: sed writes \n
 done
 cp -r java/src "$stage/src"
 loader="$stage/src/com/pingcap/tispark/telemetry/NativeLoader.java"

@@ -92,23 +92,33 @@ fn cache_dir_name() -> String {
     format!("tispark-telemetry-cache-{uid}")
 }
 
-/// This host's library in the jar: its SHA-256 (hex) and size.
-fn jar_digest() -> (String, u64) {
-    let platform = if cfg!(target_arch = "aarch64") {
+/// This host's platform directory in the jar.
+fn host_platform() -> &'static str {
+    if cfg!(target_arch = "aarch64") {
         "linux-aarch64"
     } else {
         "linux-x86_64"
-    };
-    let lib = support::temp_dir("loader-jar-library").join(LIB);
+    }
+}
+
+/// This host's library, as the jar at `jar` holds it.
+fn library_in(jar: &Path) -> Vec<u8> {
     let out = Command::new("unzip")
         .arg("-p")
-        .arg(support::jar())
-        .arg(format!("native/{platform}/{LIB}"))
+        .arg(jar)
+        .arg(format!("native/{}/{LIB}", host_platform()))
         .output()
         .expect("run unzip (apt-get install unzip)");
     assert!(out.status.success() && !out.stdout.is_empty());
-    std::fs::write(&lib, &out.stdout).unwrap();
-    (sha256_of(&lib), out.stdout.len() as u64)
+    out.stdout
+}
+
+/// This host's library in the jar: its SHA-256 (hex) and size.
+fn jar_digest() -> (String, u64) {
+    let lib = support::temp_dir("loader-jar-library").join(LIB);
+    let bytes = library_in(&support::jar());
+    std::fs::write(&lib, &bytes).unwrap();
+    (sha256_of(&lib), bytes.len() as u64)
 }
 
 /// The cached copy's name: the library's, with the first 16 hex digits of its SHA-256.
@@ -457,21 +467,10 @@ fn a_library_that_does_not_match_its_digest_is_never_loaded() {
     let stage = support::temp_dir("loader-damaged-jar");
     let jar = stage.join("damaged.jar");
     std::fs::copy(support::jar(), &jar).unwrap();
-    let platform = if cfg!(target_arch = "aarch64") {
-        "linux-aarch64"
-    } else {
-        "linux-x86_64"
-    };
-    let entry = format!("native/{platform}/{LIB}");
-    std::fs::create_dir_all(stage.join("native").join(platform)).unwrap();
+    let entry = format!("native/{}/{LIB}", host_platform());
+    std::fs::create_dir_all(stage.join("native").join(host_platform())).unwrap();
     // The jar's library with one byte changed in its middle: the same size.
-    let out = Command::new("unzip")
-        .arg("-p")
-        .arg(&jar)
-        .arg(&entry)
-        .output()
-        .expect("run unzip (apt-get install unzip)");
-    let mut damaged = out.stdout;
+    let mut damaged = library_in(&jar);
     let middle = damaged.len() / 2;
     damaged[middle] ^= 0x5a;
     std::fs::write(stage.join(&entry), &damaged).unwrap();

@@ -78,8 +78,8 @@ final class NativeLoader {
     /** This user's cache of the library is {@code CACHE_PREFIX + uid} in the temporary directory. */
     static final String CACHE_PREFIX = "tispark-telemetry-cache-";
     /**
-     * The SHA-256 (hex) and size of each platform's library in this jar, one line
-     * {@code <platform> <sha256> <size>} each: java/package.sh writes them into this constant as it
+     * The SHA-256 (hex) and size of each library in this jar, one line
+     * {@code <platform>/<library name> <sha256> <size>} each: java/package.sh writes them into this constant as it
      * compiles the class, after building the libraries. Compiled from the sources alone it is
      * empty, and the library is then copied out of the jar for each JVM, as without a cache.
      */
@@ -398,7 +398,7 @@ final class NativeLoader {
         if (posix) {
             Object uid = uid();
             refuseIfOthersCanRename(tmpdir, uid);
-            String[] digest = digestOf(platform);
+            String[] digest = digestOf(platform + "/" + name);
             if (digest != null) {
                 String why = uid == null ? "this user's id cannot be read from /proc/self"
                         : loadCached(tmpdir, platform, resource, name, digest[0],
@@ -449,13 +449,13 @@ final class NativeLoader {
     }
 
     /**
-     * The SHA-256 (hex) and size of the jar's library for {@code platform}, from
+     * The SHA-256 (hex) and size of the jar's {@code <platform>/<library name>}, from
      * {@link #LIBRARY_DIGESTS}; null when it names none.
      */
-    static String[] digestOf(String platform) {
+    static String[] digestOf(String library) {
         for (String line : LIBRARY_DIGESTS.split("\n")) {
             String[] fields = line.split(" ");
-            if (fields.length == 3 && fields[0].equals(platform) && fields[1].length() == 64
+            if (fields.length == 3 && fields[0].equals(library) && fields[1].length() == 64
                     && isDigits(fields[2])) {
                 return new String[] {fields[1], fields[2]};
             }

@@ -85,7 +85,8 @@ public final class NativeTelemetry implements Runnable {
      * can make one). This class is the thread's {@code Runnable} itself, not a class of its own or
      * a lambda: each class the driver's first call loads costs it a look-up through every jar of
      * Spark's class path (about 1 ms on a loaded driver), and a lambda a bootstrap. The work is in
-     * {@link NativeLoader#send}, the one other class of ours the sender thread loads.
+     * {@link NativeLoader#send}, on the sender thread (which loads no class of ours but that one
+     * and {@link TelemetryLog}).
      */
     @Override
     public void run() {

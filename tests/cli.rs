@@ -442,7 +442,7 @@ fn status_explains_an_invalid_switch_value() {
 #[test]
 fn errors_on_stderr_escape_control_characters() {
     let dir = support::temp_dir("stderr-escaped");
-    let db = format!("{}/x\u{1b}[31my\rz/reports.db", dir.display());
+    let db = format!("{}/x\u{1b}[31my\rz\nw/reports.db", dir.display());
     let run = run_bare(&["fleet", "--db", &db], &[]);
     run.assert_failed(1);
     assert!(
@@ -451,10 +451,27 @@ fn errors_on_stderr_escape_control_characters() {
         run.stderr
     );
     let shown = format!(
-        "tispark-telemetry: error: the database {}/x\\u{{1b}}[31my\\rz/reports.db cannot be used",
+        "tispark-telemetry: error: the database {}/x\\u{{1b}}[31my\\rz\\nw/reports.db cannot be used",
         dir.display()
     );
     assert!(run.stderr.starts_with(&shown), "{:?}", run.stderr);
+}
+
+/// `enable` names the file it changed escaped, as a log line would.
+#[test]
+fn enable_names_the_file_escaped() {
+    let dir = support::temp_dir("enable-escaped");
+    let conf = dir.join("sp\u{1b}[31mark\r.conf");
+    let run = run_bare(&["--conf", conf.to_str().unwrap(), "enable"], &[]);
+    run.assert_ok();
+    assert_eq!(
+        run.stdout,
+        format!(
+            "Set spark.tispark.telemetry.enable true in {}/sp\\u{{1b}}[31mark\\r.conf (a new file).\n",
+            dir.display()
+        )
+    );
+    assert!(conf.exists());
 }
 
 /// `status` shows each fact on one line, escaped: a state directory named

@@ -244,6 +244,31 @@ fn reports_of_real_spark_applications_appear_in_the_fleet_with_the_right_counts(
     );
 }
 
+/// What a client sent is shown escaped in the fleet's table: a report whose
+/// track id and versions hold an escape sequence and a line break cannot
+/// colour the terminal or add a row of its own.
+#[test]
+fn the_fleet_table_escapes_what_clients_sent() {
+    let server = Server::start("fleet-escaped");
+    let mut v: serde_json::Value = serde_json::from_str(&report(1, "tikv", false)).unwrap();
+    v["track_id"] = "trkid_\u{1b}[31mred\nforged".into();
+    v["instance"]["spark_version"] = "3.5\r7".into();
+    let (status, _) = server.post(serde_json::to_string(&v).unwrap().as_bytes());
+    assert_eq!(status, 200);
+    let out = tool(&["fleet", "--db", server.db.to_str().unwrap()]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains('\u{1b}') && !text.contains('\r'), "{text:?}");
+    let row = text
+        .lines()
+        .find(|l| l.contains("trkid_"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        row.contains("trkid_\\u{1b}[31mred\\nforged") && row.contains("3.5\\r7"),
+        "{row}"
+    );
+    assert!(!text.contains("\nforged"), "{text}");
+}
+
 fn fleet_json_since(db: &Path, since: &str) -> serde_json::Value {
     let out = tool(&[
         "fleet",

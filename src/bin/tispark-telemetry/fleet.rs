@@ -162,16 +162,19 @@ impl Fleet {
                 "  {:<20}  {:<42}  {:>7}  {:<8}  {:<8}  {:<8}  read engines",
                 "last report", "track id", "reports", "Spark", "TiSpark", "TiDB"
             );
+            // What any client sent: escaped, so that a report cannot write
+            // an escape sequence or a line of its own into the table.
+            let shown = tispark_telemetry::log_line::escaped;
             for h in &self.hosts {
                 let _ = writeln!(
                     out,
                     "  {:<20}  {:<42}  {:>7}  {:<8}  {:<8}  {:<8}  {}",
                     h.received_utc,
-                    h.track_id,
+                    shown(&h.track_id),
                     h.reports,
-                    h.spark_version,
-                    h.tispark_version,
-                    h.tidb_version,
+                    shown(&h.spark_version),
+                    shown(&h.tispark_version),
+                    shown(&h.tidb_version),
                     h.read_engine
                 );
             }

@@ -62,13 +62,15 @@ fn main() -> ExitCode {
 }
 
 fn fail(code: u8, why: &str) -> ExitCode {
-    // One line: the usage's own line breaks become spaces, any other control
-    // character (from a path, a URL, a conf value) is escaped.
-    eprintln!(
-        "{NAME}: error: {}",
-        log_line::escaped(&why.replace('\n', " "))
-    );
+    // One line whatever a path, URL or conf value in it holds (a usage
+    // error is one line already, see args::one_line).
+    eprintln!("{NAME}: error: {}", log_line::escaped(why));
     ExitCode::from(code)
+}
+
+/// A path as the tool prints it: control characters escaped, as in a log line.
+fn shown(path: &Path) -> String {
+    log_line::escaped(&path.display().to_string())
 }
 
 fn run(parsed: Parsed) -> Result<(), Failure> {
@@ -189,7 +191,7 @@ fn set_switch(path: &Path, on: bool) -> Result<(), Failure> {
     if lines.len() == 1 && current.as_deref().and_then(conf::parse_bool) == Some(on) {
         print(&format!(
             "{ENABLE_KEY} is already {value} in {} (line {}); the file is unchanged.\n",
-            target.display(),
+            shown(&target),
             lines[0]
         ));
     } else {
@@ -207,7 +209,7 @@ fn set_switch(path: &Path, on: bool) -> Result<(), Failure> {
         };
         print(&format!(
             "Set {ENABLE_KEY} {value} in {} ({how}).\n",
-            target.display()
+            shown(&target)
         ));
     }
     if on {
@@ -239,7 +241,7 @@ fn reset(path: Option<&Path>) -> Result<(), Failure> {
     })?;
     print(&format!(
         "New track id {id}, stored in {}; later reports carry it.\n",
-        dir.display()
+        shown(&dir)
     ));
     Ok(())
 }

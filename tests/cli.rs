@@ -457,6 +457,35 @@ fn errors_on_stderr_escape_control_characters() {
     assert!(run.stderr.starts_with(&shown), "{:?}", run.stderr);
 }
 
+/// A warning of the library reaches stderr as one line of the tool's: here a
+/// state directory that cannot be created (under a regular file).
+#[test]
+fn preview_says_on_stderr_why_the_state_directory_cannot_be_used() {
+    let host = Host::new("preview-warns");
+    let file = host.root.join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    let state = file.join("state");
+    host.write_conf(
+        &format!(
+            "spark.tispark.telemetry.enable true\nspark.tispark.telemetry.state_dir={}\n",
+            state.display()
+        ),
+        NOWHERE,
+    );
+    let run = host.run(&["preview"], &[]);
+    run.assert_ok();
+    let id = run.json()["track_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        run.stderr,
+        format!(
+            "tispark-telemetry: warning: Telemetry uses the track id \"{id}\" because the \
+             directory \"{}\" cannot be created (Not a directory (os error 20)): neither the \
+             track id nor the audit trail can be kept there.\n",
+            state.display()
+        )
+    );
+}
+
 /// `enable` names the file it changed escaped, as a log line would.
 #[test]
 fn enable_names_the_file_escaped() {
@@ -488,6 +517,21 @@ fn status_text_escapes_control_characters() {
     );
     let run = host.run(&["status"], &[]);
     run.assert_ok();
+    assert!(
+        run.stdout
+            .starts_with(&format!("Configuration: {}\n", host.conf.display())),
+        "{}",
+        run.stdout
+    );
+    let missing = Host::new("status-missing");
+    let shown = missing.run(&["status"], &[]).stdout;
+    assert!(
+        shown.starts_with(&format!(
+            "Configuration: {} (does not exist: nothing in it is set)\n",
+            missing.conf.display()
+        )),
+        "{shown}"
+    );
     assert!(
         !run.stdout.contains('\u{1b}') && !run.stdout.contains('\r'),
         "{:?}",

@@ -257,6 +257,12 @@ fn the_fleet_table_escapes_what_clients_sent() {
     assert_eq!(status, 200);
     let out = tool(&["fleet", "--db", server.db.to_str().unwrap()]);
     let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with(
+            "1 reports from 1 track ids (everything stored); the newest report of each track id:\n"
+        ),
+        "{text}"
+    );
     assert!(!text.contains('\u{1b}') && !text.contains('\r'), "{text:?}");
     let row = text
         .lines()

@@ -505,6 +505,57 @@ fn a_library_that_does_not_match_its_digest_is_never_loaded() {
     assert_eq!(names_in(&tmp.join(cache_dir_name())), Vec::<String>::new());
 }
 
+/// A jar that lacks the loader's class (damaged in another way): the sender
+/// thread says so in one WARN, never with the JVM's uncaught-exception
+/// trace; nothing is sent.
+#[test]
+fn a_jar_without_the_loaders_class_is_one_warning() {
+    if ran_as_child() {
+        return;
+    }
+    let stage = support::temp_dir("loader-no-class");
+    let classes = stage.join("classes");
+    let unzipped = Command::new("unzip")
+        .arg("-q")
+        .arg(support::jar())
+        .arg("-d")
+        .arg(&classes)
+        .status()
+        .expect("run unzip (apt-get install unzip)");
+    assert!(unzipped.success());
+    std::fs::remove_file(classes.join("com/pingcap/tispark/telemetry/NativeLoader.class")).unwrap();
+    let jar = stage.join("no-loader.jar");
+    let made = Command::new("jar")
+        .args(["--create", "--file"])
+        .arg(&jar)
+        .arg("-C")
+        .arg(&classes)
+        .arg(".")
+        .status()
+        .expect("run jar (a JDK)");
+    assert!(made.success());
+
+    let c = Collector::start(Behaviour::Accept);
+    let tmp = support::temp_dir("loader-no-class-tmp");
+    let options = [
+        tmpdir_option(&tmp),
+        format!("-Djava.class.path={}", jar.display()),
+    ];
+    let run = jvm::report_in_jvm_under(&[], &options, &conf(&c), &[]).unwrap();
+    run.assert_returned_at_once_and_left_nothing();
+    run.one_warning(
+        "Telemetry is off for this application: java.lang.NoClassDefFoundError: \
+         com/pingcap/tispark/telemetry/NativeLoader",
+    );
+    assert!(
+        !run.output.contains("Exception in thread"),
+        "{}",
+        run.output
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(c.connections(), 0);
+}
+
 /// A JVM given `tmp` as its temporary directory: one WARN that the library
 /// cannot be loaded, saying `says`; nothing sent, nothing created in `tmp`.
 fn assert_tmpdir_refused(tmp: &Path, says: &str) {

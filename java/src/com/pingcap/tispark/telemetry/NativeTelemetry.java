@@ -94,7 +94,18 @@ public final class NativeTelemetry implements Runnable {
             flush(flushBound);
             return;
         }
-        NativeLoader.send(conf, tisparkVersion, calledAt);
+        try {
+            NativeLoader.send(conf, tisparkVersion, calledAt); // never throws once loaded
+        } catch (Throwable t) {
+            // NativeLoader itself cannot be loaded (a damaged jar): one WARN, never the JVM's
+            // uncaught-exception trace.
+            decided = true;
+            try {
+                TelemetryLog.log(TelemetryLog.WARN, "Telemetry is off for this application: " + t);
+            } catch (Throwable ignored) {
+                // no log either: nothing more to do
+            }
+        }
     }
 
     /** Reports once per JVM if the SparkConf turns telemetry on. */

@@ -455,6 +455,20 @@ fn a_link_or_a_truncated_copy_in_the_cache_is_replaced_never_written_through() {
     }
 }
 
+/// A JVM whose class path is `jar` alone, in a temporary directory of its
+/// own, reporting to a fresh collector; it returned at once and left nothing.
+fn report_with_jar_alone(jar: &Path) -> (Collector, PathBuf, jvm::ChildRun) {
+    let c = Collector::start(Behaviour::Accept);
+    let tmp = support::temp_dir("loader-jar-alone-tmp");
+    let options = [
+        tmpdir_option(&tmp),
+        format!("-Djava.class.path={}", jar.display()),
+    ];
+    let run = jvm::report_in_jvm_under(&[], &options, &conf(&c), &[]).unwrap();
+    run.assert_returned_at_once_and_left_nothing();
+    (c, tmp, run)
+}
+
 /// A jar whose library does not match the digest its loader was built with
 /// (a damaged or tampered jar): one WARN that says so, nothing loaded,
 /// nothing sent, and nothing left in the cache under the library's name.
@@ -486,14 +500,7 @@ fn a_library_that_does_not_match_its_digest_is_never_loaded() {
         .expect("run jar (a JDK)");
     assert!(updated.success());
 
-    let c = Collector::start(Behaviour::Accept);
-    let tmp = support::temp_dir("loader-damaged-tmp");
-    let options = [
-        tmpdir_option(&tmp),
-        format!("-Djava.class.path={}", jar.display()),
-    ];
-    let run = jvm::report_in_jvm_under(&[], &options, &conf(&c), &[]).unwrap();
-    run.assert_returned_at_once_and_left_nothing();
+    let (c, tmp, run) = report_with_jar_alone(&jar);
     let w = run.one_warning("native library cannot be loaded");
     let says = format!(
         "is damaged: {size} bytes with SHA-256 {wrong}, where the jar names {size} bytes with SHA-256 {hex}"
@@ -535,14 +542,7 @@ fn a_jar_without_the_loaders_class_is_one_warning() {
         .expect("run jar (a JDK)");
     assert!(made.success());
 
-    let c = Collector::start(Behaviour::Accept);
-    let tmp = support::temp_dir("loader-no-class-tmp");
-    let options = [
-        tmpdir_option(&tmp),
-        format!("-Djava.class.path={}", jar.display()),
-    ];
-    let run = jvm::report_in_jvm_under(&[], &options, &conf(&c), &[]).unwrap();
-    run.assert_returned_at_once_and_left_nothing();
+    let (c, _tmp, run) = report_with_jar_alone(&jar);
     run.one_warning(
         "Telemetry is off for this application: java.lang.NoClassDefFoundError: \
          com/pingcap/tispark/telemetry/NativeLoader",

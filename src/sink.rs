@@ -635,11 +635,11 @@ pub(crate) fn describe(e: &ureq::Error) -> String {
         ureq::Error::HostNotFound => "the host name could not be resolved".to_string(),
         ureq::Error::ConnectionFailed => "the connection failed".to_string(),
         ureq::Error::Rustls(tls) => format!("TLS: {tls}"),
+        // The proxy's own words, as any other error's text: escaped where
+        // they are shown (the log bridge, the tool's stderr and status, the
+        // audit trail's JSON), not here.
         ureq::Error::ConnectProxyFailed(why) => {
-            format!(
-                "the proxy refused to open a tunnel ({})",
-                why.escape_debug()
-            )
+            format!("the proxy refused to open a tunnel ({why})")
         }
         ureq::Error::InvalidProxyUrl => "the proxy URL is not usable".to_string(),
         other => other.to_string(),

@@ -156,7 +156,8 @@ impl Decision {
             Decision::On => format!("on ({ENABLE_KEY}=true)"),
             Decision::OffByConf => format!("off ({ENABLE_KEY} is unset or false)"),
             Decision::OffInvalid(v) => format!(
-                "off ({ENABLE_KEY}={v:?} is not true or false; set it to true to enable telemetry)"
+                "off ({ENABLE_KEY}={} is not true or false; set it to true to enable telemetry)",
+                crate::log_line::quoted(v)
             ),
             Decision::OffByEnv(var) => format!("off (the environment variable {var} is set)"),
         }
@@ -308,8 +309,8 @@ impl Snapshot {
 }
 
 fn unparsable(key: &str, raw: &str, kind: &str, default: &str) -> String {
-    let shown: String = raw.chars().take(64).collect();
-    format!("{key}={shown:?} is not {kind}; telemetry reports the default {default} for it.")
+    let shown = crate::log_line::quoted(raw);
+    format!("{key}={shown} is not {kind}; telemetry reports the default {default} for it.")
 }
 
 #[cfg(test)]

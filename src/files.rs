@@ -255,9 +255,10 @@ pub fn open_append_private(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
-/// A path as it may appear in a log line: quoted, control characters escaped.
+/// A path as it may appear in a log line: quoted, escaped and cut as every
+/// echoed value is (`log_line::quoted`).
 pub fn escaped(path: &Path) -> String {
-    format!("{:?}", path.to_string_lossy())
+    crate::log_line::quoted(&path.to_string_lossy())
 }
 
 #[cfg(all(test, unix))]

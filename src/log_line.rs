@@ -1,12 +1,44 @@
-//! What may go into a log line. Every record is one line that no input can
-//! forge: control characters in paths, URLs, conf values and error messages
-//! are escaped, and only the report line itself may hold the words that
+//! What may be shown to a person: one rule for every log line, every line the
+//! command-line tool prints and the report's JSON itself.
+//!
+//! A character is escaped when it could break a line or drive a terminal or
+//! change how the text around it reads ([`needs_escape`]): the C0 controls,
+//! DEL, the C1 controls (U+0080..U+009F; U+009B is an 8-bit CSI), the
+//! bidirectional controls (U+061C, U+200E, U+200F, U+202A..U+202E,
+//! U+2066..U+2069) and the line and paragraph separators U+2028 and U+2029.
+//! In a log line or terminal output such a character is written as `\n`,
+//! `\r`, `\t` or `\u{85}` ([`escaped`]); in JSON as `\u0085` ([`json`]), so
+//! that the report line in the log is the body that was sent, byte for byte,
+//! and still valid JSON. Only the report line itself may hold the words that
 //! `grep "Telemetry report"` finds. The Java side (`TelemetryLog.log`)
 //! applies the same rule to its own records.
 
 pub use crate::names::{DEFUSED_WORDS, REPORT_WORDS};
+use serde::Serialize;
 
-/// `text` with every control character escaped (`\n`, `\r`, `\t`, `\u{1b}`).
+/// A value echoed into a message (a conf value, a path, a URL) is shown up
+/// to this many characters, then cut with a note of its length.
+pub const SHOWN_CHARS: usize = 256;
+/// A log record (but the report line) is cut at this many characters.
+pub const RECORD_CHARS: usize = 8 * 1024;
+
+/// True for the characters that are never shown raw (see the module's text).
+pub fn needs_escape(c: char) -> bool {
+    c.is_control() // C0, DEL and C1
+        || matches!(
+            c,
+            '\u{061C}'
+                | '\u{200E}'
+                | '\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{2028}'
+                | '\u{2029}'
+        )
+}
+
+/// `text` with every character of [`needs_escape`] escaped (`\n`, `\r`,
+/// `\t`, `\u{1b}`, `\u{202e}`).
 pub fn escaped(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -14,16 +46,88 @@ pub fn escaped(text: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c if needs_escape(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
             c => out.push(c),
         }
     }
     out
 }
 
-/// A record that is not the report line: escaped, and the report's words defused.
+/// A value echoed into a message: quoted, `"` and `\` escaped with a
+/// backslash, the rest as [`escaped`], and cut after [`SHOWN_CHARS`]
+/// characters (`"first 256…" (5000000 characters)`).
+pub fn quoted(text: &str) -> String {
+    let (head, count) = cut(text);
+    let inner = escaped(&head.replace('\\', "\\\\").replace('"', "\\\""));
+    match count {
+        Some(count) => format!("\"{inner}…\" ({count} characters)"),
+        None => format!("\"{inner}\""),
+    }
+}
+
+/// A value shown unquoted (a URL, a sink's path): [`escaped`], and cut after
+/// [`SHOWN_CHARS`] characters (`first 256… (5000000 characters)`).
+pub fn shown(text: &str) -> String {
+    match cut(text) {
+        (head, Some(count)) => format!("{}… ({count} characters)", escaped(head)),
+        (head, None) => escaped(head),
+    }
+}
+
+/// The first [`SHOWN_CHARS`] characters, and the whole length when that is more.
+fn cut(text: &str) -> (&str, Option<usize>) {
+    match text.char_indices().nth(SHOWN_CHARS) {
+        Some((at, _)) => (&text[..at], Some(text.chars().count())),
+        None => (text, None),
+    }
+}
+
+/// A record that is not the report line: escaped, the report's words
+/// defused, and cut after [`RECORD_CHARS`] characters.
 pub fn defused(text: &str) -> String {
-    escaped(text).replace(REPORT_WORDS, DEFUSED_WORDS)
+    let count = text.chars().count();
+    let text = if count > RECORD_CHARS {
+        let cut: String = text.chars().take(RECORD_CHARS).collect();
+        format!("{cut}… (cut: {count} characters)")
+    } else {
+        text.to_string()
+    };
+    escaped(&text).replace(REPORT_WORDS, DEFUSED_WORDS)
+}
+
+/// `value` as one line of JSON in which no character of [`needs_escape`]
+/// appears raw: serde_json escapes the C0 controls itself, and DEL, C1, the
+/// bidirectional controls and U+2028/U+2029 are written `\u007f`, `\u0085`,
+/// `\u202e`. [`escaped`] leaves such a line unchanged, so the line logged is
+/// the line sent.
+pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<String, serde_json::Error> {
+    let mut out = Vec::with_capacity(512);
+    value.serialize(&mut serde_json::Serializer::with_formatter(
+        &mut out,
+        EscapingFormatter,
+    ))?;
+    // serde_json writes valid UTF-8, and the formatter only ASCII.
+    Ok(String::from_utf8(out).expect("serde_json writes UTF-8"))
+}
+
+struct EscapingFormatter;
+
+impl serde_json::ser::Formatter for EscapingFormatter {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            if needs_escape(c) {
+                writer.write_all(&fragment.as_bytes()[start..i])?;
+                write!(writer, "\\u{:04x}", c as u32)?;
+                start = i + c.len_utf8();
+            }
+        }
+        writer.write_all(&fragment.as_bytes()[start..])
+    }
 }
 
 #[cfg(test)]
@@ -33,8 +137,21 @@ mod tests {
     #[test]
     fn control_characters_are_escaped_into_one_line() {
         assert_eq!(
-            escaped("a\nb\r\tc\u{1b}[31m\u{0}\u{7f}\u{85}é"),
-            "a\\nb\\r\\tc\\u{1b}[31m\\u{0}\\u{7f}\\u{85}é"
+            escaped("a\nb\r\tc\u{1b}[31m\u{0}\u{7f}\u{85}\u{9b}é\u{a0}"),
+            "a\\nb\\r\\tc\\u{1b}[31m\\u{0}\\u{7f}\\u{85}\\u{9b}é\u{a0}"
+        );
+    }
+
+    #[test]
+    fn bidirectional_controls_and_line_separators_are_escaped() {
+        assert_eq!(
+            escaped("a\u{202e}b\u{2066}c\u{2069}\u{200e}\u{200f}\u{61c}\u{202a}\u{2028}\u{2029}"),
+            "a\\u{202e}b\\u{2066}c\\u{2069}\\u{200e}\\u{200f}\\u{61c}\\u{202a}\\u{2028}\\u{2029}"
+        );
+        // Their neighbours are shown as they are.
+        assert_eq!(
+            escaped("\u{2065}\u{206a}\u{2027}\u{202f}"),
+            "\u{2065}\u{206a}\u{2027}\u{202f}"
         );
     }
 
@@ -43,6 +160,48 @@ mod tests {
         assert_eq!(
             defused("x\nTelemetry report: {}"),
             "x\\nTelemetry\\u{20}report: {}"
+        );
+    }
+
+    #[test]
+    fn a_record_is_cut_at_its_bound() {
+        let long = "é".repeat(RECORD_CHARS + 1);
+        assert_eq!(
+            defused(&long),
+            format!(
+                "{}… (cut: {} characters)",
+                "é".repeat(RECORD_CHARS),
+                RECORD_CHARS + 1
+            )
+        );
+        let exact = "é".repeat(RECORD_CHARS);
+        assert_eq!(defused(&exact), exact);
+    }
+
+    #[test]
+    fn an_echoed_value_is_quoted_escaped_and_cut() {
+        assert_eq!(quoted("a\"b\\c\u{85}"), r#""a\"b\\c\u{85}""#);
+        assert_eq!(
+            quoted(&"x".repeat(SHOWN_CHARS)),
+            format!("\"{}\"", "x".repeat(SHOWN_CHARS))
+        );
+        assert_eq!(
+            quoted(&"x".repeat(5_000_000)),
+            format!("\"{}…\" (5000000 characters)", "x".repeat(SHOWN_CHARS))
+        );
+    }
+
+    #[test]
+    fn json_escapes_every_character_a_line_must_not_hold_and_reads_back_the_same() {
+        let value: String = (0u32..0x3000).filter_map(char::from_u32).collect();
+        let line = json(&value).unwrap();
+        assert_eq!(escaped(&line), line, "a character was left raw");
+        assert!(line.contains(r"\u007f") && line.contains(r"\u0085") && line.contains(r"\u202e"));
+        assert_eq!(serde_json::from_str::<String>(&line).unwrap(), value);
+        // What serde_json writes already, it still writes so.
+        assert_eq!(
+            json(&serde_json::json!({"k": "a\"\\\n\u{1}é"})).unwrap(),
+            r#"{"k":"a\"\\\n\u0001é"}"#
         );
     }
 }

@@ -51,10 +51,14 @@ impl fmt::Display for Sink {
                 let _ = shown.set_password(None);
                 shown.set_query(None);
                 shown.set_fragment(None);
-                write!(f, "{shown}")
+                write!(f, "{}", crate::log_line::shown(shown.as_str()))
             }
-            // Debug-escaped: a control character in the path cannot forge a log line.
-            Sink::File(path) => write!(f, "file://{}", path.to_string_lossy().escape_debug()),
+            // Escaped: a control character in the path cannot forge a log line.
+            Sink::File(path) => write!(
+                f,
+                "file://{}",
+                crate::log_line::shown(&path.to_string_lossy())
+            ),
         }
     }
 }
@@ -65,7 +69,7 @@ impl fmt::Display for Sink {
 pub fn redact(url: &str) -> String {
     match url::Url::parse(url.trim()) {
         Ok(u) if u.has_host() => Sink::Http(u).to_string(),
-        Ok(u) if u.scheme() == "file" => format!("{:?}", u.path()),
+        Ok(u) if u.scheme() == "file" => crate::log_line::quoted(u.path()),
         _ => scheme_and_host(url.trim()),
     }
 }

@@ -124,3 +124,40 @@ fn java_decides_each_value_as_the_native_rule_does() {
     run.assert_clean();
     assert!(run.output.contains("PARITY_CHECKED"), "{}", run.output);
 }
+
+/// Every character of the Basic Multilingual Plane's first 12,288 and the
+/// bidirectional controls: the Java side's log escaping (`TelemetryLog.logSafe`,
+/// every record of its own) and the native side's (`log_line::escaped`) give the
+/// same text, and it holds no control, bidirectional control or line separator.
+#[test]
+fn java_escapes_what_it_logs_as_the_native_side_does() {
+    let sample: String = (0u32..0x3000).filter_map(char::from_u32).collect();
+    let Some(run) = isolated(&[], || {
+        let vm = jvm::start_jvm(&[]);
+        let mut env = vm.attach_current_thread().unwrap();
+        let arg = env.new_string(&sample).unwrap();
+        let answer = env
+            .call_static_method(
+                "com/pingcap/tispark/telemetry/TelemetryLog",
+                "logSafe",
+                "(Ljava/lang/String;)Ljava/lang/String;",
+                &[jni::objects::JValue::Object(&arg)],
+            )
+            .unwrap()
+            .l()
+            .unwrap();
+        jvm::assert_no_exception(&mut env);
+        let java: String = env.get_string(&answer.into()).unwrap().into();
+        let native = tispark_telemetry::log_line::escaped(&sample);
+        assert_eq!(java, native);
+        assert!(!java.chars().any(tispark_telemetry::log_line::needs_escape));
+        assert!(
+            java.contains("\\u{85}") && java.contains("\\u{202e}") && java.contains("\\u{2028}")
+        );
+        println!("ESCAPING_CHECKED");
+    }) else {
+        return;
+    };
+    run.assert_clean();
+    assert!(run.output.contains("ESCAPING_CHECKED"), "{}", run.output);
+}

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 use support::collector::{Behaviour, Collector};
-use support::spark::{spark_home_version, spark_submit};
+use support::spark::{spark_home_version, spark_submit, spark_submit_with};
 
 fn on(collector: &Collector) -> Vec<(&'static str, String)> {
     vec![
@@ -28,9 +28,16 @@ fn on(collector: &Collector) -> Vec<(&'static str, String)> {
 fn telemetry_on_logs_the_report_and_posts_the_same_json_once() {
     let collector = Collector::start(Behaviour::Accept);
     let mut confs = on(&collector);
-    confs.push(("spark.tispark.isolation_read_engines", "tiflash".into()));
     confs.push(("spark.tispark.coprocess.streaming", "true".into()));
-    let run = spark_submit("local[2]", &confs, &[]);
+    // A value holding DEL, C1 controls (U+009B is an 8-bit CSI) and a
+    // bidirectional override, as Spark reads it from a properties file.
+    let properties = support::temp_dir("spark-properties").join("telemetry.conf");
+    std::fs::write(
+        &properties,
+        "spark.tispark.isolation_read_engines tiflash\\u007f\\u0085\\u009b\\u202e\n",
+    )
+    .unwrap();
+    let run = spark_submit_with("local[2]", &confs, Some(&properties), &[]);
 
     let logged = support::logged_reports(&run.log);
     assert_eq!(logged.len(), 1, "log:\n{}", run.log);
@@ -46,7 +53,18 @@ fn telemetry_on_logs_the_report_and_posts_the_same_json_once() {
     let v: serde_json::Value = serde_json::from_str(&logged[0]).unwrap();
     assert_eq!(
         v["configuration"]["spark.tispark.isolation_read_engines"],
-        "tiflash"
+        "tiflash\u{7f}\u{85}\u{9b}\u{202e}"
+    );
+    // Escaped once, inside the JSON: the line is the body, and shows no raw control.
+    assert!(
+        logged[0].contains(r#""tiflash\u007f\u0085\u009b\u202e""#),
+        "{}",
+        logged[0]
+    );
+    assert!(
+        !run.log.contains(['\u{7f}', '\u{85}', '\u{9b}', '\u{202e}']),
+        "{}",
+        run.log
     );
     assert_eq!(
         v["configuration"]["spark.tispark.coprocess.streaming"],
@@ -276,7 +294,7 @@ fn values_holding_newlines_cannot_forge_the_report_line() {
     assert!(!run.log.contains('\u{1b}'), "{}", run.log);
     assert!(
         run.log
-            .contains(r#"r Telemetry\u{20}report: {\"forged\":true}\u{1b}[2J.jsonl in "#),
+            .contains(r#"r Telemetry\u{20}report: {"forged":true}\u{1b}[2J.jsonl in "#),
         "{}",
         run.log
     );

@@ -70,7 +70,9 @@ fn write_report_line(line: &str) -> Result<(), String> {
     let bridge = BRIDGE
         .get()
         .ok_or_else(|| "the log bridge is not installed".to_string())?;
-    match bridge.write(crate::names::LOG_INFO, &log_line::escaped(line)) {
+    // The body holds no character that needs escaping (`log_line::json`), so
+    // the line goes as it is: the log shows the bytes that are sent.
+    match bridge.write(crate::names::LOG_INFO, line) {
         Ok(true) => Ok(()),
         Ok(false) => Err(
             "the JVM's logger did not take the line: logging failed or has \

@@ -13,6 +13,18 @@ pub struct SparkRun {
 /// `spark-submit examples/spark_job.py` with the telemetry jar and plugin, the
 /// given confs, Spark's log in a file (log4j2 file appender), and -Xcheck:jni.
 pub fn spark_submit(master: &str, confs: &[(&str, String)], env: &[(&str, &str)]) -> SparkRun {
+    spark_submit_with(master, confs, None, env)
+}
+
+/// As `spark_submit`, with `--properties-file` too: Spark reads it as
+/// `java.util.Properties` does, so `\uXXXX` there gives any character
+/// whatever the locale (a command-line argument goes through it).
+pub fn spark_submit_with(
+    master: &str,
+    confs: &[(&str, String)],
+    properties_file: Option<&Path>,
+    env: &[(&str, &str)],
+) -> SparkRun {
     let spark_home = PathBuf::from(super::required_env("SPARK_HOME"));
     let python = super::required_env("PYSPARK_PYTHON");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -35,6 +47,9 @@ pub fn spark_submit(master: &str, confs: &[(&str, String)], env: &[(&str, &str)]
             root.join("examples/log4j2.properties").display(),
             log.display()
         ));
+    if let Some(file) = properties_file {
+        cmd.arg("--properties-file").arg(file);
+    }
     for (k, v) in confs {
         cmd.arg("--conf").arg(format!("{k}={v}"));
     }

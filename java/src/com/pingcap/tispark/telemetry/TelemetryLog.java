@@ -7,7 +7,8 @@ package com.pingcap.tispark.telemetry;
  *
  * <p>Every record is one line no input can forge: the native side escapes its records, and
  * {@link #log} escapes the Java side's the same way (control characters as {@code \n},
- * {@code \\u{1b}}, and the words {@code Telemetry report}, which only the report line may hold).
+ * {@code \\u{1b}}, bidirectional controls as {@code \\u{202e}}, and the words
+ * {@code Telemetry report}, which only the report line may hold) and cuts them as it does.
  */
 final class TelemetryLog {
     static final String LOGGER_NAME = "com.pingcap.tispark.telemetry.Telemetry";
@@ -55,18 +56,36 @@ final class TelemetryLog {
         }
     }
 
-    /** A record of the Java side's own, escaped as the native side escapes its records. */
+    /** A record of the Java side's own, escaped and cut as the native side's records are. */
     static void log(int level, String message) {
-        nativeLog(level, logSafe(String.valueOf(message))
-                .replace(Names.REPORT_WORDS, Names.DEFUSED_WORDS));
+        String text = String.valueOf(message);
+        if (text.length() > RECORD_CHARS) {
+            text = text.substring(0, RECORD_CHARS) + "\u2026 (cut: " + text.length() + " characters)";
+        }
+        nativeLog(level, logSafe(text).replace(Names.REPORT_WORDS, Names.DEFUSED_WORDS));
     }
 
-    /** Control characters escaped, as the native side's {@code log_safe} does. */
+    /** A record is cut at this many chars, as the native side's {@code log_line::RECORD_CHARS}. */
+    static final int RECORD_CHARS = 8 * 1024;
+
+    /**
+     * The native side's {@code log_line::needs_escape}: C0, DEL, C1, the bidirectional controls
+     * and the line and paragraph separators.
+     */
+    static boolean needsEscape(char c) {
+        return Character.isISOControl(c)
+                || c == '\u061C' || c == '\u200E' || c == '\u200F'
+                || (c >= '\u202A' && c <= '\u202E')
+                || (c >= '\u2066' && c <= '\u2069')
+                || c == '\u2028' || c == '\u2029';
+    }
+
+    /** Escaped as the native side's {@code log_line::escaped} escapes. */
     static String logSafe(String text) {
         StringBuilder out = null;
         for (int i = 0; i < text.length(); i++) {
             char c = text.charAt(i);
-            if (!Character.isISOControl(c)) {
+            if (!needsEscape(c)) {
                 if (out != null) {
                     out.append(c);
                 }

@@ -181,3 +181,52 @@ fn a_noexec_temp_dir_is_one_warning_that_names_the_fix() {
     assert!(w.contains("-Dtispark.telemetry.native.tmpdir="), "{w}");
     assert_eq!(c.connections(), 0);
 }
+
+/// Every value a WARN echoes is cut: a 5,000,000-character switch, typed
+/// value or CA bundle path gives a line of a few hundred characters that
+/// shows the value's start and says how long it was.
+#[test]
+fn huge_values_are_echoed_cut_to_256_characters_with_their_length() {
+    let huge = |start: &str| format!("{start}{}", "x".repeat(5_000_000 - start.len()));
+    let cut = |start: &str| {
+        format!(
+            "\"{start}{}…\" (5000000 characters)",
+            "x".repeat(256 - start.len())
+        )
+    };
+    let c = Collector::start(Behaviour::Accept);
+    let state = support::temp_dir("bad-echo");
+
+    // The switch: off, one WARN.
+    let mut off = conf(&c, &state);
+    off[0].1 = huge("yes");
+    let Some(run) = report_in_jvm(&off, &[]) else {
+        return;
+    };
+    run.assert_returned_at_once_and_left_nothing();
+    let warning = run.one_warning("spark.tispark.telemetry.enable=");
+    assert!(warning.contains(&cut("yes")), "{}", &warning[..warning.len().min(2000)]);
+    assert!(warning.len() < 600, "a {}-byte line", warning.len());
+    assert_eq!(c.connections(), 0);
+
+    // A typed value: the default is reported, one WARN; a CA bundle path: nothing sent, one WARN.
+    for (key, value) in [
+        ("spark.tispark.index.scan_batch_size", huge("lots")),
+        ("spark.tispark.telemetry.ca_file", huge("/missing/")),
+    ] {
+        let mut conf = conf(&c, &state);
+        conf.push((key, value.clone()));
+        let Some(run) = report_in_jvm(&conf, &[]) else {
+            return;
+        };
+        run.assert_returned_at_once_and_left_nothing();
+        let warning = run.one_warning(key);
+        assert!(
+            warning.contains(&cut(&value[..value.find('x').unwrap()])),
+            "{}",
+            &warning[..warning.len().min(2000)]
+        );
+        assert!(warning.len() < 1000, "a {}-byte line", warning.len());
+    }
+    assert_eq!(c.received().len(), 1, "only the typed value's report is sent");
+}

@@ -4,7 +4,7 @@
 //! afterwards what left the host. Only the last few are kept.
 //!
 //! One JSON object per line, oldest first:
-//! `{"time":…,"destination":"…","outcome":"sent"|"written"|"failed","http_status":200|null,
+//! `{"time":…,"destination":"…","outcome":"sent"|"written"|"failed"|"not_confirmed","http_status":200|null,
 //! "error":null|"…","elapsed_ms":…,"report":{…the body, byte for byte…}}`.
 //!
 //! The file is rewritten whole (temp file + rename) under an advisory lock, so
@@ -125,6 +125,15 @@ pub fn record(dir: &Path, entry: &Entry) -> Result<Option<String>, String> {
             )),
         ),
     };
+    // The real outcome of a report that JVM shutdown recorded as not
+    // confirmed (the sender finished after all) takes that entry's place.
+    if entry.outcome != Delivery::NotConfirmed {
+        if let Some(at) = entries.iter().rposition(|e| {
+            e.outcome == Delivery::NotConfirmed && e.report.get() == entry.report.get()
+        }) {
+            entries.remove(at);
+        }
+    }
     entries.push(entry.clone());
     let text = render_bounded(&entries);
     files::write_private(dir, AUDIT_FILE, text.as_bytes())
@@ -253,6 +262,39 @@ mod tests {
         let e = Entry::new(&file, &written, "{}").unwrap();
         assert_eq!(e.outcome, Delivery::Written);
         assert_eq!(e.destination, "file:///tmp/r.jsonl");
+    }
+
+    #[test]
+    fn a_late_outcome_replaces_the_same_reports_not_confirmed_entry_only() {
+        let dir_tmp = temp_dir("unconfirmed");
+        let dir = dir_tmp.path().to_path_buf();
+        let unconfirmed = |body: &str| {
+            let outcome = sink::Outcome {
+                delivery: Delivery::NotConfirmed,
+                http_status: None,
+                error: Some("the application ended".into()),
+                elapsed: Duration::from_millis(2000),
+                redirected_to: None,
+            };
+            Entry::new(&http_sink(), &outcome, body).unwrap()
+        };
+        record(&dir, &unconfirmed(r#"{"n":1}"#)).unwrap();
+        record(&dir, &unconfirmed(r#"{"n":2}"#)).unwrap();
+        let text = fs::read_to_string(path(&dir)).unwrap();
+        assert!(text.contains(r#""outcome":"not_confirmed""#), "{text}");
+        record(&dir, &sent(r#"{"n":2}"#)).unwrap();
+        let entries = read(&dir).unwrap();
+        let seen: Vec<(Delivery, &str)> = entries
+            .iter()
+            .map(|e| (e.outcome, e.report.get()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (Delivery::NotConfirmed, r#"{"n":1}"#),
+                (Delivery::Sent, r#"{"n":2}"#)
+            ]
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crate::sink::{self, Outcome, Sink};
 use crate::{audit, host_facts, state, tidb};
 use once_cell::sync::OnceCell;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// With this set to `enable`, `enabled` or `true` (TiUP's spellings for
@@ -27,28 +28,87 @@ pub fn debug_requested(value: &str) -> bool {
 /// A CA bundle is a few hundred KiB at most; a larger file is refused.
 pub const CA_BUNDLE_LIMIT: u64 = 1024 * 1024;
 
-/// Writes the report line into the host's log and says whether the log took
-/// it. Set by the JNI bridge (Spark's log through slf4j); without one, the
-/// line goes to the `log` crate and counts as written.
-pub type ReportLineWriter = fn(&str) -> Result<(), String>;
+/// Writes one line, as it is, into the host's log at a level and says whether
+/// the log took it. Set by the JNI bridge (Spark's log through slf4j);
+/// without one, the line goes to the `log` crate and counts as written.
+pub type LineWriter = fn(log::Level, &str) -> Result<(), String>;
 
-static REPORT_LINE_WRITER: OnceCell<ReportLineWriter> = OnceCell::new();
+static LINE_WRITER: OnceCell<LineWriter> = OnceCell::new();
 
-/// Installs the writer of the report line (once per loaded library).
-pub fn set_report_line_writer(writer: ReportLineWriter) {
-    let _ = REPORT_LINE_WRITER.set(writer);
+/// Installs the writer of the lines whose delivery matters (once per loaded library).
+pub fn set_line_writer(writer: LineWriter) {
+    let _ = LINE_WRITER.set(writer);
 }
 
-/// Logs `Telemetry report: <body>`: the report is sent only when this succeeded.
-fn log_report_line(body: &str) -> Result<(), String> {
-    let line = format!("Telemetry report: {body}");
-    match REPORT_LINE_WRITER.get() {
-        Some(write) => write(&line),
+/// Writes `line` (already safe to log) at `level`; `Err` when the log did not take it.
+fn write_line(level: log::Level, line: &str) -> Result<(), String> {
+    match LINE_WRITER.get() {
+        Some(write) => write(level, line),
         None => {
-            log::info!("{line}");
+            log::log!(level, "{line}");
             Ok(())
         }
     }
+}
+
+/// Logs `Telemetry report: <body>`: the report is sent only when this succeeded.
+/// The body holds no character a log line must not hold (`log_line::json`).
+fn log_report_line(body: &str) -> Result<(), String> {
+    write_line(log::Level::Info, &format!("Telemetry report: {body}"))
+}
+
+/// The report being delivered, from its line in the log to its outcome: what
+/// JVM shutdown records as not confirmed when it stops waiting for it.
+struct InFlight {
+    dir: Option<PathBuf>,
+    sink: Sink,
+    body: String,
+    started: std::time::Instant,
+}
+
+static IN_FLIGHT: Mutex<Option<InFlight>> = Mutex::new(None);
+
+fn in_flight() -> std::sync::MutexGuard<'static, Option<InFlight>> {
+    IN_FLIGHT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Called when JVM shutdown stopped waiting for the sender after `waited`:
+/// if a report is being delivered, says at WARN (on stderr when the log no
+/// longer takes lines) that it is not confirmed, and records it so in the
+/// audit trail. The sender's own outcome, if it still comes, replaces that
+/// entry. False when no report was in flight.
+pub fn unconfirmed(waited: Duration) -> bool {
+    let guard = in_flight();
+    let Some(flight) = guard.as_ref() else {
+        return false;
+    };
+    let outcome = Outcome {
+        delivery: sink::Delivery::NotConfirmed,
+        http_status: None,
+        error: Some(format!(
+            "the application ended {} ms into its delivery, and JVM shutdown waits at most \
+             {} ms for it (-D{})",
+            flight.started.elapsed().as_millis(),
+            waited.as_millis(),
+            crate::names::FLUSH_MILLIS_PROPERTY
+        )),
+        elapsed: flight.started.elapsed(),
+        redirected_to: None,
+    };
+    let line = crate::log_line::defused(&outcome.describe(&flight.sink));
+    if write_line(log::Level::Warn, &line).is_err() {
+        eprintln!("WARN Telemetry: {line}");
+    }
+    record_in_audit_trail(
+        flight.dir.as_deref(),
+        &flight.sink,
+        &outcome,
+        &flight.body,
+        false,
+    );
+    true
 }
 
 /// What the driver hands over once telemetry is on.
@@ -218,7 +278,15 @@ pub fn report_and_deliver(request: &ReportInput, plan: &Destination) -> Outcome 
         eprintln!("Telemetry report: {body}");
     }
     mark("logged", &mut phases);
+    *in_flight() = Some(InFlight {
+        dir: dir.clone(),
+        sink: plan.sink.clone(),
+        body: body.clone(),
+        started: std::time::Instant::now(),
+    });
     let outcome = sink::deliver(&plan.client, &plan.sink, &body);
+    // From here JVM shutdown no longer calls it unconfirmed (see `unconfirmed`).
+    in_flight().take();
     mark("delivered", &mut phases);
     log::debug!(
         "Telemetry timings since the report started: {}.",

@@ -105,6 +105,10 @@ pub enum Delivery {
     Written,
     /// Not delivered (or not acknowledged): see `error`.
     Failed,
+    /// The application ended while the report was being delivered: it may
+    /// or may not have arrived (JVM shutdown waits only the flush bound).
+    #[serde(rename = "not_confirmed")]
+    NotConfirmed,
 }
 
 /// What happened to one delivery. Its log line never contains "Telemetry report",
@@ -135,7 +139,7 @@ impl Outcome {
     }
 
     pub fn is_success(&self) -> bool {
-        self.delivery != Delivery::Failed
+        matches!(self.delivery, Delivery::Sent | Delivery::Written)
     }
 
     /// Where the report went: the final URL of a redirect, or the sink.
@@ -161,6 +165,11 @@ impl Outcome {
             ),
             Delivery::Failed => format!(
                 "Failed to report telemetry to {to}{via} after {ms} ms: {}. It is not retried.",
+                self.error.as_deref().unwrap_or("unknown")
+            ),
+            Delivery::NotConfirmed => format!(
+                "The telemetry report to {to} is not confirmed: {}. It may not have \
+                 arrived; it is not retried.",
                 self.error.as_deref().unwrap_or("unknown")
             ),
         }

@@ -205,7 +205,11 @@ fn huge_values_are_echoed_cut_to_256_characters_with_their_length() {
     };
     run.assert_returned_at_once_and_left_nothing();
     let warning = run.one_warning("spark.tispark.telemetry.enable=");
-    assert!(warning.contains(&cut("yes")), "{}", &warning[..warning.len().min(2000)]);
+    assert!(
+        warning.contains(&cut("yes")),
+        "{}",
+        &warning[..warning.len().min(2000)]
+    );
     assert!(warning.len() < 600, "a {}-byte line", warning.len());
     assert_eq!(c.connections(), 0);
 
@@ -228,5 +232,9 @@ fn huge_values_are_echoed_cut_to_256_characters_with_their_length() {
         );
         assert!(warning.len() < 1000, "a {}-byte line", warning.len());
     }
-    assert_eq!(c.received().len(), 1, "only the typed value's report is sent");
+    assert_eq!(
+        c.received().len(),
+        1,
+        "only the typed value's report is sent"
+    );
 }

@@ -267,7 +267,9 @@ fn a_platform_missing_from_the_jar_is_one_warning_and_spark_runs_on() {
 #[test]
 fn jvm_shutdown_waits_for_a_silent_endpoint_no_longer_than_the_flush_bound() {
     let collector = Collector::start(Behaviour::Silent);
-    let Some(run) = isolated(&child_env(&collector), || {
+    let env = child_env(&collector);
+    let state = std::path::PathBuf::from(&env[1].1);
+    let Some(run) = isolated(&env, || {
         let vm = jvm::start_jvm(&[]);
         let mut env = vm.attach_current_thread().unwrap();
         let conf = enabled_conf(&mut env);
@@ -304,6 +306,36 @@ fn jvm_shutdown_waits_for_a_silent_endpoint_no_longer_than_the_flush_bound() {
         run.output
     );
     assert!(collector.received().len() <= 1);
+
+    // The log says the report may not have arrived, once, and the trail keeps it so.
+    let unconfirmed: Vec<&str> = run
+        .output
+        .lines()
+        .filter(|l| l.contains("not confirmed"))
+        .collect();
+    let url = collector.url("/api/v1/tispark/report");
+    assert_eq!(unconfirmed.len(), 1, "{}", run.output);
+    assert!(
+        unconfirmed[0].starts_with(&format!(
+            "WARN Telemetry: The telemetry report to {url} is not confirmed: the application \
+             ended "
+        )) && unconfirmed[0].ends_with(
+            " ms into its delivery, and JVM shutdown waits at most 2000 ms for it \
+             (-Dtispark.telemetry.flush.millis). It may not have arrived; it is not retried."
+        ),
+        "{}",
+        unconfirmed[0]
+    );
+    let entries = tispark_telemetry::audit::read(&state).unwrap();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(
+        entries[0].outcome,
+        tispark_telemetry::audit::Delivery::NotConfirmed
+    );
+    assert_eq!(entries[0].destination, url);
+    assert_eq!(entries[0].http_status, None);
+    let report: serde_json::Value = serde_json::from_str(entries[0].report.get()).unwrap();
+    assert!(report["track_id"].as_str().unwrap().starts_with("trkid_"));
 }
 
 /// A fresh `URLClassLoader` over the jar (no parent but the bootstrap loader),

@@ -8,7 +8,7 @@
 //!
 //! Every record is one line that no input can forge: its control characters
 //! are escaped (`log_line`), and only the report line itself, written by
-//! [`write_report_line`], may contain the words `Telemetry report` that an
+//! [`write_line`], may contain the words `Telemetry report` that an
 //! operator greps for.
 
 use crate::log_line;
@@ -45,7 +45,7 @@ pub fn install(env: &mut JNIEnv, log_class: &JClass, max_level: i32) -> jni::err
         };
         if BRIDGE.set(bridge).is_ok() {
             let _ = log::set_logger(&JavaLogger);
-            crate::pipeline::set_report_line_writer(write_report_line);
+            crate::pipeline::set_line_writer(write_line);
         }
     }
     log::set_max_level(level_filter(max_level));
@@ -64,15 +64,15 @@ fn level_filter(max_level: i32) -> log::LevelFilter {
     }
 }
 
-/// Writes the report line at INFO, whatever the enabled levels, and says
-/// whether the log took it (see `TelemetryLog.nativeLog`).
-fn write_report_line(line: &str) -> Result<(), String> {
+/// Writes `line` as it is at `level`, whatever the enabled levels, and says
+/// whether the log took it (see `TelemetryLog.nativeLog`): the report line
+/// (its body holds no character that needs escaping, `log_line::json`, so the
+/// log shows the bytes that are sent) and the lines whose delivery matters.
+fn write_line(level: log::Level, line: &str) -> Result<(), String> {
     let bridge = BRIDGE
         .get()
         .ok_or_else(|| "the log bridge is not installed".to_string())?;
-    // The body holds no character that needs escaping (`log_line::json`), so
-    // the line goes as it is: the log shows the bytes that are sent.
-    match bridge.write(crate::names::LOG_INFO, line) {
+    match bridge.write(java_level(level), line) {
         Ok(true) => Ok(()),
         Ok(false) => Err(
             "the JVM's logger did not take the line: logging failed or has \

@@ -159,6 +159,23 @@ pub extern "system" fn Java_com_pingcap_tispark_telemetry_NativeTelemetry_native
     to_jboolean(delivered)
 }
 
+/// `static native boolean nativeUnconfirmed(long waitedMillis)`, called by
+/// the shutdown hook when it stopped waiting for the sender: a report in
+/// flight is said (WARN) and recorded (audit trail) to be not confirmed.
+#[no_mangle]
+pub extern "system" fn Java_com_pingcap_tispark_telemetry_NativeTelemetry_nativeUnconfirmed<
+    'local,
+>(
+    mut env: JNIEnv<'local>,
+    _class: JClass<'local>,
+    waited_millis: jni::sys::jlong,
+) -> jboolean {
+    let waited = std::time::Duration::from_millis(u64::try_from(waited_millis).unwrap_or(0));
+    to_jboolean(guarded(&mut env, false, |_| {
+        Ok(pipeline::unconfirmed(waited))
+    }))
+}
+
 fn to_jboolean(b: bool) -> jboolean {
     if b {
         JNI_TRUE

@@ -173,6 +173,9 @@ impl Status {
                     (audit::Delivery::Written, ..) => "written".to_string(),
                     (audit::Delivery::Failed, _, Some(why)) => format!("failed: {why}"),
                     (audit::Delivery::Failed, _, None) => "failed".to_string(),
+                    (audit::Delivery::NotConfirmed, ..) => {
+                        "not confirmed (the application ended during the delivery)".to_string()
+                    }
                 };
                 format!(
                     "{} to {}: {how} ({} ms)",

@@ -25,6 +25,8 @@ final class Names {
      */
     static final String DISABLE_ENV_VAR = "TISPARK_TELEMETRY_DISABLED";
     static final String DO_NOT_TRACK_ENV_VAR = "DO_NOT_TRACK";
+    /** The driver's system property bounding JVM shutdown's wait for a report in flight (ms). */
+    static final String FLUSH_MILLIS_PROPERTY = "tispark.telemetry.flush.millis";
     /** The values of a DISABLE_ENV_VARS variable that do not disable (any case, trimmed). */
     static final String[] DISABLE_ENV_NO_VALUES = {"", "0", "false"};
 

@@ -26,7 +26,7 @@ public final class NativeTelemetry implements Runnable {
     /** The switch. */
     public static final String ENABLE_KEY = Names.ENABLE_KEY;
     /** How long JVM shutdown may wait for a report in flight, in milliseconds (default 2000). */
-    public static final String FLUSH_MILLIS_PROPERTY = "tispark.telemetry.flush.millis";
+    public static final String FLUSH_MILLIS_PROPERTY = Names.FLUSH_MILLIS_PROPERTY;
     static final long DEFAULT_FLUSH_MILLIS = 2000;
     static final long MAX_FLUSH_MILLIS = 10000;
     /** Set by the native side when a report starts; see {@link #alreadyReported()}. */
@@ -91,7 +91,9 @@ public final class NativeTelemetry implements Runnable {
     @Override
     public void run() {
         if (flushBound >= 0) {
-            flush(flushBound);
+            if (!flush(flushBound)) {
+                unconfirmed(flushBound);
+            }
             return;
         }
         try {
@@ -105,6 +107,19 @@ public final class NativeTelemetry implements Runnable {
             } catch (Throwable ignored) {
                 // no log either: nothing more to do
             }
+        }
+    }
+
+    /**
+     * JVM shutdown stopped waiting for the sender: the native side says, at WARN, that a report
+     * in flight is not confirmed and records it so in the audit trail. Nothing to say when the
+     * library was never loaded (no report line was written, nothing left).
+     */
+    private static void unconfirmed(long waitedMillis) {
+        try {
+            nativeUnconfirmed(waitedMillis);
+        } catch (Throwable t) {
+            // the library is not loaded in this class loader: no report was in flight here
         }
     }
 
@@ -337,6 +352,9 @@ public final class NativeTelemetry implements Runnable {
 
 
     static native void nativeInit(Class<?> logClass, int maxLogLevel);
+
+    /** JVM shutdown stopped waiting after that many ms: true when a report was in flight. */
+    static native boolean nativeUnconfirmed(long waitedMillis);
 
     /** The native side's decision from the switch's value: true when on; it logs why it is off. */
     static native boolean nativeDecide(String enableValue);

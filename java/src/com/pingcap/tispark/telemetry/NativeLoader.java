@@ -64,6 +64,8 @@ import java.util.zip.ZipException;
  * deleted. A JVM killed in between leaves its directory behind: once its report is out, each
  * load sweeps this user's directories of processes that are gone, those only that it can prove
  * are such copies (see {@link #sweepStaleCopies}); anything else is left alone, whatever its name.
+ * On Java 24 and later, the driver needs {@code --enable-native-access=ALL-UNNAMED} (see
+ * {@link #isNativeAccessRefused}).
  */
 final class NativeLoader {
     static final String PATH_PROPERTY = "tispark.telemetry.native.path";
@@ -274,8 +276,12 @@ final class NativeLoader {
                 loaded = true;
             } catch (Throwable t) {
                 loaded = false;
-                TelemetryLog.log(TelemetryLog.WARN,
-                        "Telemetry is off for this application: its native library cannot be loaded ("
+                TelemetryLog.log(TelemetryLog.WARN, isNativeAccessRefused(t)
+                        ? "Telemetry is off for this application: this JVM refuses native access"
+                                + " to the jar's classes (" + t + "). Start the driver's JVM with "
+                                + ENABLE_NATIVE_ACCESS + " (spark.driver.extraJavaOptions, or"
+                                + " spark-submit --driver-java-options)."
+                        : "Telemetry is off for this application: its native library cannot be loaded ("
                                 + t + ")." + hint(t));
             }
         }
@@ -535,6 +541,9 @@ final class NativeLoader {
         } catch (ZipException damagedJar) {
             throw damagedJar; // no copy of that library is loaded at all
         } catch (IOException | UnsatisfiedLinkError | RuntimeException e) {
+            if (isNativeAccessRefused(e)) {
+                throw (RuntimeException) e; // no copy anywhere would be loaded either
+            }
             return e.toString();
         }
     }
@@ -995,6 +1004,19 @@ final class NativeLoader {
         }
         return false;
     }
+
+    /**
+     * Java 24 and later (JEP 472): {@code System.load} from the class path, without
+     * {@code --enable-native-access=ALL-UNNAMED}, prints the JVM's four-line "restricted method"
+     * warning, or under {@code --illegal-native-access=deny} throws an
+     * {@code IllegalCallerException} (a class of Java 9 and later: compiled for Java 8, this class
+     * names it by its name), whatever library and wherever it is.
+     */
+    static boolean isNativeAccessRefused(Throwable t) {
+        return t.getClass().getName().equals("java.lang.IllegalCallerException");
+    }
+
+    static final String ENABLE_NATIVE_ACCESS = "--enable-native-access=ALL-UNNAMED";
 
     private static String hint(Throwable t) {
         String m = String.valueOf(t.getMessage());

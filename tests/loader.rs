@@ -481,6 +481,95 @@ fn only_a_copy_the_library_can_prove_it_made_is_swept() {
     assert_eq!(std::fs::read(&elsewhere).unwrap(), library);
 }
 
+/// The per-process copy (the cache refused: open to others) is made as
+/// `tispark-telemetry-<pid>-<16 hex digits>/libtispark_telemetry.so`, and
+/// deleted once loaded; that very directory, left behind as a JVM killed in
+/// between would leave it, is swept by the next JVM once its pid is gone.
+#[test]
+fn the_private_copy_is_made_under_the_name_the_sweep_takes() {
+    let tmp = support::temp_dir("loader-copy-name");
+    let cache = tmp.join(cache_dir_name());
+    if !jvm::in_child() {
+        std::fs::create_dir(&cache).unwrap();
+        chmod(&cache, 0o755);
+    }
+    let env = |c: &Collector| {
+        [
+            ("TT_TMP", tmp.display().to_string()),
+            ("TT_URL", c.url(REPORT_PATH)),
+            (
+                "TT_STATE",
+                support::temp_dir("loader-copy-name-state")
+                    .display()
+                    .to_string(),
+            ),
+        ]
+    };
+    let c = Collector::start(Behaviour::Accept);
+    let Some(run) = jvm::isolated(&env(&c), copy_name_scenario) else {
+        return;
+    };
+    assert_one_report(&c, &run);
+    let pid = run.number("PID");
+    let mapped = PathBuf::from(run.value("MAPPED").unwrap());
+    assert_eq!(mapped.file_name().unwrap(), LIB, "{}", run.output);
+    let dir = mapped.parent().unwrap();
+    assert_eq!(dir.parent().unwrap(), tmp);
+    let name = dir.file_name().unwrap().to_str().unwrap();
+    let random = name
+        .strip_prefix(&format!("tispark-telemetry-{pid}-"))
+        .unwrap_or_else(|| panic!("{name}"));
+    assert_eq!(random.len(), 16, "{name}");
+    assert!(
+        random
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+        "{name}"
+    );
+    assert_eq!(
+        names_in(&tmp),
+        vec![cache_dir_name()],
+        "deleted once loaded"
+    );
+
+    // Left behind by a JVM killed in between: swept once that pid is gone.
+    assert!(!Path::new(&format!("/proc/{pid}")).exists());
+    let library = library_in(&support::jar());
+    let old = SystemTime::now() - Duration::from_secs(2 * 3600);
+    let me = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self").unwrap().uid()
+    };
+    plant(&tmp, name, &[(LIB, Some(&library))], 0o700, me, old);
+    let c = Collector::start(Behaviour::Accept);
+    let run = jvm::isolated(&env(&c), copy_name_scenario).unwrap();
+    assert_one_report(&c, &run);
+    assert_eq!(names_in(&tmp), vec![cache_dir_name()], "{}", run.output);
+}
+
+/// One report, with the library's temporary directory `TT_TMP`; prints this
+/// process's pid and where the library is mapped from.
+fn copy_name_scenario() {
+    let vm = jvm::start_jvm(&[format!(
+        "-Dtispark.telemetry.native.tmpdir={}",
+        var("TT_TMP")
+    )]);
+    let mut env = vm.attach_current_thread().unwrap();
+    let (url, state) = (var("TT_URL"), var("TT_STATE"));
+    let map = jvm::java_map(&mut env, &[(ENABLE, "true"), (URL, &url), (STATE, &state)]);
+    jvm::report(&mut env, &map, None);
+    println!("REPORT_RETURNED_US=0");
+    println!("FLUSHED={}", jvm::flush(&mut env, 15_000));
+    println!(
+        "SENDER_THREADS_LEFT={}",
+        jvm::wait_no_threads_named("tispark-telemetry-sender", Duration::from_secs(2))
+    );
+    println!("PID={}", std::process::id());
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let mapped = maps.lines().find(|l| l.contains(LIB)).unwrap();
+    println!("MAPPED={}", mapped.split_whitespace().nth(5).unwrap());
+}
+
 /// The reproductions: a user's directory with a JSON-lines sink in
 /// it, and a collector's database directory, both named
 /// `tispark-telemetry-<digits>-<anything>`, long untouched, whose number is

@@ -570,6 +570,65 @@ fn copy_name_scenario() {
     println!("MAPPED={}", mapped.split_whitespace().nth(5).unwrap());
 }
 
+/// After the report the cache is tended: another build's copy unused for 7
+/// days and a half-written copy older than an hour are deleted, and nothing
+/// else there, whatever it is named: files of other names, a directory, a
+/// file open to others, a link.
+#[test]
+fn the_cache_is_tended_only_of_what_the_loader_writes_there() {
+    if ran_as_child() {
+        return;
+    }
+    let tmp = support::temp_dir("loader-tend");
+    let cache = tmp.join(cache_dir_name());
+    std::fs::create_dir(&cache).unwrap();
+    chmod(&cache, 0o700);
+    let days = |n: u64| SystemTime::now() - Duration::from_secs(n * 24 * 3600);
+    let file = |name: &str, mode: u32, mtime: SystemTime| {
+        let path = cache.join(name);
+        std::fs::write(&path, "bytes").unwrap();
+        chmod(&path, mode);
+        set_mtime(&path, mtime);
+    };
+    let other_build = "libtispark_telemetry-0123456789abcdef.so";
+    let half_written = ".libtispark_telemetry-0123456789abcdef.so.4242-1a2b3c.part";
+    file(other_build, 0o600, days(8));
+    file(half_written, 0o600, days(1));
+    let mut kept = vec![cached_name()];
+    for (name, mode, mtime) in [
+        ("notes.part", 0o600, days(8)),
+        ("libtispark_telemetry-mine.so", 0o600, days(8)),
+        ("libtispark_telemetry-0123456789abcded.so", 0o644, days(8)),
+        (".libtispark_telemetry-x.so.4242-1.part", 0o600, days(8)),
+        ("libtispark_telemetry-0123456789abcdea.so", 0o600, days(6)),
+    ] {
+        file(name, mode, mtime);
+        kept.push(name.to_string());
+    }
+    let dir = "libtispark_telemetry-0123456789abcdee.so";
+    std::fs::create_dir(cache.join(dir)).unwrap();
+    set_mtime(&cache.join(dir), days(8));
+    kept.push(dir.to_string());
+    let link = ".libtispark_telemetry-0123456789abcdec.so.1-1.part";
+    let target = support::temp_dir("loader-tend-target").join("kept");
+    std::fs::write(&target, "bytes").unwrap();
+    std::os::unix::fs::symlink(&target, cache.join(link)).unwrap();
+    let old_link = Command::new("touch")
+        .args(["-h", "-d", "8 days ago"])
+        .arg(cache.join(link))
+        .status()
+        .unwrap();
+    assert!(old_link.success());
+    kept.push(link.to_string());
+    kept.sort();
+
+    let c = Collector::start(Behaviour::Accept);
+    let run = jvm::report_in_jvm_under(&[], &[tmpdir_option(&tmp)], &conf(&c), &[]).unwrap();
+    assert_one_report(&c, &run);
+    assert_eq!(names_in(&cache), kept, "{}", run.output);
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "bytes");
+}
+
 /// The reproductions: a user's directory with a JSON-lines sink in
 /// it, and a collector's database directory, both named
 /// `tispark-telemetry-<digits>-<anything>`, long untouched, whose number is

@@ -789,16 +789,7 @@ final class NativeLoader {
         int dash = rest.indexOf('-');
         String pid = dash > 0 ? rest.substring(0, dash) : "";
         String random = dash > 0 ? rest.substring(dash + 1) : "";
-        if (!isPid(pid) || random.length() != ZEROS.length()) {
-            return null;
-        }
-        for (int i = 0; i < random.length(); i++) {
-            char c = random.charAt(i);
-            if ((c < '0' || c > '9') && (c < 'a' || c > 'f')) {
-                return null;
-            }
-        }
-        return pid;
+        return isPid(pid) && random.length() == ZEROS.length() && isHex(random) ? pid : null;
     }
 
     /**
@@ -832,24 +823,32 @@ final class NativeLoader {
 
     /**
      * After the report: marks this build's copy as used now, and deletes from the cache what no
-     * JVM needs: other builds' copies unused for {@link #CACHE_KEEP_MILLIS}, and {@code .part}
-     * files older than {@link #PART_KEEP_MILLIS} (a JVM died writing them). The directory is this
-     * user's alone (checked before loading), so its names can be trusted. Best effort.
+     * JVM needs, and only entries of the exact forms this class writes there, each a regular file
+     * (not a link) of the cached copy's owner, closed to others: other builds' copies,
+     * {@code libtispark_telemetry-<16 hex digits>.so}, unused for {@link #CACHE_KEEP_MILLIS}, and
+     * half-written copies, {@code .libtispark_telemetry-<16 hex digits>.so.<pid>-<hex>.part},
+     * older than {@link #PART_KEEP_MILLIS} (a JVM died writing them). Anything else there is left
+     * alone. The directory is this user's alone (checked before loading). At most
+     * {@link #SWEEP_MAX_CANDIDATES} entries are looked at. Best effort.
      */
     static void tendCache(Path cached) {
         try {
             long now = System.currentTimeMillis();
             Files.setLastModifiedTime(cached, FileTime.fromMillis(now));
-            String name = System.mapLibraryName(LIBRARY);
-            String prefix = name.substring(0, name.lastIndexOf('.')) + "-";
+            Object owner = Files.getAttribute(cached, "unix:uid", LinkOption.NOFOLLOW_LINKS);
+            int seen = 0;
             try (DirectoryStream<Path> entries = Files.newDirectoryStream(cached.getParent())) {
                 for (Path entry : entries) {
+                    if (++seen > SWEEP_MAX_CANDIDATES) {
+                        break;
+                    }
                     String n = entry.getFileName().toString();
-                    long keep = n.endsWith(PART_SUFFIX) ? PART_KEEP_MILLIS
-                            : n.startsWith(prefix) && !entry.equals(cached) ? CACHE_KEEP_MILLIS : -1;
+                    long keep = isPartName(n) ? PART_KEEP_MILLIS
+                            : isCachedName(n) && !entry.equals(cached) ? CACHE_KEEP_MILLIS : -1;
                     try {
                         if (keep >= 0 && now - Files.getLastModifiedTime(entry,
-                                LinkOption.NOFOLLOW_LINKS).toMillis() > keep) {
+                                LinkOption.NOFOLLOW_LINKS).toMillis() > keep
+                                && notPrivate(entry, owner, S_IFREG) == null) {
                             Files.deleteIfExists(entry);
                         }
                     } catch (IOException | RuntimeException ignored) {
@@ -860,6 +859,43 @@ final class NativeLoader {
         } catch (Throwable ignored) {
             // tending is a courtesy
         }
+    }
+
+    /** A cached copy's name, {@code libtispark_telemetry-<16 hex digits>.so} (see loadCached). */
+    static boolean isCachedName(String n) {
+        String name = System.mapLibraryName(LIBRARY);
+        int dot = name.lastIndexOf('.');
+        String stem = name.substring(0, dot) + "-";
+        String ext = name.substring(dot);
+        return n.length() == stem.length() + ZEROS.length() + ext.length() && n.startsWith(stem)
+                && n.endsWith(ext) && isHex(n.substring(stem.length(), n.length() - ext.length()));
+    }
+
+    /** A half-written copy's name, {@code .<cached copy's name>.<pid>-<hex>.part} (see fill). */
+    static boolean isPartName(String n) {
+        if (!n.startsWith(".") || !n.endsWith(PART_SUFFIX)) {
+            return false;
+        }
+        String middle = n.substring(1, n.length() - PART_SUFFIX.length());
+        int dot = middle.lastIndexOf('.');
+        int dash = middle.lastIndexOf('-');
+        if (dot < 0 || dash < dot) {
+            return false;
+        }
+        String nanos = middle.substring(dash + 1);
+        return isCachedName(middle.substring(0, dot)) && isPid(middle.substring(dot + 1, dash))
+                && !nanos.isEmpty() && nanos.length() <= ZEROS.length() && isHex(nanos);
+    }
+
+    /** Lowercase hex digits only (true for the empty string). */
+    private static boolean isHex(String s) {
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if ((c < '0' || c > '9') && (c < 'a' || c > 'f')) {
+                return false;
+            }
+        }
+        return true;
     }
 
     /**

@@ -58,13 +58,13 @@ import java.util.zip.ZipException;
  * failure is one WARN and telemetry off; it is remembered, never retried.
  *
  * <p>That copy is made so that no other local user can change what is loaded: a fresh directory
- * {@code tispark-telemetry-<pid>-<16 random hex digits>}, created atomically with mode 0700 in the temporary
- * directory, holds the library, created there with {@code CREATE_NEW} and mode 0600 (whatever the
- * umask) and written through the handle that created it; after {@code System.load} both are
- * deleted. A JVM killed in between leaves its directory behind: once its report is out, each
- * load sweeps this user's directories of processes that are gone, those only that it can prove
- * are such copies (see {@link #sweepStaleCopies}); anything else is left alone, whatever its name.
- * On Java 24 and later, the driver needs {@code --enable-native-access=ALL-UNNAMED} (see
+ * {@code tispark-telemetry-<pid>-<16 random hex digits>}, created atomically with mode 0700 in the
+ * temporary directory, holds the library, created there with {@code CREATE_NEW} and mode 0600
+ * (whatever the umask) and written through the handle that created it; after {@code System.load}
+ * both are deleted. A JVM killed in between leaves its directory behind: once its report is out,
+ * each load sweeps this user's directories of processes that are gone, those only that it can
+ * prove are such copies (see {@link #sweepStaleCopies}); anything else is left alone, whatever its
+ * name. On Java 24 and later, the driver needs {@code --enable-native-access=ALL-UNNAMED} (see
  * {@link #isNativeAccessRefused}).
  */
 final class NativeLoader {
@@ -82,7 +82,7 @@ final class NativeLoader {
     static final long SWEEP_DEAD_PID_AFTER_MILLIS = 60_000L;
     /** Without /proc, whether a pid is alive is not known: a copy is swept after an hour. */
     static final long SWEEP_WITHOUT_PROC_AFTER_MILLIS = 3_600_000L;
-    /** The most directories named as copies one sweep looks at (a temporary directory may be huge). */
+    /** The most entries one sweep, or one tending of the cache, looks at. */
     static final int SWEEP_MAX_CANDIDATES = 1000;
     /** This user's cache of the library is {@code CACHE_PREFIX + uid} in the temporary directory. */
     static final String CACHE_PREFIX = "tispark-telemetry-cache-";
@@ -988,8 +988,8 @@ final class NativeLoader {
             }
             PosixFileAttributes file = copy.getFileAttributeView(lib,
                     PosixFileAttributeView.class, LinkOption.NOFOLLOW_LINKS).readAttributes();
-            if (!file.isRegularFile() || !me.equals(file.owner())
-                    || !ownerOnly(file.permissions()) || !isKnownLibrary(copy, lib, file.size(), known)) {
+            if (!file.isRegularFile() || !me.equals(file.owner()) || !ownerOnly(file.permissions())
+                    || !isKnownLibrary(copy, lib, file.size(), known)) {
                 return;
             }
             copy.deleteFile(lib);

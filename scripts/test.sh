@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 bash scripts/prerequisites.sh --nextest
 bash scripts/platform-tests.sh --prepare
 eval "$(bash scripts/provision-spark.sh --env)"
+eval "$(bash scripts/jdk25.sh --env)"  # TT_JDK25_JAVA, for tests/jdk25.rs
 bash java/package.sh
 cargo fmt --check
 cargo nextest run --no-fail-fast "$@"

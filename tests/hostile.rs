@@ -203,26 +203,6 @@ fn a_newline_in_a_path_cannot_forge_a_log_line() {
     assert!(!run.output.contains('\u{1b}'), "{}", run.output);
 }
 
-/// Spark's own logging jars (slf4j over log4j2), for a JVM that logs as a driver does.
-fn spark_logging_class_path() -> String {
-    let jars = Path::new(&support::required_env("SPARK_HOME")).join("jars");
-    let mut path = vec![support::jar().display().to_string()];
-    for prefix in [
-        "slf4j-api-",
-        "log4j-slf4j2-impl-",
-        "log4j-api-",
-        "log4j-core-",
-    ] {
-        let jar = std::fs::read_dir(&jars)
-            .unwrap()
-            .flatten()
-            .find(|f| f.file_name().to_string_lossy().starts_with(prefix))
-            .unwrap_or_else(|| panic!("no {prefix}*.jar in {}", jars.display()));
-        path.push(jar.path().display().to_string());
-    }
-    path.join(":")
-}
-
 /// In a child: a JVM with Spark's logging (log4j2 writing `TT_LOG`, our
 /// logger at INFO) and these options, and a conf turning telemetry on.
 fn logging_jvm_child(
@@ -264,7 +244,7 @@ fn logging_jvm_env(c: &Collector, name: &str) -> (Vec<(&'static str, String)>, s
         ("TT_URL", c.url(REPORT_PATH)),
         ("TT_STATE", dir.join("state").display().to_string()),
         ("TT_LOG", log.display().to_string()),
-        ("TT_CP", spark_logging_class_path()),
+        ("TT_CP", support::jvm::spark_logging_class_path()),
     ];
     (env, log)
 }

@@ -271,6 +271,78 @@ fn under_umask_000_in_a_shared_sticky_tmpdir_another_user_can_take_nothing() {
     assert_private_cache(&shared);
 }
 
+/// A pid no process has: a child's, once it has ended.
+fn dead_pid() -> u32 {
+    let mut p = Command::new("true").spawn().unwrap();
+    let pid = p.id();
+    p.wait().unwrap();
+    assert!(!Path::new(&format!("/proc/{pid}")).exists());
+    pid
+}
+
+/// A per-process copy's directory name, as the loader makes them:
+/// `tispark-telemetry-<pid>-<16 hex digits>`.
+fn copy_name(pid: u32, random: u64) -> String {
+    format!("tispark-telemetry-{pid}-{random:016x}")
+}
+
+/// Makes `tmp/name`, a directory of mode `mode` holding `files` (each
+/// `(name, Some(bytes))` a file of mode 0600, `(name, None)` a directory),
+/// everything given to `owner`, the directory last modified at `mtime`.
+fn plant(
+    tmp: &Path,
+    name: &str,
+    files: &[(&str, Option<&[u8]>)],
+    mode: u32,
+    owner: u32,
+    mtime: SystemTime,
+) {
+    let dir = tmp.join(name);
+    std::fs::create_dir(&dir).unwrap();
+    for (file, bytes) in files {
+        let path = dir.join(file);
+        match bytes {
+            Some(bytes) => {
+                std::fs::write(&path, bytes).unwrap();
+                chmod(&path, 0o600);
+            }
+            None => {
+                std::fs::create_dir(&path).unwrap();
+                std::fs::write(path.join("kept.txt"), "a file of the user's").unwrap();
+            }
+        }
+        std::os::unix::fs::chown(&path, Some(owner), Some(owner)).unwrap();
+    }
+    chmod(&dir, mode);
+    std::os::unix::fs::chown(&dir, Some(owner), Some(owner)).unwrap();
+    set_mtime(&dir, mtime);
+}
+
+/// Each file under `dir` (recursively, links not followed), with its content
+/// (`<dir>` for a directory, `-> target` for a link), sorted.
+fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let path = e.unwrap().path();
+            let rel = path.strip_prefix(dir).unwrap().display().to_string();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if meta.file_type().is_symlink() {
+                let target = std::fs::read_link(&path).unwrap();
+                out.push((rel, format!("-> {}", target.display()).into_bytes()));
+            } else if meta.is_dir() {
+                out.push((rel, b"<dir>".to_vec()));
+                stack.push(path);
+            } else {
+                out.push((rel, std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 #[test]
 fn stale_copies_of_this_user_are_swept_and_nothing_else() {
     if ran_as_child() {
@@ -279,37 +351,30 @@ fn stale_copies_of_this_user_are_swept_and_nothing_else() {
     require_root("a stale copy is given to nobody with chown");
     let c = Collector::start(Behaviour::Accept);
     let tmp = support::temp_dir("loader-sweep");
-    let dead = {
-        let mut p = Command::new("true").spawn().unwrap();
-        let pid = p.id();
-        p.wait().unwrap();
-        pid
-    };
-    assert!(!Path::new(&format!("/proc/{dead}")).exists());
+    let library = library_in(&support::jar());
+    let dead = dead_pid();
     let live = std::process::id();
     let old = SystemTime::now() - Duration::from_secs(2 * 3600);
+    // Each a genuine copy (the jar's library, as the loader writes it): only
+    // the rule in question keeps it.
     let copy = |name: &str, owner: u32, mtime: SystemTime| {
-        let dir = tmp.join(name);
-        std::fs::create_dir(&dir).unwrap();
-        std::fs::write(dir.join(LIB), "a copy").unwrap();
-        chmod(&dir, 0o700);
-        std::os::unix::fs::chown(dir.join(LIB), Some(owner), Some(owner)).unwrap();
-        std::os::unix::fs::chown(&dir, Some(owner), Some(owner)).unwrap();
-        set_mtime(&dir, mtime);
+        plant(&tmp, name, &[(LIB, Some(&library))], 0o700, owner, mtime);
     };
     let root = 0; // this test runs as root: "ours" is root's
-    let stale = format!("tispark-telemetry-{dead}-1111");
-    let alive = format!("tispark-telemetry-{live}-2222");
-    let nobodys = format!("tispark-telemetry-{dead}-3333");
-    let link = format!("tispark-telemetry-{dead}-4444");
-    let fresh = format!("tispark-telemetry-{dead}-5555");
+    let stale = copy_name(dead, 0x1111);
+    let alive = copy_name(live, 0x2222);
+    let nobodys = copy_name(dead, 0x3333);
+    let link = copy_name(dead, 0x4444);
+    let fresh = copy_name(dead, 0x5555);
     copy(&stale, root, old);
     copy(&alive, root, old);
     copy(&nobodys, NOBODY, old);
     copy(&fresh, root, SystemTime::now());
     // A link named as a stale copy, to a directory of ours that looks stale too.
     let victim = support::temp_dir("loader-sweep-victim");
-    std::fs::write(victim.join(LIB), "not a copy").unwrap();
+    std::fs::write(victim.join(LIB), &library).unwrap();
+    chmod(&victim.join(LIB), 0o600);
+    chmod(&victim, 0o700);
     set_mtime(&victim, old);
     std::os::unix::fs::symlink(&victim, tmp.join(&link)).unwrap();
 
@@ -327,17 +392,296 @@ fn stale_copies_of_this_user_are_swept_and_nothing_else() {
     assert_eq!(names_in(&tmp), kept, "{}", run.output);
     for dir in [&alive, &nobodys, &fresh] {
         assert_eq!(
-            std::fs::read_to_string(tmp.join(dir).join(LIB)).unwrap(),
-            "a copy"
+            tree(&tmp.join(dir)),
+            vec![(LIB.to_string(), library.clone())]
         );
     }
     let link_meta = std::fs::symlink_metadata(tmp.join(&link)).unwrap();
     assert!(link_meta.file_type().is_symlink());
     assert_eq!(std::fs::read_link(tmp.join(&link)).unwrap(), victim);
-    assert_eq!(names_in(&victim), vec![LIB.to_string()]);
+    assert_eq!(tree(&victim), vec![(LIB.to_string(), library.clone())]);
+}
+
+/// Directories of this user that only look like a per-process copy: named
+/// exactly as one, of a process that is gone, long untouched, but holding
+/// something the library did not put there, or not closed to others. Each is
+/// left exactly as it was; the one genuine copy beside them is swept.
+#[test]
+fn only_a_copy_the_library_can_prove_it_made_is_swept() {
+    if ran_as_child() {
+        return;
+    }
+    let c = Collector::start(Behaviour::Accept);
+    let tmp = support::temp_dir("loader-sweep-proof");
+    let library = library_in(&support::jar());
+    let longer = [&library[..], b"\n"].concat();
+    let mut flipped = library.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 1;
+    let dead = dead_pid();
+    let old = SystemTime::now() - Duration::from_secs(2 * 3600);
+    let me = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self").unwrap().uid()
+    };
+    let genuine = copy_name(dead, 0xa0);
+    plant(&tmp, &genuine, &[(LIB, Some(&library))], 0o700, me, old);
+    let lookalikes: Vec<(String, Vec<(&str, Option<&[u8]>)>, u32)> = vec![
+        (
+            copy_name(dead, 0xa1),
+            vec![(LIB, Some(&library)), ("notes.txt", Some(b"mine"))],
+            0o700,
+        ),
+        (
+            copy_name(dead, 0xa2),
+            vec![(LIB, Some(&library)), ("sub", None)],
+            0o700,
+        ),
+        (copy_name(dead, 0xa3), vec![(LIB, Some(&longer))], 0o700),
+        (copy_name(dead, 0xa4), vec![(LIB, Some(&flipped))], 0o700),
+        (copy_name(dead, 0xa5), vec![(LIB, Some(b"a copy"))], 0o700),
+        (
+            copy_name(dead, 0xa6),
+            vec![("sink.jsonl", Some(b"{\"a\":1}\n"))],
+            0o700,
+        ),
+        (copy_name(dead, 0xa7), vec![(LIB, Some(&library))], 0o755),
+        // Not the name form the loader makes (older releases' random part).
+        (
+            format!("tispark-telemetry-{dead}-1111"),
+            vec![(LIB, Some(&library))],
+            0o700,
+        ),
+    ];
+    let mut before = Vec::new();
+    for (name, files, mode) in &lookalikes {
+        plant(&tmp, name, files, *mode, me, old);
+        before.push((name.clone(), tree(&tmp.join(name))));
+    }
+    // The library's name, a link to a genuine copy elsewhere.
+    let elsewhere = support::temp_dir("loader-sweep-elsewhere").join(LIB);
+    std::fs::write(&elsewhere, &library).unwrap();
+    let linked = copy_name(dead, 0xa8);
+    std::fs::create_dir(tmp.join(&linked)).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, tmp.join(&linked).join(LIB)).unwrap();
+    chmod(&tmp.join(&linked), 0o700);
+    set_mtime(&tmp.join(&linked), old);
+    before.push((linked.clone(), tree(&tmp.join(&linked))));
+
+    let run = jvm::report_in_jvm_under(&[], &[tmpdir_option(&tmp)], &conf(&c), &[]).unwrap();
+    assert_one_report(&c, &run);
+
+    let mut kept: Vec<String> = before.iter().map(|(n, _)| n.clone()).collect();
+    kept.push(cache_dir_name());
+    kept.sort();
+    assert_eq!(names_in(&tmp), kept, "{}", run.output);
+    for (name, was) in &before {
+        assert_eq!(&tree(&tmp.join(name)), was, "{name}");
+    }
+    assert_eq!(std::fs::read(&elsewhere).unwrap(), library);
+}
+
+/// The per-process copy (the cache refused: open to others) is made as
+/// `tispark-telemetry-<pid>-<16 hex digits>/libtispark_telemetry.so`, and
+/// deleted once loaded; that very directory, left behind as a JVM killed in
+/// between would leave it, is swept by the next JVM once its pid is gone.
+#[test]
+fn the_private_copy_is_made_under_the_name_the_sweep_takes() {
+    let tmp = support::temp_dir("loader-copy-name");
+    let cache = tmp.join(cache_dir_name());
+    if !jvm::in_child() {
+        std::fs::create_dir(&cache).unwrap();
+        chmod(&cache, 0o755);
+    }
+    let env = |c: &Collector| {
+        [
+            ("TT_TMP", tmp.display().to_string()),
+            ("TT_URL", c.url(REPORT_PATH)),
+            (
+                "TT_STATE",
+                support::temp_dir("loader-copy-name-state")
+                    .display()
+                    .to_string(),
+            ),
+        ]
+    };
+    let c = Collector::start(Behaviour::Accept);
+    let Some(run) = jvm::isolated(&env(&c), copy_name_scenario) else {
+        return;
+    };
+    assert_one_report(&c, &run);
+    let pid = run.number("PID");
+    let mapped = PathBuf::from(run.value("MAPPED").unwrap());
+    assert_eq!(mapped.file_name().unwrap(), LIB, "{}", run.output);
+    let dir = mapped.parent().unwrap();
+    assert_eq!(dir.parent().unwrap(), tmp);
+    let name = dir.file_name().unwrap().to_str().unwrap();
+    let random = name
+        .strip_prefix(&format!("tispark-telemetry-{pid}-"))
+        .unwrap_or_else(|| panic!("{name}"));
+    assert_eq!(random.len(), 16, "{name}");
+    assert!(
+        random
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+        "{name}"
+    );
     assert_eq!(
-        std::fs::read_to_string(victim.join(LIB)).unwrap(),
-        "not a copy"
+        names_in(&tmp),
+        vec![cache_dir_name()],
+        "deleted once loaded"
+    );
+
+    // Left behind by a JVM killed in between: swept once that pid is gone.
+    assert!(!Path::new(&format!("/proc/{pid}")).exists());
+    let library = library_in(&support::jar());
+    let old = SystemTime::now() - Duration::from_secs(2 * 3600);
+    let me = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self").unwrap().uid()
+    };
+    plant(&tmp, name, &[(LIB, Some(&library))], 0o700, me, old);
+    let c = Collector::start(Behaviour::Accept);
+    let run = jvm::isolated(&env(&c), copy_name_scenario).unwrap();
+    assert_one_report(&c, &run);
+    assert_eq!(names_in(&tmp), vec![cache_dir_name()], "{}", run.output);
+}
+
+/// One report, with the library's temporary directory `TT_TMP`; prints this
+/// process's pid and where the library is mapped from.
+fn copy_name_scenario() {
+    let vm = jvm::start_jvm(&[format!(
+        "-Dtispark.telemetry.native.tmpdir={}",
+        var("TT_TMP")
+    )]);
+    let mut env = vm.attach_current_thread().unwrap();
+    let (url, state) = (var("TT_URL"), var("TT_STATE"));
+    let map = jvm::java_map(&mut env, &[(ENABLE, "true"), (URL, &url), (STATE, &state)]);
+    jvm::report(&mut env, &map, None);
+    println!("REPORT_RETURNED_US=0");
+    println!("FLUSHED={}", jvm::flush(&mut env, 15_000));
+    println!(
+        "SENDER_THREADS_LEFT={}",
+        jvm::wait_no_threads_named("tispark-telemetry-sender", Duration::from_secs(2))
+    );
+    println!("PID={}", std::process::id());
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let mapped = maps.lines().find(|l| l.contains(LIB)).unwrap();
+    println!("MAPPED={}", mapped.split_whitespace().nth(5).unwrap());
+}
+
+/// After the report the cache is tended: another build's copy unused for 7
+/// days and a half-written copy older than an hour are deleted, and nothing
+/// else there, whatever it is named: files of other names, a directory, a
+/// file open to others, a link.
+#[test]
+fn the_cache_is_tended_only_of_what_the_loader_writes_there() {
+    if ran_as_child() {
+        return;
+    }
+    let tmp = support::temp_dir("loader-tend");
+    let cache = tmp.join(cache_dir_name());
+    std::fs::create_dir(&cache).unwrap();
+    chmod(&cache, 0o700);
+    let days = |n: u64| SystemTime::now() - Duration::from_secs(n * 24 * 3600);
+    let file = |name: &str, mode: u32, mtime: SystemTime| {
+        let path = cache.join(name);
+        std::fs::write(&path, "bytes").unwrap();
+        chmod(&path, mode);
+        set_mtime(&path, mtime);
+    };
+    let other_build = "libtispark_telemetry-0123456789abcdef.so";
+    let half_written = ".libtispark_telemetry-0123456789abcdef.so.4242-1a2b3c.part";
+    file(other_build, 0o600, days(8));
+    file(half_written, 0o600, days(1));
+    let mut kept = vec![cached_name()];
+    for (name, mode, mtime) in [
+        ("notes.part", 0o600, days(8)),
+        ("libtispark_telemetry-mine.so", 0o600, days(8)),
+        ("libtispark_telemetry-0123456789abcded.so", 0o644, days(8)),
+        (".libtispark_telemetry-x.so.4242-1.part", 0o600, days(8)),
+        ("libtispark_telemetry-0123456789abcdea.so", 0o600, days(6)),
+    ] {
+        file(name, mode, mtime);
+        kept.push(name.to_string());
+    }
+    let dir = "libtispark_telemetry-0123456789abcdee.so";
+    std::fs::create_dir(cache.join(dir)).unwrap();
+    set_mtime(&cache.join(dir), days(8));
+    kept.push(dir.to_string());
+    let link = ".libtispark_telemetry-0123456789abcdec.so.1-1.part";
+    let target = support::temp_dir("loader-tend-target").join("kept");
+    std::fs::write(&target, "bytes").unwrap();
+    std::os::unix::fs::symlink(&target, cache.join(link)).unwrap();
+    let old_link = Command::new("touch")
+        .args(["-h", "-d", "8 days ago"])
+        .arg(cache.join(link))
+        .status()
+        .unwrap();
+    assert!(old_link.success());
+    kept.push(link.to_string());
+    kept.sort();
+
+    let c = Collector::start(Behaviour::Accept);
+    let run = jvm::report_in_jvm_under(&[], &[tmpdir_option(&tmp)], &conf(&c), &[]).unwrap();
+    assert_one_report(&c, &run);
+    assert_eq!(names_in(&cache), kept, "{}", run.output);
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "bytes");
+}
+
+/// The reproductions: a user's directory with a JSON-lines sink in
+/// it, and a collector's database directory, both named
+/// `tispark-telemetry-<digits>-<anything>`, long untouched, whose number is
+/// no live pid (the JVM runs in a pid namespace of its own, where 2024 and
+/// 2026 surely are not): a report leaves them and their files as they were.
+#[test]
+fn a_users_own_directories_named_like_a_copy_survive_a_report() {
+    if ran_as_child() {
+        return;
+    }
+    require_root("the JVM runs in a pid namespace of its own");
+    let c = Collector::start(Behaviour::Accept);
+    let tmp = support::temp_dir("loader-sweep-users");
+    let old = SystemTime::now() - Duration::from_secs(2 * 3600);
+    let sink: &[u8] = b"{\"time\":1764892800,\"track_id\":\"trkid_x\"}\n";
+    let db: &[u8] = b"SQLite format 3\0 stored reports";
+    plant(
+        &tmp,
+        "tispark-telemetry-2026-12-05",
+        &[("reports.jsonl", Some(sink))],
+        0o755,
+        0,
+        old,
+    );
+    plant(
+        &tmp,
+        "tispark-telemetry-2024-collector",
+        &[("reports.db", Some(db))],
+        0o700,
+        0,
+        old,
+    );
+    let pid_namespace = ["unshare", "--pid", "--fork", "--mount-proc"];
+    let run =
+        jvm::report_in_jvm_under(&pid_namespace, &[tmpdir_option(&tmp)], &conf(&c), &[]).unwrap();
+    assert_one_report(&c, &run);
+    assert_eq!(
+        names_in(&tmp),
+        vec![
+            "tispark-telemetry-2024-collector".to_string(),
+            "tispark-telemetry-2026-12-05".to_string(),
+            cache_dir_name(),
+        ],
+        "{}",
+        run.output
+    );
+    assert_eq!(
+        tree(&tmp.join("tispark-telemetry-2026-12-05")),
+        vec![("reports.jsonl".to_string(), sink.to_vec())]
+    );
+    assert_eq!(
+        tree(&tmp.join("tispark-telemetry-2024-collector")),
+        vec![("reports.db".to_string(), db.to_vec())]
     );
 }
 

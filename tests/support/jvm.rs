@@ -363,3 +363,23 @@ pub fn compile_java(sources: &[(&str, &str)]) -> std::path::PathBuf {
     );
     dir
 }
+
+/// Spark's own logging jars (slf4j over log4j2), for a JVM that logs as a driver does.
+pub fn spark_logging_class_path() -> String {
+    let jars = std::path::Path::new(&super::required_env("SPARK_HOME")).join("jars");
+    let mut path = vec![super::jar().display().to_string()];
+    for prefix in [
+        "slf4j-api-",
+        "log4j-slf4j2-impl-",
+        "log4j-api-",
+        "log4j-core-",
+    ] {
+        let jar = std::fs::read_dir(&jars)
+            .unwrap()
+            .flatten()
+            .find(|f| f.file_name().to_string_lossy().starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix}*.jar in {}", jars.display()));
+        path.push(jar.path().display().to_string());
+    }
+    path.join(":")
+}

@@ -16,6 +16,7 @@ import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
+import java.nio.file.OpenOption;
 import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.nio.file.SecureDirectoryStream;
@@ -26,15 +27,18 @@ import java.nio.file.attribute.FileTime;
 import java.nio.file.attribute.FileAttribute;
 import java.nio.file.attribute.PosixFileAttributeView;
 import java.nio.file.attribute.PosixFileAttributes;
+import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.nio.file.attribute.UserPrincipal;
 import java.util.ArrayList;
 import java.util.EnumSet;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.security.MessageDigest;
+import java.security.SecureRandom;
 import java.util.zip.ZipException;
 
 /**
@@ -54,18 +58,21 @@ import java.util.zip.ZipException;
  * failure is one WARN and telemetry off; it is remembered, never retried.
  *
  * <p>That copy is made so that no other local user can change what is loaded: a fresh directory
- * {@code tispark-telemetry-<pid>-<random>}, created atomically with mode 0700 in the temporary
- * directory, holds the library, created there with {@code CREATE_NEW} and mode 0600 (whatever the
- * umask) and written through the handle that created it; after {@code System.load} both are
- * deleted. A JVM killed in between leaves its directory behind: once its report is out, each
- * load sweeps this user's directories of processes that are gone (see {@link #sweepStaleCopies}).
+ * {@code tispark-telemetry-<pid>-<16 random hex digits>}, created atomically with mode 0700 in the
+ * temporary directory, holds the library, created there with {@code CREATE_NEW} and mode 0600
+ * (whatever the umask) and written through the handle that created it; after {@code System.load}
+ * both are deleted. A JVM killed in between leaves its directory behind: once its report is out,
+ * each load sweeps this user's directories of processes that are gone, those only that it can
+ * prove are such copies (see {@link #sweepStaleCopies}); anything else is left alone, whatever its
+ * name. On Java 24 and later, the driver needs {@code --enable-native-access=ALL-UNNAMED} (see
+ * {@link #isNativeAccessRefused}).
  */
 final class NativeLoader {
     static final String PATH_PROPERTY = "tispark.telemetry.native.path";
     static final String TMPDIR_PROPERTY = "tispark.telemetry.native.tmpdir";
     static final String PLATFORM_PROPERTY = "tispark.telemetry.native.platform";
     static final String LIBRARY = Names.LIBRARY;
-    /** Each copy's directory is {@code COPY_PREFIX + pid + "-" + random}. */
+    /** Each copy's directory is {@code COPY_PREFIX + pid + "-" + 16 random hex digits}. */
     static final String COPY_PREFIX = "tispark-telemetry-";
     /**
      * On Linux, a copy of a process that is gone is swept once it is this old: a JVM of another
@@ -75,6 +82,8 @@ final class NativeLoader {
     static final long SWEEP_DEAD_PID_AFTER_MILLIS = 60_000L;
     /** Without /proc, whether a pid is alive is not known: a copy is swept after an hour. */
     static final long SWEEP_WITHOUT_PROC_AFTER_MILLIS = 3_600_000L;
+    /** The most entries one sweep, or one tending of the cache, looks at. */
+    static final int SWEEP_MAX_CANDIDATES = 1000;
     /** This user's cache of the library is {@code CACHE_PREFIX + uid} in the temporary directory. */
     static final String CACHE_PREFIX = "tispark-telemetry-cache-";
     /**
@@ -267,8 +276,12 @@ final class NativeLoader {
                 loaded = true;
             } catch (Throwable t) {
                 loaded = false;
-                TelemetryLog.log(TelemetryLog.WARN,
-                        "Telemetry is off for this application: its native library cannot be loaded ("
+                TelemetryLog.log(TelemetryLog.WARN, isNativeAccessRefused(t)
+                        ? "Telemetry is off for this application: this JVM refuses native access"
+                                + " to the jar's classes (" + t + "). Start the driver's JVM with "
+                                + ENABLE_NATIVE_ACCESS + " (spark.driver.extraJavaOptions, or"
+                                + " spark-submit --driver-java-options)."
+                        : "Telemetry is off for this application: its native library cannot be loaded ("
                                 + t + ")." + hint(t));
             }
         }
@@ -453,14 +466,24 @@ final class NativeLoader {
      * {@link #LIBRARY_DIGESTS}; null when it names none.
      */
     static String[] digestOf(String library) {
-        for (String line : LIBRARY_DIGESTS.split("\n")) {
-            String[] fields = line.split(" ");
-            if (fields.length == 3 && fields[0].equals(library) && fields[1].length() == 64
-                    && isDigits(fields[2])) {
+        for (String[] fields : libraryDigests()) {
+            if (fields[0].equals(library)) {
                 return new String[] {fields[1], fields[2]};
             }
         }
         return null;
+    }
+
+    /** The well-formed lines of {@link #LIBRARY_DIGESTS}: {@code {library, sha256, size}} each. */
+    private static List<String[]> libraryDigests() {
+        List<String[]> libraries = new ArrayList<>();
+        for (String line : LIBRARY_DIGESTS.split("\n")) {
+            String[] fields = line.split(" ");
+            if (fields.length == 3 && fields[1].length() == 64 && isDigits(fields[2])) {
+                libraries.add(fields);
+            }
+        }
+        return libraries;
     }
 
     /**
@@ -518,6 +541,9 @@ final class NativeLoader {
         } catch (ZipException damagedJar) {
             throw damagedJar; // no copy of that library is loaded at all
         } catch (IOException | UnsatisfiedLinkError | RuntimeException e) {
+            if (isNativeAccessRefused(e)) {
+                throw (RuntimeException) e; // no copy anywhere would be loaded either
+            }
             return e.toString();
         }
     }
@@ -601,10 +627,7 @@ final class NativeLoader {
     /** Copies the library into a new private directory of {@code tmpdir}, loads, deletes it. */
     private static void extractAndLoad(InputStream in, Path tmpdir, boolean posix)
             throws IOException {
-        String prefix = COPY_PREFIX + pid() + "-";
-        Path dir = posix
-                ? Files.createTempDirectory(tmpdir, prefix, ownerOnly("rwx------"))
-                : Files.createTempDirectory(tmpdir, prefix);
+        Path dir = createCopyDirectory(tmpdir, posix);
         Path lib = dir.resolve(System.mapLibraryName(LIBRARY));
         long copy = System.nanoTime();
         try {
@@ -636,6 +659,31 @@ final class NativeLoader {
             deleteQuietly(dir);
         }
     }
+
+    /**
+     * A new directory {@code tispark-telemetry-<pid>-<16 hex digits>} in {@code tmpdir}, of a
+     * random name made here (not {@code Files.createTempDirectory}'s, whose random part has no
+     * fixed form): only a name of exactly this form is ever swept. Created atomically, 0700 on a
+     * POSIX file system; a name already taken (by anyone, even as a link) is never used.
+     */
+    private static Path createCopyDirectory(Path tmpdir, boolean posix) throws IOException {
+        SecureRandom random = new SecureRandom();
+        String prefix = COPY_PREFIX + pid() + "-";
+        for (int attempt = 1; ; attempt++) {
+            String hex = Long.toHexString(random.nextLong());
+            Path dir = tmpdir.resolve(prefix + ZEROS.substring(hex.length()) + hex);
+            try {
+                return posix ? Files.createDirectory(dir, ownerOnly("rwx------"))
+                        : Files.createDirectory(dir);
+            } catch (FileAlreadyExistsException taken) {
+                if (attempt == 10) {
+                    throw taken;
+                }
+            }
+        }
+    }
+
+    private static final String ZEROS = "0000000000000000";
 
     private static FileAttribute<?> ownerOnly(String permissions) {
         return PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString(permissions));
@@ -729,7 +777,10 @@ final class NativeLoader {
         return true;
     }
 
-    /** The pid in a copy's directory name, or null when the name is not one of ours. */
+    /**
+     * The pid in a copy's directory name, {@code tispark-telemetry-<pid>-<16 lowercase hex
+     * digits>} exactly (see {@link #createCopyDirectory}); null for any other name.
+     */
     static String pidOf(String name) {
         if (!name.startsWith(COPY_PREFIX)) {
             return null;
@@ -737,7 +788,8 @@ final class NativeLoader {
         String rest = name.substring(COPY_PREFIX.length());
         int dash = rest.indexOf('-');
         String pid = dash > 0 ? rest.substring(0, dash) : "";
-        return isPid(pid) ? pid : null;
+        String random = dash > 0 ? rest.substring(dash + 1) : "";
+        return isPid(pid) && random.length() == ZEROS.length() && isHex(random) ? pid : null;
     }
 
     /**
@@ -771,24 +823,32 @@ final class NativeLoader {
 
     /**
      * After the report: marks this build's copy as used now, and deletes from the cache what no
-     * JVM needs: other builds' copies unused for {@link #CACHE_KEEP_MILLIS}, and {@code .part}
-     * files older than {@link #PART_KEEP_MILLIS} (a JVM died writing them). The directory is this
-     * user's alone (checked before loading), so its names can be trusted. Best effort.
+     * JVM needs, and only entries of the exact forms this class writes there, each a regular file
+     * (not a link) of the cached copy's owner, closed to others: other builds' copies,
+     * {@code libtispark_telemetry-<16 hex digits>.so}, unused for {@link #CACHE_KEEP_MILLIS}, and
+     * half-written copies, {@code .libtispark_telemetry-<16 hex digits>.so.<pid>-<hex>.part},
+     * older than {@link #PART_KEEP_MILLIS} (a JVM died writing them). Anything else there is left
+     * alone. The directory is this user's alone (checked before loading). At most
+     * {@link #SWEEP_MAX_CANDIDATES} entries are looked at. Best effort.
      */
     static void tendCache(Path cached) {
         try {
             long now = System.currentTimeMillis();
             Files.setLastModifiedTime(cached, FileTime.fromMillis(now));
-            String name = System.mapLibraryName(LIBRARY);
-            String prefix = name.substring(0, name.lastIndexOf('.')) + "-";
+            Object owner = Files.getAttribute(cached, "unix:uid", LinkOption.NOFOLLOW_LINKS);
+            int seen = 0;
             try (DirectoryStream<Path> entries = Files.newDirectoryStream(cached.getParent())) {
                 for (Path entry : entries) {
+                    if (++seen > SWEEP_MAX_CANDIDATES) {
+                        break;
+                    }
                     String n = entry.getFileName().toString();
-                    long keep = n.endsWith(PART_SUFFIX) ? PART_KEEP_MILLIS
-                            : n.startsWith(prefix) && !entry.equals(cached) ? CACHE_KEEP_MILLIS : -1;
+                    long keep = isPartName(n) ? PART_KEEP_MILLIS
+                            : isCachedName(n) && !entry.equals(cached) ? CACHE_KEEP_MILLIS : -1;
                     try {
                         if (keep >= 0 && now - Files.getLastModifiedTime(entry,
-                                LinkOption.NOFOLLOW_LINKS).toMillis() > keep) {
+                                LinkOption.NOFOLLOW_LINKS).toMillis() > keep
+                                && notPrivate(entry, owner, S_IFREG) == null) {
                             Files.deleteIfExists(entry);
                         }
                     } catch (IOException | RuntimeException ignored) {
@@ -801,26 +861,83 @@ final class NativeLoader {
         }
     }
 
+    /** A cached copy's name, {@code libtispark_telemetry-<16 hex digits>.so} (see loadCached). */
+    static boolean isCachedName(String n) {
+        String name = System.mapLibraryName(LIBRARY);
+        int dot = name.lastIndexOf('.');
+        String stem = name.substring(0, dot) + "-";
+        String ext = name.substring(dot);
+        return n.length() == stem.length() + ZEROS.length() + ext.length() && n.startsWith(stem)
+                && n.endsWith(ext) && isHex(n.substring(stem.length(), n.length() - ext.length()));
+    }
+
+    /** A half-written copy's name, {@code .<cached copy's name>.<pid>-<hex>.part} (see fill). */
+    static boolean isPartName(String n) {
+        if (!n.startsWith(".") || !n.endsWith(PART_SUFFIX)) {
+            return false;
+        }
+        String middle = n.substring(1, n.length() - PART_SUFFIX.length());
+        int dot = middle.lastIndexOf('.');
+        int dash = middle.lastIndexOf('-');
+        if (dot < 0 || dash < dot) {
+            return false;
+        }
+        String nanos = middle.substring(dash + 1);
+        return isCachedName(middle.substring(0, dot)) && isPid(middle.substring(dot + 1, dash))
+                && !nanos.isEmpty() && nanos.length() <= ZEROS.length() && isHex(nanos);
+    }
+
+    /** Lowercase hex digits only (true for the empty string). */
+    private static boolean isHex(String s) {
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if ((c < '0' || c > '9') && (c < 'a' || c > 'f')) {
+                return false;
+            }
+        }
+        return true;
+    }
+
     /**
-     * Deletes the copies earlier JVMs of this user left in {@code tmpdir} (killed, or ended within
-     * milliseconds of the call): directories named {@code tispark-telemetry-<pid>-*}, owned by
-     * {@code me} (the owner of this JVM's own copy), whose process is gone (on Linux, no
-     * {@code /proc/<pid>}, and older than a minute) or, without /proc, older than an hour. Never
-     * through a symbolic link: an entry that is not itself a directory is left alone, and the
-     * directory is opened without following links before its files are deleted. Best effort.
+     * Deletes the copies earlier JVMs of this user left in {@code tmpdir} (killed between
+     * extracting and deleting their copy), and only what it can prove is one: a directory named
+     * exactly {@code tispark-telemetry-<pid>-<16 hex digits>} (never a link), owned by {@code me}
+     * (the owner of this JVM's own copy or cache) and closed to others, whose process is gone (on
+     * Linux, no {@code /proc/<pid>}, and older than a minute; without /proc, older than an hour),
+     * holding one entry only: the library's file name, a regular file (never a link) of
+     * {@code me}, closed to others, whose size and SHA-256 are those of a library of this jar
+     * ({@link #LIBRARY_DIGESTS}). Anything else is left alone, whatever its name: a user's
+     * directory, a copy with anything beside the library, a copy cut short or of another build.
+     * Checked and deleted through a {@link SecureDirectoryStream} (relative to the directories'
+     * open handles, never following a link); without one, or without the jar's digests, nothing
+     * is swept. At most {@link #SWEEP_MAX_CANDIDATES} names are looked at. Best effort.
      */
     static void sweepStaleCopies(Path tmpdir, UserPrincipal me) {
         try {
+            List<String[]> known = libraryDigests();
+            if (known.isEmpty()) {
+                return; // compiled from the sources alone: no copy can be proven ours
+            }
             boolean proc = Files.isDirectory(Paths.get("/proc/self"));
             try (DirectoryStream<Path> entries =
                     Files.newDirectoryStream(tmpdir, COPY_PREFIX + "*")) {
+                if (!(entries instanceof SecureDirectoryStream)) {
+                    return; // without openat, no check would hold until the delete
+                }
+                @SuppressWarnings("unchecked")
+                SecureDirectoryStream<Path> dirs = (SecureDirectoryStream<Path>) entries;
                 List<Path> candidates = new ArrayList<>();
                 for (Path entry : entries) {
-                    candidates.add(entry);
+                    if (pidOf(entry.getFileName().toString()) != null) {
+                        candidates.add(entry);
+                        if (candidates.size() == SWEEP_MAX_CANDIDATES) {
+                            break;
+                        }
+                    }
                 }
                 for (Path entry : candidates) {
                     try {
-                        sweepOne(entries, entry, me, proc);
+                        sweepOne(dirs, entry, me, proc, known);
                     } catch (IOException | RuntimeException ignored) {
                         // another JVM swept it first, or it is not ours to delete
                     }
@@ -831,12 +948,9 @@ final class NativeLoader {
         }
     }
 
-    private static void sweepOne(DirectoryStream<Path> parent, Path entry, UserPrincipal me,
-            boolean proc) throws IOException {
+    private static void sweepOne(SecureDirectoryStream<Path> dirs, Path entry, UserPrincipal me,
+            boolean proc, List<String[]> known) throws IOException {
         String pid = pidOf(entry.getFileName().toString());
-        if (pid == null) {
-            return;
-        }
         BasicFileAttributes attrs =
                 Files.readAttributes(entry, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
         if (!attrs.isDirectory() || !me.equals(Files.getOwner(entry, LinkOption.NOFOLLOW_LINKS))) {
@@ -850,35 +964,95 @@ final class NativeLoader {
             return;
         }
         Path name = entry.getFileName();
-        if (parent instanceof SecureDirectoryStream) {
-            // Relative to the directories' open handles, without following links: the name cannot
-            // be swapped for a link between the checks above and the deletes.
-            @SuppressWarnings("unchecked")
-            SecureDirectoryStream<Path> dirs = (SecureDirectoryStream<Path>) parent;
-            try (SecureDirectoryStream<Path> copy =
-                    dirs.newDirectoryStream(name, LinkOption.NOFOLLOW_LINKS)) {
-                PosixFileAttributes opened =
-                        copy.getFileAttributeView(PosixFileAttributeView.class).readAttributes();
-                boolean same = String.valueOf(opened.fileKey())
-                        .equals(String.valueOf(attrs.fileKey()));
-                if (!opened.isDirectory() || !me.equals(opened.owner()) || !same) {
-                    return;
-                }
-                List<Path> files = new ArrayList<>();
-                for (Path f : copy) {
-                    files.add(f.getFileName());
-                }
-                for (Path f : files) {
-                    copy.deleteFile(f);
+        Path lib = name.getFileSystem().getPath(System.mapLibraryName(LIBRARY));
+        try (SecureDirectoryStream<Path> copy =
+                dirs.newDirectoryStream(name, LinkOption.NOFOLLOW_LINKS)) {
+            PosixFileAttributes opened =
+                    copy.getFileAttributeView(PosixFileAttributeView.class).readAttributes();
+            boolean same = String.valueOf(opened.fileKey()).equals(String.valueOf(attrs.fileKey()));
+            if (!opened.isDirectory() || !me.equals(opened.owner()) || !same
+                    || !ownerOnly(opened.permissions())) {
+                return;
+            }
+            // One entry, the library's name: at most two names are read from a directory.
+            int count = 0;
+            boolean libraryOnly = true;
+            for (Path f : copy) {
+                libraryOnly &= f.getFileName().equals(lib);
+                if (++count > 1) {
+                    break;
                 }
             }
-            dirs.deleteDirectory(name);
-        } else {
-            // Without openat: only the library's own name, then the (then empty) directory.
-            Files.deleteIfExists(entry.resolve(System.mapLibraryName(LIBRARY)));
-            Files.delete(entry);
+            if (count != 1 || !libraryOnly) {
+                return;
+            }
+            PosixFileAttributes file = copy.getFileAttributeView(lib,
+                    PosixFileAttributeView.class, LinkOption.NOFOLLOW_LINKS).readAttributes();
+            if (!file.isRegularFile() || !me.equals(file.owner()) || !ownerOnly(file.permissions())
+                    || !isKnownLibrary(copy, lib, file.size(), known)) {
+                return;
+            }
+            copy.deleteFile(lib);
         }
+        dirs.deleteDirectory(name); // fails, deleting nothing, if anything came in meanwhile
     }
+
+    /** No permission for the group nor for others. */
+    private static boolean ownerOnly(Set<PosixFilePermission> permissions) {
+        for (PosixFilePermission p : permissions) {
+            if (!p.name().startsWith("OWNER_")) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /**
+     * Whether {@code lib} in {@code dir} is byte for byte a library of this jar: its size is one
+     * the jar names, and its SHA-256 that library's (read up to that size and one byte more).
+     */
+    private static boolean isKnownLibrary(SecureDirectoryStream<Path> dir, Path lib, long size,
+            List<String[]> known) throws IOException {
+        for (String[] library : known) {
+            if (Long.parseLong(library[2]) != size) {
+                continue;
+            }
+            MessageDigest digest;
+            try {
+                digest = MessageDigest.getInstance("SHA-256");
+            } catch (java.security.NoSuchAlgorithmException e) {
+                return false;
+            }
+            Set<OpenOption> options = new HashSet<>();
+            options.add(StandardOpenOption.READ);
+            options.add(LinkOption.NOFOLLOW_LINKS);
+            long read = 0;
+            try (SeekableByteChannel in = dir.newByteChannel(lib, options)) {
+                ByteBuffer buffer = ByteBuffer.allocate(64 * 1024);
+                for (int r; read <= size && (r = in.read(buffer)) > 0; buffer.clear()) {
+                    digest.update(buffer.array(), 0, r);
+                    read += r;
+                }
+            }
+            if (read == size && hex(digest.digest()).equals(library[1])) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /**
+     * Java 24 and later (JEP 472): {@code System.load} from the class path, without
+     * {@code --enable-native-access=ALL-UNNAMED}, prints the JVM's four-line "restricted method"
+     * warning, or under {@code --illegal-native-access=deny} throws an
+     * {@code IllegalCallerException} (a class of Java 9 and later: compiled for Java 8, this class
+     * names it by its name), whatever library and wherever it is.
+     */
+    static boolean isNativeAccessRefused(Throwable t) {
+        return t.getClass().getName().equals("java.lang.IllegalCallerException");
+    }
+
+    static final String ENABLE_NATIVE_ACCESS = "--enable-native-access=ALL-UNNAMED";
 
     private static String hint(Throwable t) {
         String m = String.valueOf(t.getMessage());

@@ -612,6 +612,7 @@ fn status_json_has_every_documented_field() {
             "reason",
             "reports_recorded",
             "state_dir",
+            "state_dir_note",
             "track_id"
         ]
     );
@@ -1489,4 +1490,157 @@ fn a_file_larger_than_one_mib_is_refused() {
         );
     }
     assert_eq!(host.conf_text(), big);
+}
+
+// ---- status reads only; where it finds things ----
+
+/// A configuration file with only `lines`, in a fresh host.
+fn host_with(name: &str, lines: &str) -> Host {
+    let host = Host::new(name);
+    std::fs::create_dir_all(host.conf.parent().unwrap()).unwrap();
+    std::fs::write(&host.conf, lines).unwrap();
+    host
+}
+
+#[test]
+fn status_leaves_an_open_state_directory_as_it_is_and_says_the_next_report_closes_it() {
+    let host = Host::new("status-0755");
+    host.write_conf("", NOWHERE);
+    host.run(&["reset"], &[]).assert_ok();
+    let id = std::fs::read_to_string(host.state.join("track_id")).unwrap();
+    chmod(&host.state, 0o755);
+    let run = host.run(&["status"], &[]);
+    run.assert_ok();
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(
+        lines[3..5],
+        [
+            format!(
+                "State:         {} (mode 0755, open to other users: the next report makes it \
+                 0700)",
+                host.state.display()
+            ),
+            format!("Track id:      {id}"),
+        ]
+    );
+    let json = host.run(&["status", "--json"], &[]).json();
+    assert_eq!(
+        json["state_dir_note"],
+        "mode 0755, open to other users: the next report makes it 0700"
+    );
+    assert_eq!(json["track_id"], id);
+    assert_eq!(
+        owner_and_mode(&host.state).2,
+        0o755,
+        "status changed the mode"
+    );
+    // The next report (here: reset, through the same library code) closes it.
+    host.run(&["reset"], &[]).assert_ok();
+    assert_eq!(owner_and_mode(&host.state).2, 0o700);
+    let json = host.run(&["status", "--json"], &[]).json();
+    assert_eq!(json["state_dir_note"], serde_json::Value::Null);
+}
+
+#[test]
+fn status_says_why_another_users_state_directory_cannot_be_used() {
+    require_root();
+    let host = Host::new("status-theirs");
+    host.write_conf("", NOWHERE);
+    host.run(&["reset"], &[]).assert_ok();
+    std::os::unix::fs::chown(&host.state, Some(NOBODY), Some(NOBODY)).unwrap();
+    let run = host.run(&["status"], &[]);
+    run.assert_ok();
+    let state = host.state.display();
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(
+        lines[3..5],
+        [
+            format!(
+                "State:         {state} (unusable: the directory \"{state}\" belongs to uid \
+                 65534, not to this user (uid 0); use a directory of your own \
+                 (spark.tispark.telemetry.state_dir); reports carry appid_<application id> as \
+                 their track id and no audit trail is kept)"
+            ),
+            "Track id:      none yet (the first report creates one)".to_string(),
+        ]
+    );
+    assert_eq!(owner_and_mode(&host.state), (NOBODY, NOBODY, 0o700));
+}
+
+#[test]
+fn status_json_conf_file_is_absolute_when_spark_conf_dir_or_spark_home_is_relative() {
+    let host = host_with("status-relative", "spark.tispark.telemetry.enable true\n");
+    let home = host.home();
+    let run_in = |var: &str, value: &str, cwd: &Path| {
+        let out = Command::new(BIN)
+            .args(["status", "--json"])
+            .current_dir(cwd)
+            .env_clear()
+            .env("HOME", &home)
+            .env(var, value)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let conf = host.conf.display().to_string();
+    let json = run_in("SPARK_CONF_DIR", "conf", &host.root);
+    assert_eq!(json["conf_file"], conf);
+    assert_eq!(json["enable_value"], "true");
+    // SPARK_HOME=. in the directory that holds conf/.
+    let json = run_in("SPARK_HOME", ".", &host.root);
+    assert_eq!(json["conf_file"], conf);
+    assert_eq!(json["enable_value"], "true");
+}
+
+#[test]
+fn the_state_directory_is_the_conf_key_then_the_environment_then_xdg_then_home() {
+    let host = host_with(
+        "state-precedence",
+        "spark.tispark.telemetry.state_dir=/from/the/conf\n",
+    );
+    let bare = host_with("state-precedence-bare", "spark.master local[2]\n");
+    let state_dir = |host: &Host, env: &[(&str, &str)]| -> String {
+        let conf = host.conf.display().to_string();
+        let run = run_bare(&["--conf", &conf, "status", "--json"], env);
+        run.assert_ok();
+        let json = run.json();
+        let text = run_bare(&["--conf", &conf, "status"], env).stdout;
+        let dir = json["state_dir"].as_str().unwrap().to_string();
+        assert!(
+            text.contains(&format!("\nState:         {dir}\n")),
+            "{text}"
+        );
+        dir
+    };
+    let env = "TISPARK_TELEMETRY_STATE_DIR";
+    let all = [
+        (env, "/from/the/env"),
+        ("XDG_STATE_HOME", "/from/xdg"),
+        ("HOME", "/from/home"),
+    ];
+    // The conf key before the environment variable.
+    assert_eq!(state_dir(&host, &all), "/from/the/conf");
+    // The environment variable before XDG_STATE_HOME.
+    assert_eq!(state_dir(&bare, &all), "/from/the/env");
+    // XDG_STATE_HOME before HOME.
+    assert_eq!(state_dir(&bare, &all[1..]), "/from/xdg/tispark-telemetry");
+    // HOME last.
+    assert_eq!(
+        state_dir(&bare, &all[2..]),
+        "/from/home/.local/state/tispark-telemetry"
+    );
+    // Empty (or blank) is unset, at each step.
+    assert_eq!(
+        state_dir(
+            &bare,
+            &[(env, " "), ("XDG_STATE_HOME", ""), ("HOME", "/from/home")]
+        ),
+        "/from/home/.local/state/tispark-telemetry"
+    );
+    let blank = host_with(
+        "state-precedence-blank",
+        "spark.tispark.telemetry.state_dir=\n",
+    );
+    assert_eq!(state_dir(&blank, &all), "/from/the/env");
 }

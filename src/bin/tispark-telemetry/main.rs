@@ -115,16 +115,16 @@ fn run(parsed: Parsed) -> Result<(), Failure> {
 }
 
 /// `--conf`, else `$SPARK_CONF_DIR/spark-defaults.conf`, else
-/// `$SPARK_HOME/conf/spark-defaults.conf`; `None` when none of them is given.
+/// `$SPARK_HOME/conf/spark-defaults.conf`, absolute; `None` when none of
+/// them is given.
 fn find_conf(given: Option<PathBuf>) -> Option<PathBuf> {
-    if let Some(path) = given {
-        return Some(std::path::absolute(&path).unwrap_or(path));
-    }
     let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
-    if let Some(dir) = var("SPARK_CONF_DIR") {
-        return Some(PathBuf::from(dir).join("spark-defaults.conf"));
-    }
-    var("SPARK_HOME").map(|home| PathBuf::from(home).join("conf/spark-defaults.conf"))
+    let path = given
+        .or_else(|| var("SPARK_CONF_DIR").map(|dir| PathBuf::from(dir).join("spark-defaults.conf")))
+        .or_else(|| {
+            var("SPARK_HOME").map(|home| PathBuf::from(home).join("conf/spark-defaults.conf"))
+        })?;
+    Some(std::path::absolute(&path).unwrap_or(path))
 }
 
 /// [`find_conf`], for the commands that need a file: none is a usage error.

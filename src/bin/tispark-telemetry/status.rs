@@ -1,5 +1,6 @@
 //! `status`: what telemetry does for a configuration on this host, and what
-//! it last did. Reads only: no track id is created, nothing is sent.
+//! it last did. Reads only: nothing is created, changed or sent (not even
+//! the state directory's mode, which the next report tightens).
 
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -7,7 +8,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use tispark_telemetry::conf::{self, Decision, ENABLE_KEY};
 use tispark_telemetry::sink::Sink;
-use tispark_telemetry::{audit, pipeline, state};
+use tispark_telemetry::{audit, files, pipeline, state};
 
 /// Everything `status` shows; `status --json` prints it as is.
 #[derive(Debug, Serialize)]
@@ -28,6 +29,8 @@ pub struct Status {
     /// Why nothing could be sent although the switch is on (a bad URL or CA bundle).
     pub endpoint_error: Option<String>,
     pub state_dir: Option<String>,
+    /// Why the state directory cannot be used, or what the next report changes in it.
+    pub state_dir_note: Option<String>,
     /// The stored track id; `None` until the first report (or preview) stores one.
     pub track_id: Option<String>,
     pub audit_file: Option<String>,
@@ -84,6 +87,7 @@ pub fn gather(conf_file: Option<&Path>, exists: bool, values: &BTreeMap<String, 
         (d, _) => d.explain(),
     };
     let dir = pipeline::state_dir(&snapshot);
+    let state_dir_note = dir.as_deref().and_then(state_dir_note);
     let track_id = dir.as_deref().and_then(state::stored_track_id);
     let (entries, audit_error) = match dir.as_deref().map(audit::read) {
         None => (Vec::new(), None),
@@ -100,6 +104,7 @@ pub fn gather(conf_file: Option<&Path>, exists: bool, values: &BTreeMap<String, 
         endpoint: endpoint.as_ref().ok().map(Sink::to_string),
         endpoint_error: plan_error,
         state_dir: dir.as_ref().map(|d| d.display().to_string()),
+        state_dir_note,
         track_id,
         audit_file: dir.as_deref().map(|d| audit::path(d).display().to_string()),
         audit_error,
@@ -113,6 +118,26 @@ pub fn gather(conf_file: Option<&Path>, exists: bool, values: &BTreeMap<String, 
             error: e.error.clone(),
             elapsed_ms: e.elapsed_ms,
         }),
+    }
+}
+
+/// What the library would make of an existing state directory, found
+/// without changing it: unusable (another user's, or writable by others), or
+/// open to others, which the next report corrects.
+fn state_dir_note(dir: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    match files::existing_private_dir(dir) {
+        Ok(false) => None,
+        Err(why) => Some(format!(
+            "unusable: {why}; reports carry appid_<application id> as their track id and \
+             no audit trail is kept"
+        )),
+        Ok(true) => {
+            let mode = std::fs::metadata(dir).ok()?.mode() & 0o7777;
+            (mode & 0o077 != 0).then(|| {
+                format!("mode {mode:04o}, open to other users: the next report makes it 0700")
+            })
+        }
     }
 }
 
@@ -153,9 +178,13 @@ impl Status {
         );
         fact(
             "State:",
-            self.state_dir.as_deref().unwrap_or(
-                "none (HOME is unset; set TISPARK_TELEMETRY_STATE_DIR or spark.tispark.telemetry.state_dir)",
-            ),
+            &match (&self.state_dir, &self.state_dir_note) {
+                (Some(dir), Some(note)) => format!("{dir} ({note})"),
+                (Some(dir), None) => dir.clone(),
+                (None, _) => "none (HOME is unset; set TISPARK_TELEMETRY_STATE_DIR or \
+                              spark.tispark.telemetry.state_dir)"
+                    .to_string(),
+            },
         );
         fact(
             "Track id:",

@@ -1930,7 +1930,7 @@ fn status_says_why_another_users_state_directory_cannot_be_used() {
                  (spark.tispark.telemetry.state_dir); reports carry appid_<application id> as \
                  their track id and no audit trail is kept)"
             ),
-            "Track id:      none yet (the first report creates one)".to_string(),
+            "Track id:      none (the state directory cannot be used)".to_string(),
         ]
     );
     assert_eq!(owner_and_mode(&host.state), (NOBODY, NOBODY, 0o700));

@@ -31,6 +31,8 @@ pub struct Status {
     pub state_dir: Option<String>,
     /// Why the state directory cannot be used, or what the next report changes in it.
     pub state_dir_note: Option<String>,
+    #[serde(skip)]
+    pub state_dir_unusable: bool,
     /// The stored track id; `None` until the first report (or preview) stores one.
     pub track_id: Option<String>,
     pub audit_file: Option<String>,
@@ -87,7 +89,11 @@ pub fn gather(conf_file: Option<&Path>, exists: bool, values: &BTreeMap<String, 
         (d, _) => d.explain(),
     };
     let dir = pipeline::state_dir(&snapshot);
-    let state_dir_note = dir.as_deref().and_then(state_dir_note);
+    let (state_dir_note, state_dir_unusable) = match dir.as_deref().map(state_dir_note) {
+        Some(Note::Unusable(why)) => (Some(why), true),
+        Some(Note::Open(what)) => (Some(what), false),
+        Some(Note::None) | None => (None, false),
+    };
     let track_id = dir.as_deref().and_then(state::stored_track_id);
     let (entries, audit_error) = match dir.as_deref().map(audit::read) {
         None => (Vec::new(), None),
@@ -105,6 +111,7 @@ pub fn gather(conf_file: Option<&Path>, exists: bool, values: &BTreeMap<String, 
         endpoint_error: plan_error,
         state_dir: dir.as_ref().map(|d| d.display().to_string()),
         state_dir_note,
+        state_dir_unusable,
         track_id,
         audit_file: dir.as_deref().map(|d| audit::path(d).display().to_string()),
         audit_error,
@@ -124,21 +131,27 @@ pub fn gather(conf_file: Option<&Path>, exists: bool, values: &BTreeMap<String, 
 /// What the library would make of an existing state directory, found
 /// without changing it: unusable (another user's, or writable by others), or
 /// open to others, which the next report corrects.
-fn state_dir_note(dir: &Path) -> Option<String> {
+fn state_dir_note(dir: &Path) -> Note {
     use std::os::unix::fs::MetadataExt;
     match files::existing_private_dir(dir) {
-        Ok(false) => None,
-        Err(why) => Some(format!(
+        Ok(false) => Note::None,
+        Err(why) => Note::Unusable(format!(
             "unusable: {why}; reports carry appid_<application id> as their track id and \
              no audit trail is kept"
         )),
-        Ok(true) => {
-            let mode = std::fs::metadata(dir).ok()?.mode() & 0o7777;
-            (mode & 0o077 != 0).then(|| {
-                format!("mode {mode:04o}, open to other users: the next report makes it 0700")
-            })
-        }
+        Ok(true) => match std::fs::metadata(dir).map(|m| m.mode() & 0o7777) {
+            Ok(mode) if mode & 0o077 != 0 => Note::Open(format!(
+                "mode {mode:04o}, open to other users: the next report makes it 0700"
+            )),
+            _ => Note::None,
+        },
     }
+}
+
+enum Note {
+    None,
+    Unusable(String),
+    Open(String),
 }
 
 impl Status {
@@ -190,7 +203,11 @@ impl Status {
             "Track id:",
             self.track_id
                 .as_deref()
-                .unwrap_or("none yet (the first report creates one)"),
+                .unwrap_or(if self.state_dir_unusable {
+                    "none (the state directory cannot be used)"
+                } else {
+                    "none yet (the first report creates one)"
+                }),
         );
         let last = match (&self.last_report, &self.audit_error) {
             (_, Some(why)) => format!("unknown: the audit trail {why}"),

@@ -1861,6 +1861,42 @@ fn a_lock_held_too_long_fails_after_five_seconds_and_changes_nothing() {
     );
 }
 
+#[test]
+fn a_directory_that_cannot_be_locked_is_said_once_and_the_file_rewritten() {
+    require_root();
+    let host = Host::new("no-lock");
+    let dir = host.conf.parent().unwrap().to_path_buf();
+    let before = host.write_conf("spark.tispark.telemetry.enable false\n", NOWHERE);
+    chmod(&host.root, 0o755);
+    std::os::unix::fs::chown(&dir, Some(NOBODY), Some(NOBODY)).unwrap();
+    std::os::unix::fs::chown(&host.conf, Some(NOBODY), Some(NOBODY)).unwrap();
+    // nobody may create and rename files in it, not list it: it cannot be opened to lock.
+    chmod(&dir, 0o300);
+    let conf = host.conf.display().to_string();
+    let mut enable = as_nobody(BIN);
+    enable.args(["--conf", &conf, "enable"]);
+    let run = run_within(enable, &[], Duration::from_secs(10));
+    run.assert_ok();
+    assert_eq!(
+        run.stderr,
+        format!(
+            "tispark-telemetry: warning: {} cannot be locked (Permission denied (os error 13)); \
+             the file is rewritten without that lock\n",
+            dir.display()
+        )
+    );
+    assert_eq!(
+        run.stdout,
+        format!("Set spark.tispark.telemetry.enable true in {conf} (line 17 rewritten).\n")
+    );
+    assert_eq!(
+        host.conf_text(),
+        before.replace("enable false", "enable true")
+    );
+    chmod(&dir, 0o755);
+    assert_eq!(files_in(&dir), ["spark-defaults.conf"]);
+}
+
 // ---- status reads only; where it finds things ----
 
 /// A configuration file with only `lines`, in a fresh host.

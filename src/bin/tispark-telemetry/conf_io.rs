@@ -105,8 +105,8 @@ fn contents(path: &Path, file: File) -> Result<Contents, String> {
     Ok(Contents { bytes, meta, file })
 }
 
-/// An advisory lock, held until dropped.
-pub struct Lock(#[allow(dead_code)] File);
+/// An advisory lock, held until dropped (`None`: none could be taken).
+pub struct Lock(#[allow(dead_code)] Option<File>);
 
 /// The advisory lock (flock) on `path`'s directory, created first when it is
 /// missing (a new file is created in it). Waits for another holder until
@@ -117,19 +117,31 @@ pub fn lock_dir(path: &Path, until: Instant) -> Result<Lock, String> {
     let dir = dir_of(path);
     std::fs::create_dir_all(dir)
         .map_err(|e| format!("{} cannot be written ({e})", path.display()))?;
-    let file = OpenOptions::new()
+    match OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_DIRECTORY | libc::O_NONBLOCK)
         .open(dir)
-        .map_err(|e| {
-            format!(
-                "the directory {} cannot be locked ({e}), so {} is left as it is",
-                dir.display(),
-                path.display()
-            )
-        })?;
-    hold(&file, dir, until)?;
-    Ok(Lock(file))
+    {
+        Ok(file) => {
+            hold(&file, dir, until)?;
+            Ok(Lock(Some(file)))
+        }
+        // This user may write in it but not read it: no lock, as below.
+        Err(e) => {
+            without_lock(dir, &e);
+            Ok(Lock(None))
+        }
+    }
+}
+
+/// One warning: the lock cannot be taken at all (a file system without
+/// flock, as some NFS mounts; a directory this user may not read), so there
+/// is no lock a cooperating writer could hold either; the rewrite goes on.
+fn without_lock(what: &Path, e: &std::io::Error) {
+    log::warn!(
+        "{} cannot be locked ({e}); the file is rewritten without that lock",
+        what.display()
+    );
 }
 
 /// Takes `file`'s advisory lock, polling until `until`: a process that holds
@@ -150,10 +162,8 @@ fn hold(file: &File, what: &Path, until: Instant) -> Result<(), String> {
                 ))
             }
             Err(TryLockError::Error(e)) => {
-                return Err(format!(
-                    "{} cannot be locked ({e}), so nothing is changed",
-                    what.display()
-                ))
+                without_lock(what, &e);
+                return Ok(());
             }
         }
     }

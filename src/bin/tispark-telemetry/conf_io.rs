@@ -6,8 +6,8 @@
 //! extended attributes (POSIX ACLs, SELinux labels) and mode, and only then
 //! written, synced and renamed over the original. A rewrite holds advisory
 //! locks (flock) on the file's directory and on the file itself from before
-//! it reads until after the rename, so a writer that takes the same lock
-//! loses nothing to it. Every read is bounded: a regular file of at most
+//! it reads until after the rename, so a writer that holds the directory's
+//! lock while it appends loses nothing to it. Every read is bounded: a regular file of at most
 //! [`MAX_BYTES`], opened without blocking (a FIFO or a device is refused,
 //! never waited on).
 

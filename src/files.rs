@@ -107,7 +107,7 @@ fn is_link_error(_: &io::Error) -> bool {
 pub fn private_dir(dir: &Path) -> Result<(), String> {
     #[cfg(unix)]
     {
-        use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
         match fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -121,30 +121,7 @@ pub fn private_dir(dir: &Path) -> Result<(), String> {
                 ))
             }
         }
-        let meta = fs::metadata(dir)
-            .map_err(|e| format!("the directory {} cannot be examined ({e})", escaped(dir)))?;
-        if !meta.is_dir() {
-            return Err(format!("{} is not a directory", escaped(dir)));
-        }
-        let me = effective_uid();
-        if meta.uid() != me {
-            return Err(format!(
-                "the directory {} belongs to uid {}, not to this user (uid {me}); use a \
-                 directory of your own (spark.tispark.telemetry.state_dir)",
-                escaped(dir),
-                meta.uid()
-            ));
-        }
-        let mode = meta.mode() & 0o7777;
-        if mode & 0o022 != 0 {
-            return Err(format!(
-                "the directory {} is writable by other users (mode {mode:04o}); make it \
-                 private with `chmod 700 {}`",
-                escaped(dir),
-                escaped(dir)
-            ));
-        }
-        if mode & 0o077 != 0 {
+        if check_private_dir(dir)? & 0o077 != 0 {
             fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| {
                 format!(
                     "the directory {} cannot be made private ({e})",
@@ -161,11 +138,47 @@ pub fn private_dir(dir: &Path) -> Result<(), String> {
     }
 }
 
-/// As [`private_dir`], without creating anything: `Ok(false)` when `dir` does not exist.
+/// The checks of [`private_dir`] on an existing directory, changing nothing:
+/// its mode, or why it cannot hold private state.
+#[cfg(unix)]
+fn check_private_dir(dir: &Path) -> Result<u32, String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::metadata(dir)
+        .map_err(|e| format!("the directory {} cannot be examined ({e})", escaped(dir)))?;
+    if !meta.is_dir() {
+        return Err(format!("{} is not a directory", escaped(dir)));
+    }
+    let me = effective_uid();
+    if meta.uid() != me {
+        return Err(format!(
+            "the directory {} belongs to uid {}, not to this user (uid {me}); use a \
+             directory of your own (spark.tispark.telemetry.state_dir)",
+            escaped(dir),
+            meta.uid()
+        ));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(format!(
+            "the directory {} is writable by other users (mode {mode:04o}); make it \
+             private with `chmod 700 {}`",
+            escaped(dir),
+            escaped(dir)
+        ));
+    }
+    Ok(mode)
+}
+
+/// As [`private_dir`], creating and changing nothing (`status` reads only):
+/// `Ok(false)` when `dir` does not exist; one only readable by others is
+/// accepted as it is (the next [`private_dir`] makes it 0700).
 pub fn existing_private_dir(dir: &Path) -> Result<bool, String> {
     match fs::symlink_metadata(dir) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        _ => private_dir(dir).map(|()| true),
+        #[cfg(unix)]
+        _ => check_private_dir(dir).map(|_| true),
+        #[cfg(not(unix))]
+        _ => Ok(fs::metadata(dir).map_err(|e| e.to_string())?.is_dir()),
     }
 }
 

@@ -612,6 +612,7 @@ fn status_json_has_every_documented_field() {
             "reason",
             "reports_recorded",
             "state_dir",
+            "state_dir_note",
             "track_id"
         ]
     );
@@ -1489,4 +1490,562 @@ fn a_file_larger_than_one_mib_is_refused() {
         );
     }
     assert_eq!(host.conf_text(), big);
+}
+
+// ---- a rewrite keeps what the file carries, or refuses; a cooperating writer loses nothing ----
+
+/// `getfacl` of `path`: its ACL, or the mode as one when it has none.
+fn getfacl(path: &Path) -> String {
+    let out = Command::new("getfacl")
+        .args(["--omit-header", "--absolute-names"])
+        .arg(path)
+        .output()
+        .expect("this test needs getfacl (Debian's acl package: scripts/prerequisites.sh)");
+    assert!(out.status.success(), "getfacl {path:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn setfacl(args: &[&str], path: &Path) {
+    let status = Command::new("setfacl")
+        .args(args)
+        .arg(path)
+        .status()
+        .expect("this test needs setfacl (Debian's acl package: scripts/prerequisites.sh)");
+    assert!(status.success(), "setfacl {args:?} {path:?}");
+}
+
+fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+    let mut value = vec![0; 64 * 1024];
+    match rustix::fs::getxattr(path, name, &mut value[..]) {
+        Ok(len) => Some(value[..len].to_vec()),
+        Err(rustix::io::Errno::NODATA) => None,
+        Err(e) => panic!("getxattr {path:?} {name}: {e}"),
+    }
+}
+
+fn set_xattr(path: &Path, name: &str, value: &[u8]) {
+    rustix::fs::setxattr(path, name, value, rustix::fs::XattrFlags::empty())
+        .unwrap_or_else(|e| panic!("setxattr {path:?} {name}: {e}"));
+}
+
+fn inode(path: &Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(path).unwrap();
+    (m.ino(), m.nlink())
+}
+
+/// `cat path` as nobody: its exit code, what it printed and its error.
+fn cat_as_nobody(path: &Path) -> Run {
+    let mut cat = as_nobody("cat");
+    cat.arg(path);
+    run_within(cat, &[], Duration::from_secs(10))
+}
+
+#[test]
+fn enable_and_disable_keep_a_posix_acl_and_every_extended_attribute() {
+    require_root();
+    let host = Host::new("acl");
+    let before = host.write_conf("spark.tispark.telemetry.enable false\n", NOWHERE);
+    chmod(&host.root, 0o755);
+    chmod(host.conf.parent().unwrap(), 0o755);
+    chmod(&host.conf, 0o600);
+    // The file is root's and private, but nobody may read it (as spark-submit run as nobody must).
+    setfacl(&["-m", "u:nobody:r"], &host.conf);
+    set_xattr(&host.conf, "user.managed-by", b"puppet");
+    set_xattr(&host.conf, "security.tispark-test", b"label_t");
+    let acl = getfacl(&host.conf);
+    assert_eq!(
+        acl,
+        "user::rw-\nuser:nobody:r--\ngroup::---\nmask::r--\nother::---\n\n"
+    );
+    assert_eq!(cat_as_nobody(&host.conf).stdout, before);
+
+    let run = host.run(&["enable"], &[]);
+    run.assert_ok();
+    let after = before.replace("enable false", "enable true");
+    assert_eq!(host.conf_text(), after);
+    assert_eq!(getfacl(&host.conf), acl);
+    assert_eq!(owner_and_mode(&host.conf), (0, 0, 0o640));
+    assert_eq!(
+        xattr(&host.conf, "user.managed-by").as_deref(),
+        Some(&b"puppet"[..])
+    );
+    assert_eq!(
+        xattr(&host.conf, "security.tispark-test").as_deref(),
+        Some(&b"label_t"[..])
+    );
+    let read = cat_as_nobody(&host.conf);
+    read.assert_ok();
+    assert_eq!(read.stdout, after);
+
+    host.run(&["disable"], &[]).assert_ok();
+    assert_eq!(host.conf_text(), before);
+    assert_eq!(getfacl(&host.conf), acl);
+    assert_eq!(cat_as_nobody(&host.conf).stdout, before);
+    assert_eq!(
+        files_in(host.conf.parent().unwrap()),
+        ["spark-defaults.conf"]
+    );
+}
+
+#[test]
+fn a_file_without_an_acl_gets_none_from_its_directorys_default_acl() {
+    require_root();
+    let host = Host::new("default-acl");
+    let before = host.write_conf("spark.tispark.telemetry.enable false\n", NOWHERE);
+    let dir = host.conf.parent().unwrap();
+    chmod(&host.root, 0o755);
+    chmod(dir, 0o755);
+    chmod(&host.conf, 0o640);
+    // New files in the directory would be readable by nobody; this one is not.
+    setfacl(&["-d", "-m", "u:nobody:rw"], dir);
+    let acl = getfacl(&host.conf);
+    assert_eq!(acl, "user::rw-\ngroup::r--\nother::---\n\n");
+    host.run(&["enable"], &[]).assert_ok();
+    assert_eq!(
+        host.conf_text(),
+        before.replace("enable false", "enable true")
+    );
+    assert_eq!(getfacl(&host.conf), acl);
+    let read = cat_as_nobody(&host.conf);
+    assert_eq!(read.code, 1, "{}", read.stderr);
+    assert_eq!(read.stdout, "");
+}
+
+#[test]
+fn an_extended_attribute_the_copy_cannot_be_given_is_refused_and_changes_nothing() {
+    require_root();
+    let host = Host::new("xattr-refused");
+    let dir = host.conf.parent().unwrap();
+    let before = host.write_conf("spark.tispark.telemetry.enable false\n", NOWHERE);
+    chmod(&host.root, 0o755);
+    std::os::unix::fs::chown(dir, Some(NOBODY), Some(NOBODY)).unwrap();
+    std::os::unix::fs::chown(&host.conf, Some(NOBODY), Some(NOBODY)).unwrap();
+    chmod(&host.conf, 0o644);
+    // A label only a privileged process may set (as an SELinux label can be).
+    set_xattr(&host.conf, "security.tispark-test", b"label_t");
+    let was = inode(&host.conf);
+    let conf = host.conf.display().to_string();
+    let mut enable = as_nobody(BIN);
+    enable.args(["--conf", &conf, "enable"]);
+    let run = run_within(enable, &[], Duration::from_secs(10));
+    run.assert_failed(3);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "tispark-telemetry: error: {conf} has the extended attribute \
+             security.tispark-test, which its rewritten copy cannot be given (Operation not \
+             permitted (os error 1)), so it is left as it is; set the switch by hand, or run \
+             this as root\n"
+        )
+    );
+    assert_eq!(run.stdout, "");
+    assert_eq!(host.conf_text(), before);
+    assert_eq!(inode(&host.conf), was);
+    assert_eq!(
+        xattr(&host.conf, "security.tispark-test").as_deref(),
+        Some(&b"label_t"[..])
+    );
+    assert_eq!(
+        files_in(dir),
+        ["spark-defaults.conf"],
+        "no temporary file is left"
+    );
+}
+
+#[test]
+fn a_file_with_a_second_name_is_refused_with_the_fix() {
+    let host = Host::new("hard-link");
+    let dir = host.conf.parent().unwrap().to_path_buf();
+    let before = host.write_conf("spark.tispark.telemetry.enable true\n", NOWHERE);
+    let other = host.root.join("spark-defaults.conf.other");
+    std::fs::hard_link(&host.conf, &other).unwrap();
+    let was = inode(&host.conf);
+    assert_eq!(was.1, 2);
+    let conf = host.conf.display().to_string();
+    let run = host.run(&["disable"], &[]);
+    run.assert_failed(3);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "tispark-telemetry: error: {conf} has 2 names (hard links): a rewrite would change \
+             it under this name only and leave the other names with the old settings, so it is \
+             left as it is; make the other names symbolic links to it (`find / -xdev -samefile \
+             {conf}` lists them)\n"
+        )
+    );
+    assert_eq!(host.conf_text(), before);
+    assert_eq!(std::fs::read_to_string(&other).unwrap(), before);
+    assert_eq!(inode(&host.conf), was);
+    assert_eq!(inode(&other), was);
+    assert_eq!(files_in(&dir), ["spark-defaults.conf"]);
+    // Both names still say the same, as status shows through either.
+    for name in [&host.conf, &other] {
+        let name = name.display().to_string();
+        let status = run_bare(
+            &["--conf", &name, "status", "--json"],
+            &[("HOME", &host.home())],
+        );
+        assert_eq!(status.json()["enable_value"], "true", "{name}");
+    }
+    // Asking for what the file already says changes nothing, and is no error.
+    let run = host.run(&["enable"], &[]);
+    run.assert_ok();
+    assert_eq!(inode(&host.conf), was);
+}
+
+/// `bash -c script` with `$1`, `$2`… set to `args`, started now.
+fn bash(script: &str, args: &[&str]) -> std::process::Child {
+    Command::new("bash")
+        .args(["-c", script, "bash"])
+        .args(args)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("start bash")
+}
+
+/// Waits (at most `limit`) for `path` to exist.
+fn wait_for(path: &Path, limit: Duration) {
+    let started = std::time::Instant::now();
+    while !path.exists() {
+        assert!(
+            started.elapsed() < limit,
+            "{path:?} did not appear within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn appends_under_the_directorys_lock_are_never_lost_to_concurrent_rewrites() {
+    let host = Host::new("append-race");
+    let before = host.write_conf("spark.tispark.telemetry.enable false\n", NOWHERE);
+    let dir = host.conf.parent().unwrap().to_path_buf();
+    let conf = host.conf.display().to_string();
+    let started = host.root.join("appender-started");
+    // A cooperating writer: 300 lines, each appended while it holds the
+    // directory's lock (flock(1), util-linux), as docs/control.md says.
+    let mut appender = bash(
+        r#"exec 9<"$1" || exit 1
+           : > "$3"
+           for i in $(seq 1 300); do
+             flock 9 || exit 2
+             printf 'spark.appended.%d %d\n' "$i" "$i" >> "$2" || exit 3
+             flock -u 9
+           done"#,
+        &[
+            &dir.display().to_string(),
+            &conf,
+            &started.display().to_string(),
+        ],
+    );
+    wait_for(&started, Duration::from_secs(10));
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let mut rewrites = 0;
+    let mut appender_done = None;
+    // 200 rewrites at least, and on until the appender is done (bounded in time).
+    while rewrites < 200 || appender_done.is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rewrites took over 120 s"
+        );
+        let command = if rewrites % 2 == 0 {
+            "enable"
+        } else {
+            "disable"
+        };
+        let run = host.run(&[command], &[]);
+        run.assert_ok();
+        rewrites += 1;
+        if appender_done.is_none() {
+            appender_done = appender.try_wait().unwrap().map(|_| rewrites);
+        }
+    }
+    let status = appender.wait().unwrap();
+    assert!(status.success(), "the appender failed: {status}");
+    let during = appender_done.unwrap();
+    assert!(
+        during >= 20,
+        "only {during} rewrites ran while it appended: nothing was raced"
+    );
+    let text = host.conf_text();
+    let appended: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("spark.appended."))
+        .collect();
+    let expected: Vec<String> = (1..=300)
+        .map(|i| format!("spark.appended.{i} {i}"))
+        .collect();
+    assert_eq!(
+        appended.len(),
+        300,
+        "{} of 300 appended lines kept",
+        appended.len()
+    );
+    assert_eq!(appended, expected);
+    let last = if rewrites % 2 == 1 { "true" } else { "false" };
+    assert!(
+        text.starts_with(&before.replace("enable false", &format!("enable {last}"))),
+        "{text}"
+    );
+    assert_eq!(files_in(&dir), ["spark-defaults.conf"]);
+}
+
+#[test]
+fn a_rewrite_waits_for_a_writer_that_holds_the_files_lock() {
+    let host = Host::new("file-lock");
+    let before = host.write_conf("spark.tispark.telemetry.enable false\n", NOWHERE);
+    let conf = host.conf.display().to_string();
+    let locked = host.root.join("locked");
+    // Opens the file, locks it, and writes through what it opened, a second later.
+    let mut writer = bash(
+        r#"exec 9>>"$1" && flock 9 && : > "$2" && sleep 1 && printf 'spark.late 1\n' >&9"#,
+        &[&conf, &locked.display().to_string()],
+    );
+    wait_for(&locked, Duration::from_secs(10));
+    let started = std::time::Instant::now();
+    let run = host.run(&["enable"], &[]);
+    let waited = started.elapsed();
+    run.assert_ok();
+    assert!(writer.wait().unwrap().success());
+    assert!(
+        waited >= Duration::from_millis(500),
+        "enable did not wait: {waited:?}"
+    );
+    assert_eq!(
+        host.conf_text(),
+        format!(
+            "{}spark.late 1\n",
+            before.replace("enable false", "enable true")
+        )
+    );
+}
+
+#[test]
+fn a_lock_held_too_long_fails_after_five_seconds_and_changes_nothing() {
+    let host = Host::new("lock-held");
+    let before = host.write_conf("spark.tispark.telemetry.enable false\n", NOWHERE);
+    let dir = host.conf.parent().unwrap().to_path_buf();
+    let locked = host.root.join("locked");
+    let mut holder = bash(
+        r#"exec 9<"$1" && flock 9 && : > "$2" && exec sleep 60"#,
+        &[&dir.display().to_string(), &locked.display().to_string()],
+    );
+    wait_for(&locked, Duration::from_secs(10));
+    let started = std::time::Instant::now();
+    let run = host.run(&["enable"], &[]);
+    let waited = started.elapsed();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    run.assert_failed(1);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "tispark-telemetry: error: {} is locked (flock) by another process for more than \
+             5 s, so nothing is changed; run this again once that process is done\n",
+            dir.display()
+        )
+    );
+    assert!(
+        waited >= Duration::from_secs(5) && waited < Duration::from_secs(8),
+        "{waited:?}"
+    );
+    assert_eq!(host.conf_text(), before);
+    // Once it is let go, the same command works.
+    host.run(&["enable"], &[]).assert_ok();
+    assert_eq!(
+        host.conf_text(),
+        before.replace("enable false", "enable true")
+    );
+}
+
+#[test]
+fn a_directory_that_cannot_be_locked_is_said_once_and_the_file_rewritten() {
+    require_root();
+    let host = Host::new("no-lock");
+    let dir = host.conf.parent().unwrap().to_path_buf();
+    let before = host.write_conf("spark.tispark.telemetry.enable false\n", NOWHERE);
+    chmod(&host.root, 0o755);
+    std::os::unix::fs::chown(&dir, Some(NOBODY), Some(NOBODY)).unwrap();
+    std::os::unix::fs::chown(&host.conf, Some(NOBODY), Some(NOBODY)).unwrap();
+    // nobody may create and rename files in it, not list it: it cannot be opened to lock.
+    chmod(&dir, 0o300);
+    let conf = host.conf.display().to_string();
+    let mut enable = as_nobody(BIN);
+    enable.args(["--conf", &conf, "enable"]);
+    let run = run_within(enable, &[], Duration::from_secs(10));
+    run.assert_ok();
+    assert_eq!(
+        run.stderr,
+        format!(
+            "tispark-telemetry: warning: {} cannot be locked (Permission denied (os error 13)); \
+             the file is rewritten without that lock\n",
+            dir.display()
+        )
+    );
+    assert_eq!(
+        run.stdout,
+        format!("Set spark.tispark.telemetry.enable true in {conf} (line 17 rewritten).\n")
+    );
+    assert_eq!(
+        host.conf_text(),
+        before.replace("enable false", "enable true")
+    );
+    chmod(&dir, 0o755);
+    assert_eq!(files_in(&dir), ["spark-defaults.conf"]);
+}
+
+// ---- status reads only; where it finds things ----
+
+/// A configuration file with only `lines`, in a fresh host.
+fn host_with(name: &str, lines: &str) -> Host {
+    let host = Host::new(name);
+    std::fs::create_dir_all(host.conf.parent().unwrap()).unwrap();
+    std::fs::write(&host.conf, lines).unwrap();
+    host
+}
+
+#[test]
+fn status_leaves_an_open_state_directory_as_it_is_and_says_the_next_report_closes_it() {
+    let host = Host::new("status-0755");
+    host.write_conf("", NOWHERE);
+    host.run(&["reset"], &[]).assert_ok();
+    let id = std::fs::read_to_string(host.state.join("track_id")).unwrap();
+    chmod(&host.state, 0o755);
+    let run = host.run(&["status"], &[]);
+    run.assert_ok();
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(
+        lines[3..5],
+        [
+            format!(
+                "State:         {} (mode 0755, open to other users: the next report makes it \
+                 0700)",
+                host.state.display()
+            ),
+            format!("Track id:      {id}"),
+        ]
+    );
+    let json = host.run(&["status", "--json"], &[]).json();
+    assert_eq!(
+        json["state_dir_note"],
+        "mode 0755, open to other users: the next report makes it 0700"
+    );
+    assert_eq!(json["track_id"], id);
+    assert_eq!(
+        owner_and_mode(&host.state).2,
+        0o755,
+        "status changed the mode"
+    );
+    // The next report (here: reset, through the same library code) closes it.
+    host.run(&["reset"], &[]).assert_ok();
+    assert_eq!(owner_and_mode(&host.state).2, 0o700);
+    let json = host.run(&["status", "--json"], &[]).json();
+    assert_eq!(json["state_dir_note"], serde_json::Value::Null);
+}
+
+#[test]
+fn status_says_why_another_users_state_directory_cannot_be_used() {
+    require_root();
+    let host = Host::new("status-theirs");
+    host.write_conf("", NOWHERE);
+    host.run(&["reset"], &[]).assert_ok();
+    std::os::unix::fs::chown(&host.state, Some(NOBODY), Some(NOBODY)).unwrap();
+    let run = host.run(&["status"], &[]);
+    run.assert_ok();
+    let state = host.state.display();
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(
+        lines[3..5],
+        [
+            format!(
+                "State:         {state} (unusable: the directory \"{state}\" belongs to uid \
+                 65534, not to this user (uid 0); use a directory of your own \
+                 (spark.tispark.telemetry.state_dir); reports carry appid_<application id> as \
+                 their track id and no audit trail is kept)"
+            ),
+            "Track id:      none (the state directory cannot be used)".to_string(),
+        ]
+    );
+    assert_eq!(owner_and_mode(&host.state), (NOBODY, NOBODY, 0o700));
+}
+
+#[test]
+fn status_json_conf_file_is_absolute_when_spark_conf_dir_or_spark_home_is_relative() {
+    let host = host_with("status-relative", "spark.tispark.telemetry.enable true\n");
+    let home = host.home();
+    let run_in = |var: &str, value: &str, cwd: &Path| {
+        let out = Command::new(BIN)
+            .args(["status", "--json"])
+            .current_dir(cwd)
+            .env_clear()
+            .env("HOME", &home)
+            .env(var, value)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let conf = host.conf.display().to_string();
+    let json = run_in("SPARK_CONF_DIR", "conf", &host.root);
+    assert_eq!(json["conf_file"], conf);
+    assert_eq!(json["enable_value"], "true");
+    // SPARK_HOME=. in the directory that holds conf/.
+    let json = run_in("SPARK_HOME", ".", &host.root);
+    assert_eq!(json["conf_file"], conf);
+    assert_eq!(json["enable_value"], "true");
+}
+
+#[test]
+fn the_state_directory_is_the_conf_key_then_the_environment_then_xdg_then_home() {
+    let host = host_with(
+        "state-precedence",
+        "spark.tispark.telemetry.state_dir=/from/the/conf\n",
+    );
+    let bare = host_with("state-precedence-bare", "spark.master local[2]\n");
+    let state_dir = |host: &Host, env: &[(&str, &str)]| -> String {
+        let conf = host.conf.display().to_string();
+        let run = run_bare(&["--conf", &conf, "status", "--json"], env);
+        run.assert_ok();
+        let json = run.json();
+        let text = run_bare(&["--conf", &conf, "status"], env).stdout;
+        let dir = json["state_dir"].as_str().unwrap().to_string();
+        assert!(
+            text.contains(&format!("\nState:         {dir}\n")),
+            "{text}"
+        );
+        dir
+    };
+    let env = "TISPARK_TELEMETRY_STATE_DIR";
+    let all = [
+        (env, "/from/the/env"),
+        ("XDG_STATE_HOME", "/from/xdg"),
+        ("HOME", "/from/home"),
+    ];
+    // The conf key before the environment variable.
+    assert_eq!(state_dir(&host, &all), "/from/the/conf");
+    // The environment variable before XDG_STATE_HOME.
+    assert_eq!(state_dir(&bare, &all), "/from/the/env");
+    // XDG_STATE_HOME before HOME.
+    assert_eq!(state_dir(&bare, &all[1..]), "/from/xdg/tispark-telemetry");
+    // HOME last.
+    assert_eq!(
+        state_dir(&bare, &all[2..]),
+        "/from/home/.local/state/tispark-telemetry"
+    );
+    // Empty (or blank) is unset, at each step.
+    assert_eq!(
+        state_dir(
+            &bare,
+            &[(env, " "), ("XDG_STATE_HOME", ""), ("HOME", "/from/home")]
+        ),
+        "/from/home/.local/state/tispark-telemetry"
+    );
+    let blank = host_with(
+        "state-precedence-blank",
+        "spark.tispark.telemetry.state_dir=\n",
+    );
+    assert_eq!(state_dir(&blank, &all), "/from/the/env");
 }

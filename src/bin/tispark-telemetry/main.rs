@@ -32,8 +32,6 @@ use std::process::ExitCode;
 use tispark_telemetry::conf::{self, Snapshot, ENABLE_KEY};
 use tispark_telemetry::{log_line, pipeline, state};
 
-use conf_io::Links;
-
 /// Why the command did not do what was asked; each is one line on stderr.
 #[derive(Debug)]
 enum Failure {
@@ -42,7 +40,9 @@ enum Failure {
     /// Exit code 2: the command line is wrong, or no configuration file is named
     /// for a command that changes one.
     Usage(String),
-    /// Exit code 3: the configuration file cannot be parsed safely; it was not changed.
+    /// Exit code 3: the configuration file cannot be parsed, or rewritten,
+    /// safely (hard links, an extended attribute the copy cannot be given);
+    /// it was not changed.
     Refused(String),
 }
 
@@ -115,16 +115,16 @@ fn run(parsed: Parsed) -> Result<(), Failure> {
 }
 
 /// `--conf`, else `$SPARK_CONF_DIR/spark-defaults.conf`, else
-/// `$SPARK_HOME/conf/spark-defaults.conf`; `None` when none of them is given.
+/// `$SPARK_HOME/conf/spark-defaults.conf`, absolute; `None` when none of
+/// them is given.
 fn find_conf(given: Option<PathBuf>) -> Option<PathBuf> {
-    if let Some(path) = given {
-        return Some(std::path::absolute(&path).unwrap_or(path));
-    }
     let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
-    if let Some(dir) = var("SPARK_CONF_DIR") {
-        return Some(PathBuf::from(dir).join("spark-defaults.conf"));
-    }
-    var("SPARK_HOME").map(|home| PathBuf::from(home).join("conf/spark-defaults.conf"))
+    let path = given
+        .or_else(|| var("SPARK_CONF_DIR").map(|dir| PathBuf::from(dir).join("spark-defaults.conf")))
+        .or_else(|| {
+            var("SPARK_HOME").map(|home| PathBuf::from(home).join("conf/spark-defaults.conf"))
+        })?;
+    Some(std::path::absolute(&path).unwrap_or(path))
 }
 
 /// [`find_conf`], for the commands that need a file: none is a usage error.
@@ -143,7 +143,7 @@ struct Loaded {
 
 /// The file, parsed; an empty configuration when it does not exist.
 fn load(path: &Path) -> Result<Loaded, Failure> {
-    load_as(path, Links::Follow).map(|(loaded, _)| loaded)
+    parse(path, conf_io::read(path).map_err(Failure::Failed)?.as_ref())
 }
 
 /// [`load`]; with no file named, an empty configuration (the defaults).
@@ -157,14 +157,13 @@ fn load_if_named(path: Option<&Path>) -> Result<Loaded, Failure> {
     }
 }
 
-/// [`load`], with what `fstat` said of the file read (`None`: there is none).
-fn load_as(path: &Path, links: Links) -> Result<(Loaded, Option<std::fs::Metadata>), Failure> {
-    let Some(contents) = conf_io::read(path, links).map_err(Failure::Failed)? else {
-        let loaded = Loaded {
+/// The file read from `path` (`None`: there is none), parsed.
+fn parse(path: &Path, contents: Option<&conf_io::Contents>) -> Result<Loaded, Failure> {
+    let Some(contents) = contents else {
+        return Ok(Loaded {
             exists: false,
             file: ConfFile::default(),
-        };
-        return Ok((loaded, None));
+        });
     };
     let file = ConfFile::parse(&contents.bytes).map_err(|why| {
         Failure::Refused(format!(
@@ -172,7 +171,7 @@ fn load_as(path: &Path, links: Links) -> Result<(Loaded, Option<std::fs::Metadat
             path.display()
         ))
     })?;
-    Ok((Loaded { exists: true, file }, Some(contents.meta)))
+    Ok(Loaded { exists: true, file })
 }
 
 fn snapshot_of(file: &ConfFile) -> Snapshot {
@@ -184,7 +183,12 @@ fn snapshot_of(file: &ConfFile) -> Snapshot {
 fn set_switch(path: &Path, on: bool) -> Result<(), Failure> {
     // Through a symbolic link, the file it points to is rewritten (not replaced by a copy).
     let target = conf_io::rewrite_target(path).map_err(Failure::Failed)?;
-    let (loaded, original) = load_as(&target, Links::Refuse)?;
+    // From before the read until after the rename: a writer that takes the
+    // directory's lock (or held the file's) loses nothing to this rewrite.
+    let until = std::time::Instant::now() + conf_io::LOCK_WAIT;
+    let _dir_lock = conf_io::lock_dir(&target, until).map_err(Failure::Failed)?;
+    let original = conf_io::read_locked(&target, until).map_err(Failure::Failed)?;
+    let loaded = parse(&target, original.as_ref())?;
     let value = if on { "true" } else { "false" };
     let lines = loaded.file.lines_defining(ENABLE_KEY);
     let current = loaded.file.values().get(ENABLE_KEY).cloned();
@@ -198,10 +202,14 @@ fn set_switch(path: &Path, on: bool) -> Result<(), Failure> {
         let (text, change) = loaded.file.set(ENABLE_KEY, value).map_err(|why| {
             Failure::Refused(format!("{} is left as it is: {why}", target.display()))
         })?;
-        if original.is_some() {
+        if let Some(original) = &original {
+            conf_io::check_one_name(&target, &original.meta).map_err(Failure::Refused)?;
             conf_io::check_writable(&target).map_err(Failure::Failed)?;
         }
-        conf_io::replace(&target, original.as_ref(), text.as_bytes()).map_err(Failure::Failed)?;
+        conf_io::replace(&target, original.as_ref(), text.as_bytes()).map_err(|e| match e {
+            conf_io::NotDone::Failed(why) => Failure::Failed(why),
+            conf_io::NotDone::Refused(why) => Failure::Refused(why),
+        })?;
         let how = match change {
             Change::Appended { .. } if !loaded.exists => "a new file".to_string(),
             Change::Appended { line } => format!("added as line {line}"),

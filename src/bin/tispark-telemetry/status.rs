@@ -1,5 +1,6 @@
 //! `status`: what telemetry does for a configuration on this host, and what
-//! it last did. Reads only: no track id is created, nothing is sent.
+//! it last did. Reads only: nothing is created, changed or sent (not even
+//! the state directory's mode, which the next report tightens).
 
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -7,7 +8,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use tispark_telemetry::conf::{self, Decision, ENABLE_KEY};
 use tispark_telemetry::sink::Sink;
-use tispark_telemetry::{audit, pipeline, state};
+use tispark_telemetry::{audit, files, pipeline, state};
 
 /// Everything `status` shows; `status --json` prints it as is.
 #[derive(Debug, Serialize)]
@@ -28,6 +29,10 @@ pub struct Status {
     /// Why nothing could be sent although the switch is on (a bad URL or CA bundle).
     pub endpoint_error: Option<String>,
     pub state_dir: Option<String>,
+    /// Why the state directory cannot be used, or what the next report changes in it.
+    pub state_dir_note: Option<String>,
+    #[serde(skip)]
+    pub state_dir_unusable: bool,
     /// The stored track id; `None` until the first report (or preview) stores one.
     pub track_id: Option<String>,
     pub audit_file: Option<String>,
@@ -84,6 +89,11 @@ pub fn gather(conf_file: Option<&Path>, exists: bool, values: &BTreeMap<String, 
         (d, _) => d.explain(),
     };
     let dir = pipeline::state_dir(&snapshot);
+    let (state_dir_note, state_dir_unusable) = match dir.as_deref().map(state_dir_note) {
+        Some(Note::Unusable(why)) => (Some(why), true),
+        Some(Note::Open(what)) => (Some(what), false),
+        Some(Note::None) | None => (None, false),
+    };
     let track_id = dir.as_deref().and_then(state::stored_track_id);
     let (entries, audit_error) = match dir.as_deref().map(audit::read) {
         None => (Vec::new(), None),
@@ -100,6 +110,8 @@ pub fn gather(conf_file: Option<&Path>, exists: bool, values: &BTreeMap<String, 
         endpoint: endpoint.as_ref().ok().map(Sink::to_string),
         endpoint_error: plan_error,
         state_dir: dir.as_ref().map(|d| d.display().to_string()),
+        state_dir_note,
+        state_dir_unusable,
         track_id,
         audit_file: dir.as_deref().map(|d| audit::path(d).display().to_string()),
         audit_error,
@@ -114,6 +126,32 @@ pub fn gather(conf_file: Option<&Path>, exists: bool, values: &BTreeMap<String, 
             elapsed_ms: e.elapsed_ms,
         }),
     }
+}
+
+/// What the library would make of an existing state directory, found
+/// without changing it: unusable (another user's, or writable by others), or
+/// open to others, which the next report corrects.
+fn state_dir_note(dir: &Path) -> Note {
+    use std::os::unix::fs::MetadataExt;
+    match files::existing_private_dir(dir) {
+        Ok(false) => Note::None,
+        Err(why) => Note::Unusable(format!(
+            "unusable: {why}; reports carry appid_<application id> as their track id and \
+             no audit trail is kept"
+        )),
+        Ok(true) => match std::fs::metadata(dir).map(|m| m.mode() & 0o7777) {
+            Ok(mode) if mode & 0o077 != 0 => Note::Open(format!(
+                "mode {mode:04o}, open to other users: the next report makes it 0700"
+            )),
+            _ => Note::None,
+        },
+    }
+}
+
+enum Note {
+    None,
+    Unusable(String),
+    Open(String),
 }
 
 impl Status {
@@ -153,15 +191,23 @@ impl Status {
         );
         fact(
             "State:",
-            self.state_dir.as_deref().unwrap_or(
-                "none (HOME is unset; set TISPARK_TELEMETRY_STATE_DIR or spark.tispark.telemetry.state_dir)",
-            ),
+            &match (&self.state_dir, &self.state_dir_note) {
+                (Some(dir), Some(note)) => format!("{dir} ({note})"),
+                (Some(dir), None) => dir.clone(),
+                (None, _) => "none (HOME is unset; set TISPARK_TELEMETRY_STATE_DIR or \
+                              spark.tispark.telemetry.state_dir)"
+                    .to_string(),
+            },
         );
         fact(
             "Track id:",
             self.track_id
                 .as_deref()
-                .unwrap_or("none yet (the first report creates one)"),
+                .unwrap_or(if self.state_dir_unusable {
+                    "none (the state directory cannot be used)"
+                } else {
+                    "none yet (the first report creates one)"
+                }),
         );
         let last = match (&self.last_report, &self.audit_error) {
             (_, Some(why)) => format!("unknown: the audit trail {why}"),

@@ -33,9 +33,16 @@ impl Server {
     }
 
     fn start_on(db: PathBuf) -> Server {
-        let mut child = Command::new(BIN)
-            .args(["collect", "--listen", "127.0.0.1:0", "--db"])
-            .arg(&db)
+        Server::start_with(db, &[])
+    }
+
+    /// With these options after `--db PATH`.
+    fn start_with(db: PathBuf, options: &[&str]) -> Server {
+        Server::spawn(collect_command(&db, options), db)
+    }
+
+    fn spawn(mut command: Command, db: PathBuf) -> Server {
+        let mut child = command
             .stdout(Stdio::piped())
             .spawn()
             .expect("run tispark-telemetry collect");
@@ -78,6 +85,16 @@ impl Server {
             .unwrap();
         stream
     }
+}
+
+/// `tispark-telemetry collect` on a free port of loopback.
+fn collect_command(db: &Path, options: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .args(["collect", "--listen", "127.0.0.1:0", "--db"])
+        .arg(db)
+        .args(options);
+    command
 }
 
 impl Drop for Server {
@@ -576,3 +593,344 @@ fn sigterm_lets_the_request_in_flight_finish_then_stops() {
     assert!(TcpStream::connect(("127.0.0.1", server.port)).is_err());
     assert_eq!(export(&server.db), format!("{good}\n"));
 }
+
+// ---- the database: its bound, its retention, its path ----
+
+impl Server {
+    /// SIGTERM, and the collector's clean exit.
+    fn stop(mut self) {
+        let pid = self.child.id() as libc::pid_t;
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        assert_eq!(self.child.wait().unwrap().code(), Some(0));
+    }
+}
+
+/// A report of about 61 KiB (its OS name long), as one client sent them by
+/// the thousand: within the 64 KiB a body may have.
+fn big_report(n: usize) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(&report(n, "tikv", false)).unwrap();
+    v["hardware"]["os"] = "x".repeat(60_000).into();
+    serde_json::to_string(&v).unwrap()
+}
+
+const FULL: &str = "the collector's database is full: it would grow past its bound of 1048576 \
+                    bytes (--max-db-size); the report was not stored\n";
+
+/// Past `--max-db-size` a report is answered 507 with one line why and not
+/// stored; everything answered 200 before stays, also when the collector
+/// starts again on the same file; a larger bound makes room again.
+#[test]
+fn past_the_size_bound_a_report_is_answered_507_and_nothing_stored_is_lost() {
+    let dir = support::temp_dir("collector-bound");
+    let db = dir.join("reports.db");
+    let server = Server::start_with(db.clone(), &["--max-db-size", "1MiB"]);
+    let mut accepted = Vec::new();
+    let first_refused = (0..40)
+        .find(|&n| {
+            let body = big_report(n);
+            let (status, text) = server.post(body.as_bytes());
+            if status == 200 {
+                accepted.push(body);
+                false
+            } else {
+                assert_eq!((status, text.as_str()), (507, FULL));
+                true
+            }
+        })
+        .expect("1 MiB holds fewer than 40 reports of 61 KiB");
+    // 1 MiB is 256 pages of 4 KiB: 16 reports of 15 pages, and SQLite's own.
+    assert_eq!(first_refused, 16);
+    // Full stays full: nothing stored is dropped to make room.
+    for n in 100..103 {
+        assert_eq!(
+            server.post(big_report(n).as_bytes()),
+            (507, FULL.to_string())
+        );
+    }
+    let stored = format!("{}\n", accepted.join("\n"));
+    assert_eq!(export(&db), stored);
+    server.stop();
+    assert!(
+        std::fs::metadata(&db).unwrap().len() <= 1 << 20,
+        "{}",
+        std::fs::metadata(&db).unwrap().len()
+    );
+
+    // Started again with the same bound: still full, still whole.
+    let again = Server::start_with(db.clone(), &["--max-db-size", "1MiB"]);
+    assert_eq!(
+        again.post(big_report(200).as_bytes()),
+        (507, FULL.to_string())
+    );
+    again.stop();
+    assert_eq!(export(&db), stored);
+
+    // A larger bound: stored again, after everything that was.
+    let larger = Server::start_with(db.clone(), &["--max-db-size", "2MiB"]);
+    let more = big_report(300);
+    assert_eq!(larger.post(more.as_bytes()), (200, "stored\n".to_string()));
+    larger.stop();
+    assert_eq!(export(&db), format!("{stored}{more}\n"));
+}
+
+/// Reports that arrive together are committed together; when they do not all
+/// fit, those that do are stored and only the others refused.
+#[test]
+fn at_the_size_bound_a_burst_stores_what_fits_and_refuses_only_the_rest() {
+    let db = support::temp_dir("collector-bound-burst").join("reports.db");
+    let server = Server::start_with(db.clone(), &["--max-db-size", "1MiB"]);
+    let port = server.port;
+    let answers: Vec<(u16, String, String)> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..30)
+            .map(|n| {
+                s.spawn(move || {
+                    let body = big_report(n);
+                    let (status, text) = post(port, body.as_bytes()).unwrap();
+                    (status, text, body)
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let stored: BTreeSet<String> = answers
+        .iter()
+        .filter(|(status, _, _)| *status == 200)
+        .map(|(_, _, body)| body.clone())
+        .collect();
+    // As many as one at a time (above); every other one refused, and why.
+    assert_eq!(stored.len(), 16);
+    for (status, text, _) in answers.iter().filter(|(status, _, _)| *status != 200) {
+        assert_eq!((*status, text.as_str()), (507, FULL));
+    }
+    let exported: BTreeSet<String> = export(&db).lines().map(str::to_string).collect();
+    assert_eq!(exported, stored);
+}
+
+/// `--retain`: a report received longer ago is deleted; a newer one is kept.
+#[test]
+fn reports_older_than_retain_are_deleted() {
+    let db = support::temp_dir("collector-retain").join("reports.db");
+    let server = Server::start_with(db.clone(), &["--retain", "1s"]);
+    let old = report(1, "tikv", false);
+    assert_eq!(server.post(old.as_bytes()), (200, "stored\n".to_string()));
+    assert_eq!(export(&db), format!("{old}\n"));
+    // Received at second t, it is older than 1 s once the clock reads t + 2.
+    std::thread::sleep(Duration::from_millis(2100));
+    let new = report(2, "tiflash", true);
+    assert_eq!(server.post(new.as_bytes()), (200, "stored\n".to_string()));
+    assert_eq!(export(&db), format!("{new}\n"));
+}
+
+/// `collect` with these options, expected to refuse to start: its exit code
+/// and stderr (killed after 10 s if it runs instead, and the test fails).
+fn collect_refused(db: &Path, options: &[&str]) -> (Option<i32>, String) {
+    let mut child = collect_command(db, options)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("collect --db {db:?} started instead of refusing");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (child.wait().unwrap().code(), stderr)
+}
+
+/// The names in `dir`, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path).unwrap().mode() & 0o7777
+}
+
+/// The state directory's rules, for the database: a file or directory that
+/// another user owns or may write is refused (exit 1, one line saying how to
+/// fix it) and left exactly as it was.
+#[test]
+fn a_database_another_user_owns_or_may_write_is_refused_and_left_alone() {
+    use std::os::unix::fs::{chown, MetadataExt, PermissionsExt};
+    let set_mode =
+        |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    let root = support::temp_dir("collector-db-shared");
+
+    // A sticky directory open to all (as /tmp), where another user (uid
+    // 65534) made the database first, open to all.
+    let sticky = root.join("sticky");
+    std::fs::create_dir(&sticky).unwrap();
+    set_mode(&sticky, 0o1777);
+    let planted = sticky.join("reports.db");
+    std::fs::write(&planted, b"").unwrap();
+    chown(&planted, Some(65534), Some(65534)).unwrap();
+    set_mode(&planted, 0o666);
+    assert_eq!(
+        collect_refused(&planted, &[]),
+        (
+            Some(1),
+            format!(
+                "tispark-telemetry: error: the directory {} is writable by other users (mode \
+                 1777); keep the database in a directory of your own\n",
+                sticky.display()
+            )
+        )
+    );
+    assert_eq!(names(&sticky), ["reports.db"]);
+    assert_eq!(std::fs::metadata(&planted).unwrap().uid(), 65534);
+    assert_eq!(std::fs::metadata(&planted).unwrap().len(), 0);
+
+    // The same file in a directory of this user's: its owner is refused.
+    let ours = root.join("ours");
+    std::fs::create_dir(&ours).unwrap();
+    let theirs = ours.join("reports.db");
+    std::fs::write(&theirs, b"").unwrap();
+    chown(&theirs, Some(65534), Some(65534)).unwrap();
+    set_mode(&theirs, 0o600);
+    assert_eq!(
+        collect_refused(&theirs, &[]),
+        (
+            Some(1),
+            format!(
+                "tispark-telemetry: error: the file {} belongs to uid 65534, not to this user \
+                 (uid 0); use a database file of your own\n",
+                theirs.display()
+            )
+        )
+    );
+    assert_eq!(names(&ours), ["reports.db"]);
+
+    // This user's file, that others may write.
+    chown(&theirs, Some(0), Some(0)).unwrap();
+    set_mode(&theirs, 0o666);
+    assert_eq!(
+        collect_refused(&theirs, &[]),
+        (
+            Some(1),
+            format!(
+                "tispark-telemetry: error: the file {} is writable by other users (mode 0666); \
+                 make it private with `chmod 600 {}`\n",
+                theirs.display(),
+                theirs.display()
+            )
+        )
+    );
+    assert_eq!(mode(&theirs), 0o666);
+    assert_eq!(names(&ours), ["reports.db"]);
+
+    // This user's directory, that its group may write.
+    set_mode(&theirs, 0o600);
+    set_mode(&ours, 0o775);
+    assert_eq!(
+        collect_refused(&theirs, &[]),
+        (
+            Some(1),
+            format!(
+                "tispark-telemetry: error: the directory {} is writable by other users (mode \
+                 0775); make it private with `chmod go-w {}`\n",
+                ours.display(),
+                ours.display()
+            )
+        )
+    );
+    assert_eq!(mode(&ours), 0o775);
+    assert_eq!(names(&ours), ["reports.db"]);
+}
+
+/// Nothing is created or opened through a symbolic link: not the database
+/// (a dangling link, or one to a database of this user's), not SQLite's
+/// `-wal` beside it.
+#[test]
+fn a_database_is_never_created_or_opened_through_a_link() {
+    let root = support::temp_dir("collector-db-link");
+    let dir = root.join("db");
+    let elsewhere = root.join("elsewhere");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::create_dir(&elsewhere).unwrap();
+    let db = dir.join("reports.db");
+    let link_refused = |path: &Path| {
+        (
+            Some(1),
+            format!(
+                "tispark-telemetry: error: {} is a symbolic link, which is not followed: name \
+                 the database file itself\n",
+                path.display()
+            ),
+        )
+    };
+
+    // A dangling link: its target is not created.
+    std::os::unix::fs::symlink(elsewhere.join("target.db"), &db).unwrap();
+    assert_eq!(collect_refused(&db, &[]), link_refused(&db));
+    assert_eq!(names(&elsewhere), Vec::<String>::new());
+    assert_eq!(names(&dir), ["reports.db"]);
+
+    // A link to a database: refused too, the database untouched.
+    let real = Server::start_on(elsewhere.join("real.db"));
+    let kept = report(1, "tikv", false);
+    assert_eq!(real.post(kept.as_bytes()), (200, "stored\n".to_string()));
+    real.stop();
+    let before = std::fs::read(elsewhere.join("real.db")).unwrap();
+    std::fs::remove_file(&db).unwrap();
+    std::os::unix::fs::symlink(elsewhere.join("real.db"), &db).unwrap();
+    assert_eq!(collect_refused(&db, &[]), link_refused(&db));
+    assert_eq!(std::fs::read(elsewhere.join("real.db")).unwrap(), before);
+    assert_eq!(names(&elsewhere), ["real.db"]);
+
+    // A `-wal` link beside a new database: refused before SQLite follows it.
+    std::fs::remove_file(&db).unwrap();
+    let wal = dir.join("reports.db-wal");
+    std::os::unix::fs::symlink(elsewhere.join("wal"), &wal).unwrap();
+    assert_eq!(collect_refused(&db, &[]), link_refused(&wal));
+    assert_eq!(names(&elsewhere), ["real.db"]);
+}
+
+/// Whatever the umask: a missing directory is created 0700, the database
+/// 0600 from the first byte, and SQLite's `-wal` and `-shm` 0600.
+#[test]
+fn a_new_database_and_its_directory_are_private_whatever_the_umask() {
+    use std::os::unix::process::CommandExt;
+    let root = support::temp_dir("collector-db-new");
+    let dir = root.join("a/b");
+    let db = dir.join("reports.db");
+    let mut command = collect_command(&db, &[]);
+    // SAFETY: umask is async-signal-safe and cannot fail.
+    unsafe {
+        command.pre_exec(|| {
+            libc::umask(0);
+            Ok(())
+        });
+    }
+    let server = Server::spawn(command, db.clone());
+    let good = report(1, "tikv", false);
+    assert_eq!(server.post(good.as_bytes()), (200, "stored\n".to_string()));
+    assert_eq!(mode(&root.join("a")), 0o700);
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(
+        names(&dir),
+        ["reports.db", "reports.db-shm", "reports.db-wal"]
+    );
+    for name in names(&dir) {
+        assert_eq!(mode(&dir.join(&name)), 0o600, "{name}");
+    }
+    server.stop();
+    assert_eq!(export(&db), format!("{good}\n"));
+}
+

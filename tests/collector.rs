@@ -934,3 +934,250 @@ fn a_new_database_and_its_directory_are_private_whatever_the_umask() {
     assert_eq!(export(&db), format!("{good}\n"));
 }
 
+// ---- what fleet and export show ----
+
+/// A report whose every string holds `c` (after `\u{1b}` would be too easy:
+/// an 8-bit CSI, a bidirectional override), and the fleet's table of it.
+fn fleet_table_of_a_report_holding(c: char) -> String {
+    let server = Server::start("fleet-escape-all");
+    let mut v: serde_json::Value = serde_json::from_str(&report(1, "tikv", false)).unwrap();
+    v["track_id"] = format!("trkid_{c}1").into();
+    v["instance"]["spark_version"] = format!("3.5{c}1").into();
+    v["instance"]["tispark_version"] = format!("3.3{c}0").into();
+    v["instance"]["tidb_version"] = format!("v7{c}5").into();
+    v["configuration"]["spark.tispark.isolation_read_engines"] = format!("tikv{c}31m").into();
+    v["hardware"]["os"] = format!("Debian{c}").into();
+    let (status, _) = server.post(serde_json::to_string(&v).unwrap().as_bytes());
+    assert_eq!(status, 200);
+    let out = tool(&["fleet", "--db", server.db.to_str().unwrap()]);
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Every column of the table, and every value counted, escaped as a log line
+/// is (`tispark_telemetry::log_line::escaped`): here an 8-bit CSI (U+009B).
+#[test]
+fn every_column_of_the_fleet_table_escapes_a_c1_control() {
+    let text = fleet_table_of_a_report_holding('\u{9b}');
+    assert!(!text.contains('\u{9b}'), "{text:?}");
+    for shown in [
+        "\"3.5\\u{9b}1\"",
+        "\"3.3\\u{9b}0\"",
+        "\"v7\\u{9b}5\"",
+        "\"tikv\\u{9b}31m\"",
+        "\"Debian\\u{9b}\"",
+    ] {
+        assert!(
+            text.contains(&format!("\n       1  {shown}\n")),
+            "{shown}: {text}"
+        );
+    }
+    let row = text.lines().last().unwrap();
+    for shown in [
+        "trkid_\\u{9b}1",
+        "3.5\\u{9b}1",
+        "3.3\\u{9b}0",
+        "v7\\u{9b}5",
+        "tikv\\u{9b}31m",
+    ] {
+        assert!(row.contains(shown), "{shown}: {row}");
+    }
+    assert!(row.ends_with("  tikv\\u{9b}31m"), "{row}");
+}
+
+/// The same for a right-to-left override (U+202E), which would reverse what
+/// follows it on the line. Passes once `log_line::escaped` covers the
+/// bidirectional controls (issue 18, item 8).
+#[test]
+fn every_column_of_the_fleet_table_escapes_a_bidi_override() {
+    let text = fleet_table_of_a_report_holding('\u{202e}');
+    assert!(!text.contains('\u{202e}'), "{text:?}");
+    let row = text.lines().last().unwrap();
+    for shown in [
+        "trkid_\\u{202e}1",
+        "3.5\\u{202e}1",
+        "3.3\\u{202e}0",
+        "v7\\u{202e}5",
+        "tikv\\u{202e}31m",
+    ] {
+        assert!(row.contains(shown), "{shown}: {row}");
+    }
+    assert!(text.contains("\n       1  \"Debian\\u{202e}\"\n"), "{text}");
+}
+
+/// `received` is the collector's clock when the report arrived, not the
+/// report's own `time` (a fixed day in November 2026) nor 0.
+#[test]
+fn the_stored_time_is_when_the_report_arrived() {
+    let server = Server::start("received");
+    let before = tispark_telemetry::report::unix_now();
+    assert_eq!(
+        server.post(report(7, "tikv", false).as_bytes()),
+        (200, "stored\n".to_string())
+    );
+    let after = tispark_telemetry::report::unix_now();
+    let fleet = fleet_json(&server.db);
+    let received = fleet["hosts"][0]["received"].as_u64().unwrap();
+    assert!(
+        (before..=after).contains(&received),
+        "{before} <= {received} <= {after}"
+    );
+    let utc =
+        humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(received))
+            .to_string();
+    assert_eq!(fleet["hosts"][0]["received_utc"], utc.as_str());
+}
+
+/// Stores one report for each `(host, age in seconds)`, in that order, then
+/// sets their `received` to that long ago (the collector stamps "now").
+fn stored_at(name: &str, reports: &[(usize, u64)]) -> PathBuf {
+    let server = Server::start(name);
+    for &(host, _) in reports {
+        let (status, _) = server.post(report(host, "tikv", false).as_bytes());
+        assert_eq!(status, 200);
+    }
+    let db = server.db.clone();
+    server.stop();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let now = tispark_telemetry::report::unix_now() as i64;
+    for (i, &(_, age)) in reports.iter().enumerate() {
+        let changed = conn
+            .execute(
+                "UPDATE reports SET received = ?1 WHERE id = ?2",
+                rusqlite::params![now - age as i64, i as i64 + 1],
+            )
+            .unwrap();
+        assert_eq!(changed, 1);
+    }
+    db
+}
+
+fn track_id(host: usize) -> String {
+    format!("trkid_00000000-0000-4000-8000-{host:012}")
+}
+
+/// `--since` counts the reports received in the window and nothing before it;
+/// the newest report of each track id is taken within the window.
+#[test]
+fn fleet_since_counts_only_the_reports_received_in_the_window() {
+    let hour = 3600;
+    // Host 1 three hours ago and a minute inside the hour; host 2 a minute
+    // outside it; host 3 just now.
+    let db = stored_at(
+        "since",
+        &[(1, 3 * hour), (2, hour + 60), (1, hour - 60), (3, 0)],
+    );
+    let hosts = |fleet: &serde_json::Value| -> Vec<(String, u64)> {
+        fleet["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                (
+                    h["track_id"].as_str().unwrap().to_string(),
+                    h["reports"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+
+    let before = tispark_telemetry::report::unix_now();
+    let last_hour = fleet_json_since(&db, "1h");
+    let after = tispark_telemetry::report::unix_now();
+    let since = last_hour["since"].as_u64().unwrap();
+    assert!((before - hour..=after - hour).contains(&since), "{since}");
+    assert_eq!(last_hour["reports"], 2);
+    assert_eq!(last_hour["track_ids"], 2);
+    assert_eq!(hosts(&last_hour), [(track_id(3), 1), (track_id(1), 1)]);
+
+    let two_hours = fleet_json_since(&db, "2h");
+    assert_eq!(two_hours["reports"], 3);
+    assert_eq!(
+        hosts(&two_hours),
+        [(track_id(3), 1), (track_id(1), 1), (track_id(2), 1)]
+    );
+
+    let all = fleet_json(&db);
+    assert_eq!(all["since"], 0);
+    assert_eq!(all["reports"], 4);
+    assert_eq!(
+        hosts(&all),
+        [(track_id(3), 1), (track_id(1), 2), (track_id(2), 1)]
+    );
+}
+
+/// Counts are most first, then by value, numbers by their value: 8 cores
+/// before 16 when as many hosts have each (docs/collector.md).
+#[test]
+fn fleet_counts_are_most_first_then_by_value_numbers_as_numbers() {
+    let server = Server::start("fleet-order");
+    let cores = [16, 4, 32, 8, 32, 16, 8, 32];
+    for (n, cores) in cores.iter().enumerate() {
+        let mut v: serde_json::Value = serde_json::from_str(&report(n, "tikv", false)).unwrap();
+        v["hardware"]["cpu"]["logicalCores"] = (*cores).into();
+        let (status, _) = server.post(serde_json::to_string(&v).unwrap().as_bytes());
+        assert_eq!(status, 200);
+    }
+    assert_eq!(
+        fleet_json(&server.db)["cpu_cores"],
+        counts(&[(32.into(), 3), (8.into(), 2), (16.into(), 2), (4.into(), 1)])
+    );
+    let text =
+        String::from_utf8(tool(&["fleet", "--db", server.db.to_str().unwrap()]).stdout).unwrap();
+    assert!(
+        text.contains("\nCPU cores\n       3  32\n       2  8\n       2  16\n       1  4\n"),
+        "{text}"
+    );
+}
+
+/// `export` of a database that does not exist: exit 1 and one line, nothing
+/// on stdout, and no file created.
+#[test]
+fn export_of_a_missing_database_fails_and_creates_nothing() {
+    let dir = support::temp_dir("export-missing");
+    let db = dir.join("reports.db");
+    let out = Command::new(BIN)
+        .args(["export", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "tispark-telemetry: error: the database {} cannot be used (it does not exist)\n",
+            db.display()
+        )
+    );
+    assert_eq!(names(&dir), Vec::<String>::new());
+}
+
+/// `export | head -1`: the reader goes away after one line; export stops
+/// there and exits 0 without a word (no "Broken pipe").
+#[test]
+fn export_into_a_pipe_closed_after_one_line_exits_0_quietly() {
+    let server = Server::start("export-head");
+    // Far more than the pipe and export's buffer hold: export is still
+    // writing when the reader goes.
+    let first = big_report(0);
+    assert_eq!(server.post(first.as_bytes()).0, 200);
+    for n in 1..20 {
+        assert_eq!(server.post(big_report(n).as_bytes()).0, 200);
+    }
+    let mut child = Command::new(BIN)
+        .args(["export", "--db"])
+        .arg(&server.db)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, format!("{first}\n"));
+    // The reader is dropped: the pipe is closed.
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}

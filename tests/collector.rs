@@ -671,6 +671,96 @@ fn past_the_size_bound_a_report_is_answered_507_and_nothing_stored_is_lost() {
     assert_eq!(larger.post(more.as_bytes()), (200, "stored\n".to_string()));
     larger.stop();
     assert_eq!(export(&db), format!("{stored}{more}\n"));
+
+    // Back to 1 MiB, now over it: said on stderr; the file does not grow.
+    let pages: u64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("PRAGMA page_count", [], |r| r.get(0))
+        .unwrap();
+    assert!(pages * 4096 > 1 << 20, "{pages}");
+    let mut command = collect_command(&db, &["--max-db-size", "1MiB"]);
+    command.stderr(Stdio::piped());
+    let mut over = Server::spawn(command, db.clone());
+    assert_eq!(
+        over.post(big_report(400).as_bytes()),
+        (507, FULL.to_string())
+    );
+    let mut stderr = over.child.stderr.take().unwrap();
+    over.stop();
+    let mut said = String::new();
+    stderr.read_to_string(&mut said).unwrap();
+    assert_eq!(
+        said,
+        format!(
+            "tispark-telemetry: warning: the database {} is already {} bytes, more than \
+             --max-db-size (1048576 bytes): it does not grow, and a report that does not fit \
+             in its free pages is answered 507\n",
+            db.display(),
+            pages * 4096
+        )
+    );
+    assert_eq!(export(&db), format!("{stored}{more}\n"));
+}
+
+/// A disk that fills before the bound: `507` saying so, and what was stored
+/// before is whole. The database is on a tmpfs of 512 KiB mounted in a
+/// private mount namespace of the collector's (`unshare -m`, as root).
+#[test]
+fn a_full_disk_is_answered_507_and_nothing_stored_is_lost() {
+    let dir = support::temp_dir("collector-disk-full");
+    let db = dir.join("reports.db");
+    let mut command = Command::new("unshare");
+    command
+        .args(["-m", "sh", "-c"])
+        .arg(r#"mount -t tmpfs -o size=512k,mode=0700 tmpfs "$1" && shift && exec "$@""#)
+        .arg("sh")
+        .arg(&dir)
+        .arg(BIN)
+        .args(["collect", "--listen", "127.0.0.1:0", "--db"])
+        .arg(&db);
+    let server = Server::spawn(command, db.clone());
+    let mut accepted = Vec::new();
+    let refused = (0..20)
+        .find_map(|n| {
+            let body = big_report(n);
+            match server.post(body.as_bytes()) {
+                (200, _) => {
+                    accepted.push(body);
+                    None
+                }
+                refused => Some(refused),
+            }
+        })
+        .expect("512 KiB holds fewer than 20 reports of 61 KiB");
+    assert_eq!(
+        refused,
+        (
+            507,
+            "the disk that holds the collector's database is full; the report was not stored\n"
+                .to_string()
+        )
+    );
+    assert!(accepted.len() >= 3, "{}", accepted.len());
+    // Exported from within the collector's mount namespace.
+    let exported = Command::new("nsenter")
+        .args([
+            "-m",
+            "-t",
+            &server.child.id().to_string(),
+            BIN,
+            "export",
+            "--db",
+        ])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(exported.status.success(), "{exported:?}");
+    assert_eq!(
+        String::from_utf8(exported.stdout).unwrap(),
+        format!("{}\n", accepted.join("\n"))
+    );
+    // Nothing of it outside the namespace.
+    assert_eq!(names(&dir), Vec::<String>::new());
 }
 
 /// Reports that arrive together are committed together; when they do not all
@@ -894,12 +984,14 @@ fn a_database_is_never_created_or_opened_through_a_link() {
     assert_eq!(std::fs::read(elsewhere.join("real.db")).unwrap(), before);
     assert_eq!(names(&elsewhere), ["real.db"]);
 
-    // A `-wal` link beside a new database: refused before SQLite follows it.
+    // A `-wal` link beside a new database: refused before SQLite follows
+    // it, and before the database is created.
     std::fs::remove_file(&db).unwrap();
     let wal = dir.join("reports.db-wal");
     std::os::unix::fs::symlink(elsewhere.join("wal"), &wal).unwrap();
     assert_eq!(collect_refused(&db, &[]), link_refused(&wal));
     assert_eq!(names(&elsewhere), ["real.db"]);
+    assert_eq!(names(&dir), ["reports.db-wal"]);
 }
 
 /// Whatever the umask: a missing directory is created 0700, the database

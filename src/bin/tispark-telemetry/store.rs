@@ -71,25 +71,14 @@ pub fn open_write(path: &Path, bounds: Bounds) -> Result<Database, String> {
         Ok(meta) if !meta.is_dir() => return Err(format!("{} is not a directory", dir.display())),
         Ok(meta) => not_shared(dir, &meta)?,
     }
-    files::create_private(dir, name, b"")
-        .map_err(|e| format!("cannot create {} ({e})", path.display()))?;
-    for suffix in std::iter::once("").chain(SIDE_FILES) {
-        let file = dir.join(format!("{name}{suffix}"));
-        let meta = match std::fs::symlink_metadata(&file) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !suffix.is_empty() => continue,
-            Err(e) => return Err(format!("{} cannot be examined ({e})", file.display())),
-            Ok(meta) => meta,
-        };
-        if meta.file_type().is_symlink() {
-            return Err(format!(
-                "{} is a symbolic link, which is not followed: name the database file itself",
-                file.display()
-            ));
-        }
-        if !meta.is_file() {
-            return Err(format!("{} is not a regular file", file.display()));
-        }
-        not_shared(&file, &meta)?;
+    // SQLite's files first, so that a refusal leaves nothing created.
+    for suffix in SIDE_FILES {
+        ours_if_there(&dir.join(format!("{name}{suffix}")))?;
+    }
+    if !ours_if_there(path)? {
+        files::create_private(dir, name, b"")
+            .map_err(|e| format!("cannot create {} ({e})", path.display()))?;
+        ours_if_there(path)?;
     }
     // No SQLITE_OPEN_CREATE: the file checked above is the one opened.
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -128,6 +117,27 @@ pub fn open_write(path: &Path, bounds: Bounds) -> Result<Database, String> {
     let mut db = Database { conn, bounds };
     db.sweep().map_err(|e| cannot_open(path, &e))?;
     Ok(db)
+}
+
+/// Whether `file` exists; `Err` when it is a symbolic link, not a regular
+/// file, or [`not_shared`] refuses it.
+fn ours_if_there(file: &Path) -> Result<bool, String> {
+    let meta = match std::fs::symlink_metadata(file) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(format!("{} cannot be examined ({e})", file.display())),
+        Ok(meta) => meta,
+    };
+    if meta.file_type().is_symlink() {
+        return Err(format!(
+            "{} is a symbolic link, which is not followed: name the database file itself",
+            file.display()
+        ));
+    }
+    if !meta.is_file() {
+        return Err(format!("{} is not a regular file", file.display()));
+    }
+    not_shared(file, &meta)?;
+    Ok(true)
 }
 
 /// `Err` when `meta` (of `path`, the database's directory or one of its

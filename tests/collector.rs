@@ -1222,9 +1222,9 @@ fn fleet_counts_are_most_first_then_by_value_numbers_as_numbers() {
 }
 
 /// `export` of a database that does not exist: exit 1 and one line, nothing
-/// on stdout, and no file created.
+/// on stdout, and no file created; of a FIFO: the same, at once.
 #[test]
-fn export_of_a_missing_database_fails_and_creates_nothing() {
+fn export_of_a_missing_database_or_a_fifo_fails_at_once_and_creates_nothing() {
     let dir = support::temp_dir("export-missing");
     let db = dir.join("reports.db");
     let out = Command::new(BIN)
@@ -1242,6 +1242,40 @@ fn export_of_a_missing_database_fails_and_creates_nothing() {
         )
     );
     assert_eq!(names(&dir), Vec::<String>::new());
+
+    // A FIFO, which SQLite's open would wait on for a writer: refused at once.
+    let fifo = dir.join("fifo.db");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let mut child = Command::new(BIN)
+        .args(["export", "--db"])
+        .arg(&fifo)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("export --db {fifo:?} waits on the FIFO");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "tispark-telemetry: error: the database {} cannot be used (it is not a regular \
+             file)\n",
+            fifo.display()
+        )
+    );
 }
 
 /// `export | head -1`: the reader goes away after one line; export stops

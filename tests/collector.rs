@@ -33,9 +33,16 @@ impl Server {
     }
 
     fn start_on(db: PathBuf) -> Server {
-        let mut child = Command::new(BIN)
-            .args(["collect", "--listen", "127.0.0.1:0", "--db"])
-            .arg(&db)
+        Server::start_with(db, &[])
+    }
+
+    /// With these options after `--db PATH`.
+    fn start_with(db: PathBuf, options: &[&str]) -> Server {
+        Server::spawn(collect_command(&db, options), db)
+    }
+
+    fn spawn(mut command: Command, db: PathBuf) -> Server {
+        let mut child = command
             .stdout(Stdio::piped())
             .spawn()
             .expect("run tispark-telemetry collect");
@@ -78,6 +85,16 @@ impl Server {
             .unwrap();
         stream
     }
+}
+
+/// `tispark-telemetry collect` on a free port of loopback.
+fn collect_command(db: &Path, options: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .args(["collect", "--listen", "127.0.0.1:0", "--db"])
+        .arg(db)
+        .args(options);
+    command
 }
 
 impl Drop for Server {
@@ -575,4 +592,718 @@ fn sigterm_lets_the_request_in_flight_finish_then_stops() {
     assert_eq!(rest, "stopped; every report answered 200 is stored\n");
     assert!(TcpStream::connect(("127.0.0.1", server.port)).is_err());
     assert_eq!(export(&server.db), format!("{good}\n"));
+}
+
+// ---- the database: its bound, its retention, its path ----
+
+impl Server {
+    /// SIGTERM, and the collector's clean exit.
+    fn stop(mut self) {
+        let pid = self.child.id() as libc::pid_t;
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        assert_eq!(self.child.wait().unwrap().code(), Some(0));
+    }
+}
+
+/// A report of about 61 KiB (its OS name long), as one client sent them by
+/// the thousand: within the 64 KiB a body may have.
+fn big_report(n: usize) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(&report(n, "tikv", false)).unwrap();
+    v["hardware"]["os"] = "x".repeat(60_000).into();
+    serde_json::to_string(&v).unwrap()
+}
+
+const FULL: &str = "the collector's database is full: it would grow past its bound of 1048576 \
+                    bytes (--max-db-size); the report was not stored\n";
+
+/// Past `--max-db-size` a report is answered 507 with one line why and not
+/// stored; everything answered 200 before stays, also when the collector
+/// starts again on the same file; a larger bound makes room again.
+#[test]
+fn past_the_size_bound_a_report_is_answered_507_and_nothing_stored_is_lost() {
+    let dir = support::temp_dir("collector-bound");
+    let db = dir.join("reports.db");
+    let server = Server::start_with(db.clone(), &["--max-db-size", "1MiB"]);
+    let mut accepted = Vec::new();
+    let first_refused = (0..40)
+        .find(|&n| {
+            let body = big_report(n);
+            let (status, text) = server.post(body.as_bytes());
+            if status == 200 {
+                accepted.push(body);
+                false
+            } else {
+                assert_eq!((status, text.as_str()), (507, FULL));
+                true
+            }
+        })
+        .expect("1 MiB holds fewer than 40 reports of 61 KiB");
+    // 1 MiB is 256 pages of 4 KiB: 16 reports of 15 pages, and SQLite's own.
+    assert_eq!(first_refused, 16);
+    // Full stays full: nothing stored is dropped to make room.
+    for n in 100..103 {
+        assert_eq!(
+            server.post(big_report(n).as_bytes()),
+            (507, FULL.to_string())
+        );
+    }
+    let stored = format!("{}\n", accepted.join("\n"));
+    assert_eq!(export(&db), stored);
+    server.stop();
+    assert!(
+        std::fs::metadata(&db).unwrap().len() <= 1 << 20,
+        "{}",
+        std::fs::metadata(&db).unwrap().len()
+    );
+
+    // Started again with the same bound: still full, still whole.
+    let again = Server::start_with(db.clone(), &["--max-db-size", "1MiB"]);
+    assert_eq!(
+        again.post(big_report(200).as_bytes()),
+        (507, FULL.to_string())
+    );
+    again.stop();
+    assert_eq!(export(&db), stored);
+
+    // A larger bound: stored again, after everything that was.
+    let larger = Server::start_with(db.clone(), &["--max-db-size", "2MiB"]);
+    let more = big_report(300);
+    assert_eq!(larger.post(more.as_bytes()), (200, "stored\n".to_string()));
+    larger.stop();
+    assert_eq!(export(&db), format!("{stored}{more}\n"));
+
+    // Back to 1 MiB, now over it: said on stderr; the file does not grow.
+    let pages: u64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("PRAGMA page_count", [], |r| r.get(0))
+        .unwrap();
+    assert!(pages * 4096 > 1 << 20, "{pages}");
+    let mut command = collect_command(&db, &["--max-db-size", "1MiB"]);
+    command.stderr(Stdio::piped());
+    let mut over = Server::spawn(command, db.clone());
+    assert_eq!(
+        over.post(big_report(400).as_bytes()),
+        (507, FULL.to_string())
+    );
+    let mut stderr = over.child.stderr.take().unwrap();
+    over.stop();
+    let mut said = String::new();
+    stderr.read_to_string(&mut said).unwrap();
+    assert_eq!(
+        said,
+        format!(
+            "tispark-telemetry: warning: the database {} is already {} bytes, more than \
+             --max-db-size (1048576 bytes): it does not grow, and a report that does not fit \
+             in its free pages is answered 507\n",
+            db.display(),
+            pages * 4096
+        )
+    );
+    assert_eq!(export(&db), format!("{stored}{more}\n"));
+}
+
+/// A disk that fills before the bound: `507` saying so, and what was stored
+/// before is whole. The database is on a tmpfs of 512 KiB mounted in a
+/// private mount namespace of the collector's (`unshare -m`, as root).
+#[test]
+fn a_full_disk_is_answered_507_and_nothing_stored_is_lost() {
+    let dir = support::temp_dir("collector-disk-full");
+    let db = dir.join("reports.db");
+    let mut command = Command::new("unshare");
+    command
+        .args(["-m", "sh", "-c"])
+        .arg(r#"mount -t tmpfs -o size=512k,mode=0700 tmpfs "$1" && shift && exec "$@""#)
+        .arg("sh")
+        .arg(&dir)
+        .arg(BIN)
+        .args(["collect", "--listen", "127.0.0.1:0", "--db"])
+        .arg(&db);
+    let server = Server::spawn(command, db.clone());
+    let mut accepted = Vec::new();
+    let refused = (0..20)
+        .find_map(|n| {
+            let body = big_report(n);
+            match server.post(body.as_bytes()) {
+                (200, _) => {
+                    accepted.push(body);
+                    None
+                }
+                refused => Some(refused),
+            }
+        })
+        .expect("512 KiB holds fewer than 20 reports of 61 KiB");
+    assert_eq!(
+        refused,
+        (
+            507,
+            "the disk that holds the collector's database is full; the report was not stored\n"
+                .to_string()
+        )
+    );
+    assert!(accepted.len() >= 3, "{}", accepted.len());
+    // Exported from within the collector's mount namespace.
+    let exported = Command::new("nsenter")
+        .args([
+            "-m",
+            "-t",
+            &server.child.id().to_string(),
+            BIN,
+            "export",
+            "--db",
+        ])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(exported.status.success(), "{exported:?}");
+    assert_eq!(
+        String::from_utf8(exported.stdout).unwrap(),
+        format!("{}\n", accepted.join("\n"))
+    );
+    // Nothing of it outside the namespace.
+    assert_eq!(names(&dir), Vec::<String>::new());
+}
+
+/// Reports that arrive together are committed together; when they do not all
+/// fit, those that do are stored and only the others refused.
+#[test]
+fn at_the_size_bound_a_burst_stores_what_fits_and_refuses_only_the_rest() {
+    let db = support::temp_dir("collector-bound-burst").join("reports.db");
+    let server = Server::start_with(db.clone(), &["--max-db-size", "1MiB"]);
+    let port = server.port;
+    let answers: Vec<(u16, String, String)> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..30)
+            .map(|n| {
+                s.spawn(move || {
+                    let body = big_report(n);
+                    let (status, text) = post(port, body.as_bytes()).unwrap();
+                    (status, text, body)
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let stored: BTreeSet<String> = answers
+        .iter()
+        .filter(|(status, _, _)| *status == 200)
+        .map(|(_, _, body)| body.clone())
+        .collect();
+    // As many as one at a time (above); every other one refused, and why.
+    assert_eq!(stored.len(), 16);
+    for (status, text, _) in answers.iter().filter(|(status, _, _)| *status != 200) {
+        assert_eq!((*status, text.as_str()), (507, FULL));
+    }
+    let exported: BTreeSet<String> = export(&db).lines().map(str::to_string).collect();
+    assert_eq!(exported, stored);
+}
+
+/// `--retain`: a report received longer ago is deleted; a newer one is kept.
+#[test]
+fn reports_older_than_retain_are_deleted() {
+    let db = support::temp_dir("collector-retain").join("reports.db");
+    let server = Server::start_with(db.clone(), &["--retain", "1s"]);
+    let old = report(1, "tikv", false);
+    assert_eq!(server.post(old.as_bytes()), (200, "stored\n".to_string()));
+    assert_eq!(export(&db), format!("{old}\n"));
+    // Received at second t, it is older than 1 s once the clock reads t + 2.
+    std::thread::sleep(Duration::from_millis(2100));
+    let new = report(2, "tiflash", true);
+    assert_eq!(server.post(new.as_bytes()), (200, "stored\n".to_string()));
+    assert_eq!(export(&db), format!("{new}\n"));
+}
+
+/// `collect` with these options, expected to refuse to start: its exit code
+/// and stderr (killed after 10 s if it runs instead, and the test fails).
+fn collect_refused(db: &Path, options: &[&str]) -> (Option<i32>, String) {
+    let mut child = collect_command(db, options)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("collect --db {db:?} started instead of refusing");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (child.wait().unwrap().code(), stderr)
+}
+
+/// The names in `dir`, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path).unwrap().mode() & 0o7777
+}
+
+/// The state directory's rules, for the database: a file or directory that
+/// another user owns or may write is refused (exit 1, one line saying how to
+/// fix it) and left exactly as it was.
+#[test]
+fn a_database_another_user_owns_or_may_write_is_refused_and_left_alone() {
+    use std::os::unix::fs::{chown, MetadataExt, PermissionsExt};
+    let set_mode =
+        |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    let root = support::temp_dir("collector-db-shared");
+
+    // A sticky directory open to all (as /tmp), where another user (uid
+    // 65534) made the database first, open to all.
+    let sticky = root.join("sticky");
+    std::fs::create_dir(&sticky).unwrap();
+    set_mode(&sticky, 0o1777);
+    let planted = sticky.join("reports.db");
+    std::fs::write(&planted, b"").unwrap();
+    chown(&planted, Some(65534), Some(65534)).unwrap();
+    set_mode(&planted, 0o666);
+    assert_eq!(
+        collect_refused(&planted, &[]),
+        (
+            Some(1),
+            format!(
+                "tispark-telemetry: error: the directory {} is writable by other users (mode \
+                 1777); keep the database in a directory of your own\n",
+                sticky.display()
+            )
+        )
+    );
+    assert_eq!(names(&sticky), ["reports.db"]);
+    assert_eq!(std::fs::metadata(&planted).unwrap().uid(), 65534);
+    assert_eq!(std::fs::metadata(&planted).unwrap().len(), 0);
+
+    // The same file in a directory of this user's: its owner is refused.
+    let ours = root.join("ours");
+    std::fs::create_dir(&ours).unwrap();
+    let theirs = ours.join("reports.db");
+    std::fs::write(&theirs, b"").unwrap();
+    chown(&theirs, Some(65534), Some(65534)).unwrap();
+    set_mode(&theirs, 0o600);
+    assert_eq!(
+        collect_refused(&theirs, &[]),
+        (
+            Some(1),
+            format!(
+                "tispark-telemetry: error: the file {} belongs to uid 65534, not to this user \
+                 (uid 0); use a database file of your own\n",
+                theirs.display()
+            )
+        )
+    );
+    assert_eq!(names(&ours), ["reports.db"]);
+
+    // This user's file, that others may write.
+    chown(&theirs, Some(0), Some(0)).unwrap();
+    set_mode(&theirs, 0o666);
+    assert_eq!(
+        collect_refused(&theirs, &[]),
+        (
+            Some(1),
+            format!(
+                "tispark-telemetry: error: the file {} is writable by other users (mode 0666); \
+                 make it private with `chmod 600 {}`\n",
+                theirs.display(),
+                theirs.display()
+            )
+        )
+    );
+    assert_eq!(mode(&theirs), 0o666);
+    assert_eq!(names(&ours), ["reports.db"]);
+
+    // This user's directory, that its group may write.
+    set_mode(&theirs, 0o600);
+    set_mode(&ours, 0o775);
+    assert_eq!(
+        collect_refused(&theirs, &[]),
+        (
+            Some(1),
+            format!(
+                "tispark-telemetry: error: the directory {} is writable by other users (mode \
+                 0775); make it private with `chmod go-w {}`\n",
+                ours.display(),
+                ours.display()
+            )
+        )
+    );
+    assert_eq!(mode(&ours), 0o775);
+    assert_eq!(names(&ours), ["reports.db"]);
+}
+
+/// Nothing is created or opened through a symbolic link: not the database
+/// (a dangling link, or one to a database of this user's), not SQLite's
+/// `-wal` beside it.
+#[test]
+fn a_database_is_never_created_or_opened_through_a_link() {
+    let root = support::temp_dir("collector-db-link");
+    let dir = root.join("db");
+    let elsewhere = root.join("elsewhere");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::create_dir(&elsewhere).unwrap();
+    let db = dir.join("reports.db");
+    let link_refused = |path: &Path| {
+        (
+            Some(1),
+            format!(
+                "tispark-telemetry: error: {} is a symbolic link, which is not followed: name \
+                 the database file itself\n",
+                path.display()
+            ),
+        )
+    };
+
+    // A dangling link: its target is not created.
+    std::os::unix::fs::symlink(elsewhere.join("target.db"), &db).unwrap();
+    assert_eq!(collect_refused(&db, &[]), link_refused(&db));
+    assert_eq!(names(&elsewhere), Vec::<String>::new());
+    assert_eq!(names(&dir), ["reports.db"]);
+
+    // A link to a database: refused too, the database untouched.
+    let real = Server::start_on(elsewhere.join("real.db"));
+    let kept = report(1, "tikv", false);
+    assert_eq!(real.post(kept.as_bytes()), (200, "stored\n".to_string()));
+    real.stop();
+    let before = std::fs::read(elsewhere.join("real.db")).unwrap();
+    std::fs::remove_file(&db).unwrap();
+    std::os::unix::fs::symlink(elsewhere.join("real.db"), &db).unwrap();
+    assert_eq!(collect_refused(&db, &[]), link_refused(&db));
+    assert_eq!(std::fs::read(elsewhere.join("real.db")).unwrap(), before);
+    assert_eq!(names(&elsewhere), ["real.db"]);
+
+    // A `-wal` link beside a new database: refused before SQLite follows
+    // it, and before the database is created.
+    std::fs::remove_file(&db).unwrap();
+    let wal = dir.join("reports.db-wal");
+    std::os::unix::fs::symlink(elsewhere.join("wal"), &wal).unwrap();
+    assert_eq!(collect_refused(&db, &[]), link_refused(&wal));
+    assert_eq!(names(&elsewhere), ["real.db"]);
+    assert_eq!(names(&dir), ["reports.db-wal"]);
+}
+
+/// Whatever the umask: a missing directory is created 0700, the database
+/// 0600 from the first byte, and SQLite's `-wal` and `-shm` 0600.
+#[test]
+fn a_new_database_and_its_directory_are_private_whatever_the_umask() {
+    use std::os::unix::process::CommandExt;
+    let root = support::temp_dir("collector-db-new");
+    let dir = root.join("a/b");
+    let db = dir.join("reports.db");
+    let mut command = collect_command(&db, &[]);
+    // SAFETY: umask is async-signal-safe and cannot fail.
+    unsafe {
+        command.pre_exec(|| {
+            libc::umask(0);
+            Ok(())
+        });
+    }
+    let server = Server::spawn(command, db.clone());
+    let good = report(1, "tikv", false);
+    assert_eq!(server.post(good.as_bytes()), (200, "stored\n".to_string()));
+    assert_eq!(mode(&root.join("a")), 0o700);
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(
+        names(&dir),
+        ["reports.db", "reports.db-shm", "reports.db-wal"]
+    );
+    for name in names(&dir) {
+        assert_eq!(mode(&dir.join(&name)), 0o600, "{name}");
+    }
+    server.stop();
+    assert_eq!(export(&db), format!("{good}\n"));
+}
+
+// ---- what fleet and export show ----
+
+/// A report whose every string holds `c` (after `\u{1b}` would be too easy:
+/// an 8-bit CSI, a bidirectional override), and the fleet's table of it.
+fn fleet_table_of_a_report_holding(c: char) -> String {
+    let server = Server::start("fleet-escape-all");
+    let mut v: serde_json::Value = serde_json::from_str(&report(1, "tikv", false)).unwrap();
+    v["track_id"] = format!("trkid_{c}1").into();
+    v["instance"]["spark_version"] = format!("3.5{c}1").into();
+    v["instance"]["tispark_version"] = format!("3.3{c}0").into();
+    v["instance"]["tidb_version"] = format!("v7{c}5").into();
+    v["configuration"]["spark.tispark.isolation_read_engines"] = format!("tikv{c}31m").into();
+    v["hardware"]["os"] = format!("Debian{c}").into();
+    let (status, _) = server.post(serde_json::to_string(&v).unwrap().as_bytes());
+    assert_eq!(status, 200);
+    let out = tool(&["fleet", "--db", server.db.to_str().unwrap()]);
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Every column of the table, and every value counted, escaped as a log line
+/// is (`tispark_telemetry::log_line::escaped`): here an 8-bit CSI (U+009B).
+#[test]
+fn every_column_of_the_fleet_table_escapes_a_c1_control() {
+    let text = fleet_table_of_a_report_holding('\u{9b}');
+    assert!(!text.contains('\u{9b}'), "{text:?}");
+    for shown in [
+        "\"3.5\\u{9b}1\"",
+        "\"3.3\\u{9b}0\"",
+        "\"v7\\u{9b}5\"",
+        "\"tikv\\u{9b}31m\"",
+        "\"Debian\\u{9b}\"",
+    ] {
+        assert!(
+            text.contains(&format!("\n       1  {shown}\n")),
+            "{shown}: {text}"
+        );
+    }
+    let row = text.lines().last().unwrap();
+    for shown in [
+        "trkid_\\u{9b}1",
+        "3.5\\u{9b}1",
+        "3.3\\u{9b}0",
+        "v7\\u{9b}5",
+        "tikv\\u{9b}31m",
+    ] {
+        assert!(row.contains(shown), "{shown}: {row}");
+    }
+    assert!(row.ends_with("  tikv\\u{9b}31m"), "{row}");
+}
+
+/// The same for a right-to-left override (U+202E), which would reverse what
+/// follows it on the line. Passes once `log_line::escaped` covers the
+/// bidirectional controls (issue 18, item 8).
+#[test]
+fn every_column_of_the_fleet_table_escapes_a_bidi_override() {
+    let text = fleet_table_of_a_report_holding('\u{202e}');
+    assert!(!text.contains('\u{202e}'), "{text:?}");
+    let row = text.lines().last().unwrap();
+    for shown in [
+        "trkid_\\u{202e}1",
+        "3.5\\u{202e}1",
+        "3.3\\u{202e}0",
+        "v7\\u{202e}5",
+        "tikv\\u{202e}31m",
+    ] {
+        assert!(row.contains(shown), "{shown}: {row}");
+    }
+    assert!(text.contains("\n       1  \"Debian\\u{202e}\"\n"), "{text}");
+}
+
+/// `received` is the collector's clock when the report arrived, not the
+/// report's own `time` (a fixed day in November 2026) nor 0.
+#[test]
+fn the_stored_time_is_when_the_report_arrived() {
+    let server = Server::start("received");
+    let before = tispark_telemetry::report::unix_now();
+    assert_eq!(
+        server.post(report(7, "tikv", false).as_bytes()),
+        (200, "stored\n".to_string())
+    );
+    let after = tispark_telemetry::report::unix_now();
+    let fleet = fleet_json(&server.db);
+    let received = fleet["hosts"][0]["received"].as_u64().unwrap();
+    assert!(
+        (before..=after).contains(&received),
+        "{before} <= {received} <= {after}"
+    );
+    let utc =
+        humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(received))
+            .to_string();
+    assert_eq!(fleet["hosts"][0]["received_utc"], utc.as_str());
+}
+
+/// Stores one report for each `(host, age in seconds)`, in that order, then
+/// sets their `received` to that long ago (the collector stamps "now").
+fn stored_at(name: &str, reports: &[(usize, u64)]) -> PathBuf {
+    let server = Server::start(name);
+    for &(host, _) in reports {
+        let (status, _) = server.post(report(host, "tikv", false).as_bytes());
+        assert_eq!(status, 200);
+    }
+    let db = server.db.clone();
+    server.stop();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let now = tispark_telemetry::report::unix_now() as i64;
+    for (i, &(_, age)) in reports.iter().enumerate() {
+        let changed = conn
+            .execute(
+                "UPDATE reports SET received = ?1 WHERE id = ?2",
+                rusqlite::params![now - age as i64, i as i64 + 1],
+            )
+            .unwrap();
+        assert_eq!(changed, 1);
+    }
+    db
+}
+
+fn track_id(host: usize) -> String {
+    format!("trkid_00000000-0000-4000-8000-{host:012}")
+}
+
+/// `--since` counts the reports received in the window and nothing before it;
+/// the newest report of each track id is taken within the window.
+#[test]
+fn fleet_since_counts_only_the_reports_received_in_the_window() {
+    let hour = 3600;
+    // Host 1 three hours ago and a minute inside the hour; host 2 a minute
+    // outside it; host 3 just now.
+    let db = stored_at(
+        "since",
+        &[(1, 3 * hour), (2, hour + 60), (1, hour - 60), (3, 0)],
+    );
+    let hosts = |fleet: &serde_json::Value| -> Vec<(String, u64)> {
+        fleet["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                (
+                    h["track_id"].as_str().unwrap().to_string(),
+                    h["reports"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+
+    let before = tispark_telemetry::report::unix_now();
+    let last_hour = fleet_json_since(&db, "1h");
+    let after = tispark_telemetry::report::unix_now();
+    let since = last_hour["since"].as_u64().unwrap();
+    assert!((before - hour..=after - hour).contains(&since), "{since}");
+    assert_eq!(last_hour["reports"], 2);
+    assert_eq!(last_hour["track_ids"], 2);
+    assert_eq!(hosts(&last_hour), [(track_id(3), 1), (track_id(1), 1)]);
+
+    let two_hours = fleet_json_since(&db, "2h");
+    assert_eq!(two_hours["reports"], 3);
+    assert_eq!(
+        hosts(&two_hours),
+        [(track_id(3), 1), (track_id(1), 1), (track_id(2), 1)]
+    );
+
+    let all = fleet_json(&db);
+    assert_eq!(all["since"], 0);
+    assert_eq!(all["reports"], 4);
+    assert_eq!(
+        hosts(&all),
+        [(track_id(3), 1), (track_id(1), 2), (track_id(2), 1)]
+    );
+}
+
+/// Counts are most first, then by value, numbers by their value: 8 cores
+/// before 16 when as many hosts have each (docs/collector.md).
+#[test]
+fn fleet_counts_are_most_first_then_by_value_numbers_as_numbers() {
+    let server = Server::start("fleet-order");
+    let cores = [16, 4, 32, 8, 32, 16, 8, 32];
+    for (n, cores) in cores.iter().enumerate() {
+        let mut v: serde_json::Value = serde_json::from_str(&report(n, "tikv", false)).unwrap();
+        v["hardware"]["cpu"]["logicalCores"] = (*cores).into();
+        let (status, _) = server.post(serde_json::to_string(&v).unwrap().as_bytes());
+        assert_eq!(status, 200);
+    }
+    assert_eq!(
+        fleet_json(&server.db)["cpu_cores"],
+        counts(&[(32.into(), 3), (8.into(), 2), (16.into(), 2), (4.into(), 1)])
+    );
+    let text =
+        String::from_utf8(tool(&["fleet", "--db", server.db.to_str().unwrap()]).stdout).unwrap();
+    assert!(
+        text.contains("\nCPU cores\n       3  32\n       2  8\n       2  16\n       1  4\n"),
+        "{text}"
+    );
+}
+
+/// `export` of a database that does not exist: exit 1 and one line, nothing
+/// on stdout, and no file created; of a FIFO: the same, at once.
+#[test]
+fn export_of_a_missing_database_or_a_fifo_fails_at_once_and_creates_nothing() {
+    let dir = support::temp_dir("export-missing");
+    let db = dir.join("reports.db");
+    let out = Command::new(BIN)
+        .args(["export", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "tispark-telemetry: error: the database {} cannot be used (it does not exist)\n",
+            db.display()
+        )
+    );
+    assert_eq!(names(&dir), Vec::<String>::new());
+
+    // A FIFO, which SQLite's open would wait on for a writer: refused at once.
+    let fifo = dir.join("fifo.db");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let mut child = Command::new(BIN)
+        .args(["export", "--db"])
+        .arg(&fifo)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("export --db {fifo:?} waits on the FIFO");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "tispark-telemetry: error: the database {} cannot be used (it is not a regular \
+             file)\n",
+            fifo.display()
+        )
+    );
+}
+
+/// `export | head -1`: the reader goes away after one line; export stops
+/// there and exits 0 without a word (no "Broken pipe").
+#[test]
+fn export_into_a_pipe_closed_after_one_line_exits_0_quietly() {
+    let server = Server::start("export-head");
+    // Far more than the pipe and export's buffer hold: export is still
+    // writing when the reader goes.
+    let first = big_report(0);
+    assert_eq!(server.post(first.as_bytes()).0, 200);
+    for n in 1..20 {
+        assert_eq!(server.post(big_report(n).as_bytes()).0, 200);
+    }
+    let mut child = Command::new(BIN)
+        .args(["export", "--db"])
+        .arg(&server.db)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, format!("{first}\n"));
+    // The reader is dropped: the pipe is closed.
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }

@@ -123,12 +123,16 @@ pub enum Command {
     /// stores each in the SQLite database PATH (created if missing; WAL mode),
     /// with the time received, before answering 200. A body that is not exactly
     /// one report of the library's schema is refused with 400 and one line
-    /// saying why; a body over 64 KiB with 413. Connections are capped, and a
+    /// saying why; a body over 64 KiB with 413; a report that would take the
+    /// database past --max-db-size with 507 (nothing stored is ever dropped to
+    /// make room; --retain does, by age). Connections are capped, and a
     /// client that is slow or stalls is cut. Ctrl-C or SIGTERM stops it, after
-    /// the requests in flight are answered.
+    /// the requests in flight are answered. The database and its directory
+    /// must belong to this user and be writable by no one else; a new one is
+    /// created 0600 (its directory 0700), never through a symbolic link.
     #[command(
         verbatim_doc_comment,
-        override_usage = "tispark-telemetry collect --listen ADDR --db PATH"
+        override_usage = "tispark-telemetry collect --listen ADDR --db PATH [--max-db-size SIZE] [--retain DURATION]"
     )]
     Collect {
         /// The address to listen on, e.g. 0.0.0.0:8080 (port 0: any free port;
@@ -138,6 +142,14 @@ pub enum Command {
         /// The database file
         #[arg(long, value_name = "PATH")]
         db: PathBuf,
+        /// The database's largest size: bytes, or with KiB, MiB, GiB, TiB
+        /// (at least 1MiB)
+        #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = parse_size)]
+        max_db_size: u64,
+        /// Delete reports received longer ago than this: 30d, 12weeks, 1y
+        /// (default: keep every report)
+        #[arg(long, value_name = "DURATION", value_parser = parse_retain)]
+        retain: Option<std::time::Duration>,
     },
     /// What the collected reports say: versions, settings, OS, CPUs by track id
     ///
@@ -190,6 +202,46 @@ pub enum Command {
         /// The shell
         shell: clap_complete::Shell,
     },
+}
+
+/// The smallest `--max-db-size`: a few reports of the largest size accepted.
+pub const MIN_DB_SIZE: u64 = 1 << 20;
+
+/// `--max-db-size`: a number of bytes, with `B`, `KiB`, `MiB`, `GiB` or `TiB`
+/// after it (any case, a space between allowed), at least [`MIN_DB_SIZE`].
+fn parse_size(text: &str) -> Result<u64, String> {
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "kib" => 10,
+        "mib" => 20,
+        "gib" => 30,
+        "tib" => 40,
+        _ => return Err("a size is a number of bytes, or with KiB, MiB, GiB or TiB".into()),
+    };
+    let bytes = number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or("a size is a number of bytes, or with KiB, MiB, GiB or TiB")?;
+    if bytes < MIN_DB_SIZE {
+        return Err(format!(
+            "the database's size must be at least 1MiB ({MIN_DB_SIZE} bytes)"
+        ));
+    }
+    Ok(bytes)
+}
+
+/// `--retain`: a duration of at least one second.
+fn parse_retain(text: &str) -> Result<std::time::Duration, String> {
+    let retain = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if retain.as_secs() == 0 {
+        return Err("reports are kept at least one second".into());
+    }
+    Ok(retain)
 }
 
 /// What the command line asks for.
@@ -361,6 +413,78 @@ mod tests {
         ] {
             let err = parse_str(args).unwrap_err();
             assert!(!err.is_empty() && !err.contains('\n'), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_collectors_bounds_and_their_defaults() {
+        let collect = |args: &[&str]| match cli(args).command {
+            Command::Collect {
+                max_db_size,
+                retain,
+                ..
+            } => (max_db_size, retain),
+            other => panic!("{other:?}"),
+        };
+        let base = ["collect", "--listen", "127.0.0.1:0", "--db", "r.db"];
+        assert_eq!(collect(&base), (1 << 30, None));
+        for (size, bytes) in [
+            ("1048576", 1 << 20),
+            ("1MiB", 1 << 20),
+            ("1 mib", 1 << 20),
+            ("2048KiB", 2 << 20),
+            ("3GiB", 3 << 30),
+            ("2TiB", 2 << 40),
+            ("5000000B", 5_000_000),
+        ] {
+            let args = [&base[..], &["--max-db-size", size]].concat();
+            assert_eq!(collect(&args).0, bytes, "{size}");
+        }
+        let args = [&base[..], &["--retain", "30d"]].concat();
+        assert_eq!(
+            collect(&args).1,
+            Some(std::time::Duration::from_secs(30 * 86400))
+        );
+        for (option, value, why) in [
+            (
+                "--max-db-size",
+                "1MB",
+                "a size is a number of bytes, or with KiB, MiB, GiB or TiB",
+            ),
+            (
+                "--max-db-size",
+                "MiB",
+                "a size is a number of bytes, or with KiB, MiB, GiB or TiB",
+            ),
+            (
+                "--max-db-size",
+                "1.5GiB",
+                "a size is a number of bytes, or with KiB, MiB, GiB or TiB",
+            ),
+            (
+                "--max-db-size",
+                "20000000TiB",
+                "a size is a number of bytes, or with KiB, MiB, GiB or TiB",
+            ),
+            (
+                "--max-db-size",
+                "1048575",
+                "the database's size must be at least 1MiB (1048576 bytes)",
+            ),
+            ("--retain", "0s", "reports are kept at least one second"),
+        ] {
+            let args = [&base[..], &[option, value]].concat();
+            assert_eq!(
+                parse_str(&args).unwrap_err(),
+                format!(
+                    "invalid value '{value}' for '{option} <{}>': {why}",
+                    if option == "--retain" {
+                        "DURATION"
+                    } else {
+                        "SIZE"
+                    }
+                ),
+            );
         }
     }
 

@@ -38,8 +38,8 @@ pub const DRAIN: Duration = Duration::from_secs(10);
 /// Request line and headers; hyper's smallest buffer.
 const MAX_HEAD: usize = 16 * 1024;
 
-pub fn run(listen: &str, db: &Path) -> Result<(), String> {
-    let conn = store::open_write(db)?;
+pub fn run(listen: &str, db: &Path, bounds: store::Bounds) -> Result<(), String> {
+    let conn = store::open_write(db, bounds)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -213,7 +213,8 @@ async fn receive(req: Request<Incoming>, writer: &Writer) -> Result<(), Refused>
     writer.submit(job).map_err(|_| busy())?;
     match stored.await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(why)) => Err((
+        Ok(Err(store::NotStored::Full(why))) => Err((StatusCode::INSUFFICIENT_STORAGE, why)),
+        Ok(Err(store::NotStored::Failed(why))) => Err((
             StatusCode::INTERNAL_SERVER_ERROR,
             format!(
                 "the report could not be stored ({})",

@@ -9,6 +9,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
+use tispark_telemetry::log_line::escaped;
 use tispark_telemetry::report::Report;
 
 pub const READ_ENGINES_KEY: &str = "spark.tispark.isolation_read_engines";
@@ -99,7 +100,11 @@ pub fn gather(db: &Path, since: u64) -> Result<Fleet, String> {
                 None => counts.push((key, Count { value: v, count: 1 })),
             }
         }
-        counts.sort_by(|(ka, a), (kb, b)| b.count.cmp(&a.count).then(ka.cmp(kb)));
+        counts.sort_by(|(_, a), (_, b)| {
+            b.count
+                .cmp(&a.count)
+                .then_with(|| by_value(&a.value, &b.value))
+        });
         counts.into_iter().map(|(_, c)| c).collect::<Vec<_>>()
     };
     Ok(Fleet {
@@ -118,6 +123,46 @@ pub fn gather(db: &Path, since: u64) -> Result<Fleet, String> {
     })
 }
 
+/// The order of values with equal counts: numbers by their value (8 before
+/// 16), strings by their characters, `false` before `true`; values of
+/// different types (not in a well-formed report) by type, then as JSON.
+fn by_value(a: &serde_json::Value, b: &serde_json::Value) -> std::cmp::Ordering {
+    use serde_json::Value;
+    let rank = |v: &Value| match v {
+        Value::Null => 0,
+        Value::Bool(_) => 1,
+        Value::Number(_) => 2,
+        Value::String(_) => 3,
+        Value::Array(_) => 4,
+        Value::Object(_) => 5,
+    };
+    let same_type = match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_u64(), y.as_u64()) {
+            (Some(x), Some(y)) => x.cmp(&y),
+            _ => x
+                .as_f64()
+                .unwrap_or(0.0)
+                .total_cmp(&y.as_f64().unwrap_or(0.0)),
+        },
+        (Value::String(x), Value::String(y)) => x.cmp(y),
+        (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
+        _ => std::cmp::Ordering::Equal,
+    };
+    rank(a)
+        .cmp(&rank(b))
+        .then(same_type)
+        .then_with(|| a.to_string().cmp(&b.to_string()))
+}
+
+/// A value as the table shows it: a string quoted, anything else as JSON;
+/// escaped either way, as every cell of the table.
+fn shown_value(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => format!("\"{}\"", escaped(s)),
+        other => escaped(&other.to_string()),
+    }
+}
+
 impl Fleet {
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("a fleet always serializes")
@@ -129,7 +174,7 @@ impl Fleet {
         let window = if self.since == 0 {
             "everything stored".to_string()
         } else {
-            format!("since {}", self.since_utc)
+            format!("since {}", escaped(&self.since_utc))
         };
         let _ = writeln!(
             out,
@@ -148,11 +193,7 @@ impl Fleet {
         for (title, counts) in groups {
             let _ = writeln!(out, "\n{title}");
             for c in counts {
-                let shown = match &c.value {
-                    serde_json::Value::String(s) => format!("{s:?}"),
-                    other => other.to_string(),
-                };
-                let _ = writeln!(out, "  {:>6}  {shown}", c.count);
+                let _ = writeln!(out, "  {:>6}  {}", c.count, shown_value(&c.value));
             }
         }
         if !self.hosts.is_empty() {
@@ -162,20 +203,24 @@ impl Fleet {
                 "  {:<20}  {:<42}  {:>7}  {:<8}  {:<8}  {:<8}  read engines",
                 "last report", "track id", "reports", "Spark", "TiSpark", "TiDB"
             );
-            // What any client sent: escaped, so that a report cannot write
-            // an escape sequence or a line of its own into the table.
-            let shown = tispark_telemetry::log_line::escaped;
+            // Every cell escaped (what any client sent, and ours alike), so
+            // that a report cannot write an escape sequence, a bidirectional
+            // override or a line of its own into the table.
             for h in &self.hosts {
+                let engines = match &h.read_engine {
+                    serde_json::Value::String(s) => escaped(s),
+                    other => escaped(&other.to_string()),
+                };
                 let _ = writeln!(
                     out,
                     "  {:<20}  {:<42}  {:>7}  {:<8}  {:<8}  {:<8}  {}",
-                    h.received_utc,
-                    shown(&h.track_id),
+                    escaped(&h.received_utc),
+                    escaped(&h.track_id),
                     h.reports,
-                    shown(&h.spark_version),
-                    shown(&h.tispark_version),
-                    shown(&h.tidb_version),
-                    h.read_engine
+                    escaped(&h.spark_version),
+                    escaped(&h.tispark_version),
+                    escaped(&h.tidb_version),
+                    engines
                 );
             }
         }
@@ -184,18 +229,36 @@ impl Fleet {
 }
 
 /// `export`: every stored body, byte for byte, one a line, oldest first.
-pub fn export(db: &Path, out: &mut impl std::io::Write) -> Result<u64, String> {
-    let conn = store::open_read(db)?;
+pub fn export(db: &Path, out: &mut impl std::io::Write) -> Result<u64, ExportError> {
+    let conn = store::open_read(db).map_err(ExportError::Db)?;
     let mut n = 0;
+    let mut failed = None;
     store::reports_since(&conn, 0, |row| {
         out.write_all(&row.body)
             .and_then(|()| out.write_all(b"\n"))
-            .map_err(|e| format!("cannot write ({e})"))?;
+            .map_err(|e| {
+                let why = format!("cannot write ({e})");
+                failed = Some(e);
+                why
+            })?;
         n += 1;
         Ok(())
+    })
+    .map_err(|why| match failed.take() {
+        Some(e) => ExportError::Write(e),
+        None => ExportError::Db(why),
     })?;
-    out.flush().map_err(|e| format!("cannot write ({e})"))?;
+    out.flush().map_err(ExportError::Write)?;
     Ok(n)
+}
+
+/// Why `export` stopped.
+#[derive(Debug)]
+pub enum ExportError {
+    /// The database cannot be read.
+    Db(String),
+    /// Standard output cannot be written.
+    Write(std::io::Error),
 }
 
 /// Unix seconds of `now - since`.
@@ -211,8 +274,13 @@ pub fn print_export(db: &Path) -> Result<(), String> {
     let mut out = std::io::BufWriter::new(stdout.lock());
     match export(db, &mut out) {
         Ok(_) => Ok(()),
-        // `| head`: a closed pipe is not a failure.
-        Err(e) if e.contains("Broken pipe") => Ok(()),
-        Err(e) => Err(e),
+        // `| head`: a reader that has read enough is not a failure; the rest
+        // is not written (nor flushed when `out` is dropped: it goes nowhere).
+        Err(ExportError::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            let _ = out.into_parts();
+            Ok(())
+        }
+        Err(ExportError::Write(e)) => Err(format!("cannot write ({e})")),
+        Err(ExportError::Db(why)) => Err(why),
     }
 }

@@ -83,7 +83,18 @@ fn run(parsed: Parsed) -> Result<(), Failure> {
     };
     match cli.command {
         Command::Completions { shell } => print_bytes(&args::completions(shell)),
-        Command::Collect { listen, db } => collect::run(&listen, &db).map_err(Failure::Failed)?,
+        Command::Collect {
+            listen,
+            db,
+            max_db_size,
+            retain,
+        } => {
+            let bounds = store::Bounds {
+                max_size: max_db_size,
+                retain,
+            };
+            collect::run(&listen, &db, bounds).map_err(Failure::Failed)?
+        }
         Command::Fleet { db, since, json } => {
             let fleet = fleet::gather(&db, fleet::window_start(since)).map_err(Failure::Failed)?;
             if json {

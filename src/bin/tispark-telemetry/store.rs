@@ -4,9 +4,12 @@
 //! queued up in one transaction and only then lets the requests answer 200;
 //! `fleet` and `export` read through [`open_read`].
 
-use rusqlite::{params, Connection, OpenFlags};
+use rusqlite::{params, Connection, ErrorCode, OpenFlags};
 use std::path::Path;
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use tispark_telemetry::files;
+use tispark_telemetry::report::unix_now;
 
 /// The schema; `received` is unix seconds, `body` the report as it arrived.
 const SCHEMA: &str = "
@@ -19,44 +22,221 @@ CREATE TABLE IF NOT EXISTS reports (
 CREATE INDEX IF NOT EXISTS reports_by_received ON reports (received);
 ";
 
-/// Opens (creating it if needed) the database for writing.
-pub fn open_write(path: &Path) -> Result<Connection, String> {
-    create_private(path).map_err(|e| format!("cannot create {} ({e})", path.display()))?;
-    let conn = Connection::open(path).map_err(|e| cannot_open(path, &e))?;
+/// The files SQLite keeps beside the database (`-journal` only outside WAL
+/// mode, for instance left by another program).
+const SIDE_FILES: [&str; 3] = ["-wal", "-shm", "-journal"];
+
+/// How large the database may grow, and how long a report is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// Bytes: the database file never grows past it (SQLite's `max_page_count`).
+    pub max_size: u64,
+    /// Reports received longer ago are deleted; `None`: every report is kept.
+    pub retain: Option<Duration>,
+}
+
+/// The database open for writing, with its bounds.
+pub struct Database {
+    conn: Connection,
+    bounds: Bounds,
+}
+
+/// Opens (creating it if needed) the database for writing. The rules of the
+/// library's state directory apply: the database's directory (created 0700
+/// when missing) and the database and SQLite's files beside it must belong
+/// to this user and be writable by no one else, none of them may be a
+/// symbolic link, and a new database is created 0600 from the first byte
+/// (SQLite gives its `-wal` and `-shm` files the database's mode). What is
+/// checked cannot change before SQLite opens it: only this user (or root)
+/// may write in that directory.
+pub fn open_write(path: &Path, bounds: Bounds) -> Result<Database, String> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return Err(format!(
+            "the database {} must name a file (in UTF-8)",
+            path.display()
+        ));
+    };
+    match std::fs::metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => files::private_dir(dir)?,
+        Err(e) => {
+            return Err(format!(
+                "the directory {} cannot be examined ({e})",
+                dir.display()
+            ))
+        }
+        Ok(meta) if !meta.is_dir() => return Err(format!("{} is not a directory", dir.display())),
+        Ok(meta) => not_shared(dir, &meta)?,
+    }
+    // SQLite's files first, so that a refusal leaves nothing created.
+    for suffix in SIDE_FILES {
+        ours_if_there(&dir.join(format!("{name}{suffix}")))?;
+    }
+    if !ours_if_there(path)? {
+        files::create_private(dir, name, b"")
+            .map_err(|e| format!("cannot create {} ({e})", path.display()))?;
+        ours_if_there(path)?;
+    }
+    // No SQLITE_OPEN_CREATE: the file checked above is the one opened.
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| cannot_open(path, &e))?;
     // WAL: readers (fleet, export) never block the collector. NORMAL: a
     // commit is in the WAL file before it returns, so a report answered 200
     // survives the collector being killed (an OS crash may lose the last
-    // commits, never corrupt the file).
+    // commits, never corrupt the file). journal_size_limit: the WAL file is
+    // cut back to 4 MiB after each checkpoint (every 1,000 pages).
     conn.pragma_update(None, "journal_mode", "WAL")
         .and_then(|()| conn.pragma_update(None, "synchronous", "NORMAL"))
-        .and_then(|()| conn.busy_timeout(std::time::Duration::from_secs(5)))
+        .and_then(|()| conn.pragma_update(None, "journal_size_limit", 4 << 20))
+        .and_then(|()| conn.busy_timeout(Duration::from_secs(5)))
         .and_then(|()| conn.execute_batch(SCHEMA))
         .map_err(|e| cannot_open(path, &e))?;
-    Ok(conn)
+    let page_size: u64 = conn
+        .query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0))
+        .map_err(|e| cannot_open(path, &e))? as u64;
+    let max_pages = (bounds.max_size / page_size).max(1);
+    // SQLite keeps the larger of this and the pages the file already has.
+    let kept: i64 = conn
+        .pragma_update_and_check(None, "max_page_count", max_pages as i64, |r| r.get(0))
+        .map_err(|e| cannot_open(path, &e))?;
+    if kept as u64 > max_pages {
+        eprintln!(
+            "tispark-telemetry: warning: {}",
+            tispark_telemetry::log_line::escaped(&format!(
+                "the database {} is already {} bytes, more than --max-db-size ({} bytes): it \
+                 does not grow, and a report that does not fit in its free pages is answered 507",
+                path.display(),
+                kept as u64 * page_size,
+                bounds.max_size
+            ))
+        );
+    }
+    let mut db = Database { conn, bounds };
+    db.sweep().map_err(|e| cannot_open(path, &e))?;
+    Ok(db)
 }
 
-/// A new database file is created 0600 from the first byte (SQLite gives its
-/// `-wal` and `-shm` files the same mode); an existing one is left as it is.
-fn create_private(path: &Path) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e),
+/// Whether `file` exists; `Err` when it is a symbolic link, not a regular
+/// file, or [`not_shared`] refuses it.
+fn ours_if_there(file: &Path) -> Result<bool, String> {
+    let meta = match std::fs::symlink_metadata(file) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(format!("{} cannot be examined ({e})", file.display())),
+        Ok(meta) => meta,
+    };
+    if meta.file_type().is_symlink() {
+        return Err(format!(
+            "{} is a symbolic link, which is not followed: name the database file itself",
+            file.display()
+        ));
+    }
+    if !meta.is_file() {
+        return Err(format!("{} is not a regular file", file.display()));
+    }
+    not_shared(file, &meta)?;
+    Ok(true)
+}
+
+/// `Err` when `meta` (of `path`, the database's directory or one of its
+/// files) belongs to another user or another user may write it, saying how
+/// to fix it: the state directory's rule ([`files::private_dir`]), without
+/// changing a mode.
+fn not_shared(path: &Path, meta: &std::fs::Metadata) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let (kind, own) = if meta.is_dir() {
+        ("directory", "keep the database in a directory of your own")
+    } else {
+        ("file", "use a database file of your own")
+    };
+    let me = files::effective_uid();
+    if meta.uid() != me {
+        return Err(format!(
+            "the {kind} {} belongs to uid {}, not to this user (uid {me}); {own}",
+            path.display(),
+            meta.uid()
+        ));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        let fix = match (meta.is_dir(), mode & 0o1000 != 0) {
+            // Sticky: shared on purpose, as /tmp is.
+            (true, true) => own.to_string(),
+            (true, false) => format!("make it private with `chmod go-w {}`", path.display()),
+            (false, _) => format!("make it private with `chmod 600 {}`", path.display()),
+        };
+        return Err(format!(
+            "the {kind} {} is writable by other users (mode {mode:04o}); {fix}",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+impl Database {
+    /// Deletes the reports older than `--retain`; their pages are reused,
+    /// the file does not shrink.
+    fn sweep(&mut self) -> rusqlite::Result<usize> {
+        let Some(retain) = self.bounds.retain else {
+            return Ok(0);
+        };
+        let cutoff = unix_now().saturating_sub(retain.as_secs());
+        self.conn.execute(
+            "DELETE FROM reports WHERE received < ?1",
+            params![cutoff as i64],
+        )
+    }
+
+    /// Why a report of `len` bytes did not fit (SQLITE_FULL): the bound, or
+    /// the disk.
+    fn full(&self, len: usize) -> String {
+        let pragma = |name: &str| {
+            self.conn
+                .query_row(&format!("PRAGMA {name}"), [], |r| r.get::<_, i64>(0))
+                .unwrap_or(0)
+                .max(0) as u64
+        };
+        let (pages, max_pages, page_size) = (
+            pragma("page_count"),
+            pragma("max_page_count"),
+            pragma("page_size").max(512),
+        );
+        // The report's pages, and one for each b-tree it may split.
+        let needed = (len as u64).div_ceil(page_size) + 2;
+        if pages + needed > max_pages {
+            format!(
+                "the collector's database is full: it would grow past its bound of {} bytes \
+                 (--max-db-size); the report was not stored",
+                self.bounds.max_size
+            )
+        } else {
+            "the disk that holds the collector's database is full; the report was not stored"
+                .to_string()
+        }
     }
 }
 
-/// Opens an existing database read-only.
+/// Opens an existing database read-only: a regular file (a FIFO would block
+/// SQLite's open), never created.
 pub fn open_read(path: &Path) -> Result<Connection, String> {
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(cannot_open(path, &files::ReadError::NotFound))
+        }
+        Err(e) => return Err(cannot_open(path, &e)),
+        Ok(meta) if !meta.is_file() => {
+            return Err(cannot_open(path, &files::ReadError::NotRegular))
+        }
+        Ok(_) => {}
+    }
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(|e| cannot_open(path, &e))?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))
+    conn.busy_timeout(Duration::from_secs(5))
         .map_err(|e| cannot_open(path, &e))?;
     // A file that is not this collector's database is said to be so now.
     conn.query_row("SELECT count(*) FROM reports", [], |_| Ok(()))
@@ -64,8 +244,17 @@ pub fn open_read(path: &Path) -> Result<Connection, String> {
     Ok(conn)
 }
 
-fn cannot_open(path: &Path, e: &rusqlite::Error) -> String {
+fn cannot_open(path: &Path, e: &dyn std::fmt::Display) -> String {
     format!("the database {} cannot be used ({e})", path.display())
+}
+
+/// Why a report was not stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotStored {
+    /// The database is at `--max-db-size`, or the disk is full (507).
+    Full(String),
+    /// The database refused the write (500).
+    Failed(String),
 }
 
 /// One report to store, and where to say whether it was.
@@ -73,7 +262,7 @@ pub struct Job {
     pub received: u64,
     pub track_id: String,
     pub body: Vec<u8>,
-    pub done: tokio::sync::oneshot::Sender<Result<(), String>>,
+    pub done: tokio::sync::oneshot::Sender<Result<(), NotStored>>,
 }
 
 /// The writing thread's queue. Bounded: a full queue is answered 503, never
@@ -86,17 +275,21 @@ pub struct Writer {
 /// Most reports committed in one transaction.
 const BATCH: usize = 256;
 
+/// How often, at most, reports past `--retain` are deleted (before a batch).
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
 impl Writer {
     /// Starts the writing thread; it ends, after committing everything queued,
     /// when every [`Writer`] is dropped.
     pub fn start(
-        mut conn: Connection,
+        mut db: Database,
         capacity: usize,
     ) -> std::io::Result<(Writer, std::thread::JoinHandle<()>)> {
         let (queue, jobs) = mpsc::sync_channel::<Job>(capacity);
         let thread = std::thread::Builder::new()
             .name("collector-writer".into())
             .spawn(move || {
+                let mut swept = Instant::now();
                 while let Ok(first) = jobs.recv() {
                     let mut batch = vec![first];
                     while batch.len() < BATCH {
@@ -105,13 +298,23 @@ impl Writer {
                             Err(_) => break,
                         }
                     }
-                    let outcome = insert(&mut conn, &batch).map_err(|e| e.to_string());
-                    for job in batch {
-                        let _ = job.done.send(outcome.clone());
+                    if swept.elapsed() >= SWEEP_EVERY {
+                        swept = Instant::now();
+                        if let Err(e) = db.sweep() {
+                            eprintln!(
+                                "tispark-telemetry: warning: reports older than --retain \
+                                 could not be deleted ({})",
+                                tispark_telemetry::log_line::escaped(&e.to_string())
+                            );
+                        }
+                    }
+                    let outcomes = store(&mut db, &batch);
+                    for (job, outcome) in batch.into_iter().zip(outcomes) {
+                        let _ = job.done.send(outcome);
                     }
                 }
                 // Fold the WAL back into the database file on a clean stop.
-                let _ = conn.pragma_update(None, "wal_checkpoint", "TRUNCATE");
+                let _ = db.conn.pragma_update(None, "wal_checkpoint", "TRUNCATE");
             })?;
         Ok((Writer { queue }, thread))
     }
@@ -122,6 +325,31 @@ impl Writer {
             mpsc::TrySendError::Full(job) | mpsc::TrySendError::Disconnected(job) => job,
         })
     }
+}
+
+/// Commits `batch` in one transaction. When it does not fit (the bound or a
+/// full disk), nothing of it was written: each report is then tried alone,
+/// so that those that fit are stored and only the others refused. Nothing
+/// already stored is ever deleted to make room.
+fn store(db: &mut Database, batch: &[Job]) -> Vec<Result<(), NotStored>> {
+    match insert(&mut db.conn, batch) {
+        Ok(()) => vec![Ok(()); batch.len()],
+        Err(e) if is_full(&e) => batch
+            .iter()
+            .map(
+                |job| match insert(&mut db.conn, std::slice::from_ref(job)) {
+                    Ok(()) => Ok(()),
+                    Err(e) if is_full(&e) => Err(NotStored::Full(db.full(job.body.len()))),
+                    Err(e) => Err(NotStored::Failed(e.to_string())),
+                },
+            )
+            .collect(),
+        Err(e) => vec![Err(NotStored::Failed(e.to_string())); batch.len()],
+    }
+}
+
+fn is_full(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(ErrorCode::DiskFull)
 }
 
 fn insert(conn: &mut Connection, batch: &[Job]) -> rusqlite::Result<()> {
@@ -174,13 +402,18 @@ mod private_file_tests {
     fn a_new_database_and_its_wal_are_private() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("reports.db");
-        let conn = open_write(&db).unwrap();
-        conn.execute(
-            "INSERT INTO reports (received, track_id, body) VALUES (1, 't', x'7b7d')",
-            [],
-        )
-        .unwrap();
-        for name in ["reports.db", "reports.db-wal"] {
+        let bounds = Bounds {
+            max_size: 1 << 20,
+            retain: None,
+        };
+        let db = open_write(&db, bounds).unwrap();
+        db.conn
+            .execute(
+                "INSERT INTO reports (received, track_id, body) VALUES (1, 't', x'7b7d')",
+                [],
+            )
+            .unwrap();
+        for name in ["reports.db", "reports.db-wal", "reports.db-shm"] {
             let mode = std::fs::metadata(dir.path().join(name)).unwrap().mode() & 0o777;
             assert_eq!(mode, 0o600, "{name}");
         }

@@ -11,8 +11,9 @@
 //! accept, the whole exchange within [`CONNECTION_DEADLINE`]. At most
 //! [`MAX_UNFINISHED`] requests are being received at once, at most
 //! [`MAX_UNFINISHED_PER_ADDRESS`] of them from one address (see
-//! [`Unfinished`]); a connection beyond either bound is still taken, and the
-//! request cut to make room for it is the oldest one being received from the
+//! [`Receiving::admit`]); a connection beyond either bound is still taken,
+//! and the request cut to make room for it is the oldest one being received
+//! from its own address when that one is at its bound, otherwise from the
 //! address that has the most. The write queue is as long as
 //! [`MAX_UNFINISHED`]; a request received whole when it is full is answered
 //! 503. Ctrl-C or SIGTERM stops accepting, lets the requests in flight finish
@@ -166,7 +167,7 @@ async fn serve(listener: TcpListener, writer: Writer, stop: impl std::future::Fu
             .serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         let task = tokio::spawn(async move {
-            let _unfinished = unfinished;
+            let unfinished = unfinished;
             tokio::pin!(conn);
             // Cut, whatever it was doing, a client that has not sent its
             // whole request in time (its request is then no longer counted:
@@ -175,7 +176,7 @@ async fn serve(listener: TcpListener, writer: Writer, stop: impl std::future::Fu
                 _ = &mut conn => return,
                 _ = tokio::time::sleep_until(accepted + REQUEST_DEADLINE) => {}
             }
-            if _unfinished.is_received() {
+            if unfinished.is_received() {
                 let _ = tokio::time::timeout_at(accepted + CONNECTION_DEADLINE, conn).await;
             }
         });
@@ -275,22 +276,21 @@ impl Receiving {
         inner.total += 1;
     }
 
-    /// The request is no longer being received (it was, whole, or its
-    /// connection ended); false if it was not counted any more.
-    fn release(&self, source: Source, id: u64) -> bool {
+    /// The request is no longer being received: it was, whole, or its
+    /// connection ended (if it was cut for room, it is no longer counted).
+    fn release(&self, source: Source, id: u64) {
         let mut inner = self.lock();
         let Some(queue) = inner.by_source.get_mut(&source) else {
-            return false;
+            return;
         };
         let Some(at) = queue.iter().position(|(i, _)| *i == id) else {
-            return false;
+            return;
         };
         queue.remove(at);
         if queue.is_empty() {
             inner.by_source.remove(&source);
         }
         inner.total -= 1;
-        true
     }
 
     fn is_counted(&self, source: Source, id: u64) -> bool {
@@ -329,9 +329,7 @@ async fn answer(
     source: Source,
     id: u64,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let received = || {
-        receiving.release(source, id);
-    };
+    let received = || receiving.release(source, id);
     let (status, text) = match receive(req, &writer, received).await {
         Ok(()) => (StatusCode::OK, "stored".to_string()),
         Err(refused) => refused,

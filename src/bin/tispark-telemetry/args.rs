@@ -123,9 +123,10 @@ pub enum Command {
     /// stores each in the SQLite database PATH (created if missing; WAL mode),
     /// with the time received, before answering 200. A body that is not exactly
     /// one report of the library's schema is refused with 400 and one line
-    /// saying why; a body over 64 KiB with 413. Connections are capped, and a
-    /// client that is slow or stalls is cut. Ctrl-C or SIGTERM stops it, after
-    /// the requests in flight are answered.
+    /// saying why; a body over 64 KiB with 413. Every connection is taken; a
+    /// request not in whole within 5 s is cut, and so, for room, is the oldest
+    /// of an address with 64 being received (limits: docs/collector.md).
+    /// Ctrl-C or SIGTERM stops it, after the requests in flight are answered.
     #[command(
         verbatim_doc_comment,
         override_usage = "tispark-telemetry collect --listen ADDR --db PATH"

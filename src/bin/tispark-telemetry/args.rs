@@ -125,11 +125,13 @@ pub enum Command {
     /// one report of the library's schema is refused with 400 and one line
     /// saying why; a body over 64 KiB with 413; a report that would take the
     /// database past --max-db-size with 507 (nothing stored is ever dropped to
-    /// make room; --retain does, by age). Connections are capped, and a
-    /// client that is slow or stalls is cut. Ctrl-C or SIGTERM stops it, after
-    /// the requests in flight are answered. The database and its directory
-    /// must belong to this user and be writable by no one else; a new one is
-    /// created 0600 (its directory 0700), never through a symbolic link.
+    /// make room; --retain does, by age). Every connection is taken; a
+    /// request not in whole within 5 s is cut, and so, for room, is the oldest
+    /// of an address with 64 being received (limits: docs/collector.md).
+    /// Ctrl-C or SIGTERM stops it, after the requests in flight are answered.
+    /// The database and its directory must belong to this user and be
+    /// writable by no one else; a new one is created 0600 (its directory
+    /// 0700), never through a symbolic link.
     #[command(
         verbatim_doc_comment,
         override_usage = "tispark-telemetry collect --listen ADDR --db PATH [--max-db-size SIZE] [--retain DURATION]"

@@ -3,13 +3,21 @@
 //! checks the body against the library's schema ([`crate::intake`]) and stores
 //! it ([`crate::store`]) before answering 200.
 //!
-//! The network is not trusted, so every resource is bounded: at most
-//! [`MAX_CONNECTIONS`] connections at once (more wait in the kernel's
-//! backlog), one request per connection, headers within [`HEADER_DEADLINE`]
-//! and at most 16 KiB, the whole exchange within [`CONNECTION_DEADLINE`], a
-//! body of at most [`intake::MAX_BODY`], and a write queue as long as the
-//! connection cap. Ctrl-C or SIGTERM stops accepting, lets the requests in
-//! flight finish (for at most [`DRAIN`]), commits and closes the database.
+//! The network is not trusted, so every resource is bounded, and what is
+//! bounded is what stalls, not what arrives: every connection is accepted at
+//! once (the kernel's backlog never fills), one request per connection, the
+//! whole request (head of at most 16 KiB, body of at most
+//! [`intake::MAX_BODY`]) within [`REQUEST_DEADLINE`] of its connection's
+//! accept, the whole exchange within [`CONNECTION_DEADLINE`]. At most
+//! [`MAX_UNFINISHED`] requests are being received at once, at most
+//! [`MAX_UNFINISHED_PER_ADDRESS`] of them from one address (see
+//! [`Receiving::admit`]); a connection beyond either bound is still taken,
+//! and the request cut to make room for it is the oldest one being received
+//! from its own address when that one is at its bound, otherwise from the
+//! address that has the most. The write queue is as long as
+//! [`MAX_UNFINISHED`]; a request received whole when it is full is answered
+//! 503. Ctrl-C or SIGTERM stops accepting, lets the requests in flight finish
+//! (for at most [`DRAIN`]), commits and closes the database.
 
 use crate::intake;
 use crate::store::{self, Job, Writer};
@@ -21,24 +29,34 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::io::Write as _;
+use std::net::{IpAddr, Ipv6Addr};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::oneshot;
+use tokio::task::AbortHandle;
 
 /// Where the library sends reports.
 pub const PATH: &str = "/api/v1/tispark/report";
-pub const MAX_CONNECTIONS: usize = 256;
-pub const HEADER_DEADLINE: Duration = Duration::from_secs(5);
+/// Requests being received (head and body not yet in) at once, from anyone.
+pub const MAX_UNFINISHED: usize = 256;
+/// Requests being received at once from one address (an IPv6 address: its
+/// /64), which is also one cluster of drivers behind NAT.
+pub const MAX_UNFINISHED_PER_ADDRESS: usize = 64;
+/// From a connection's accept to its request's last byte of body.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
+/// From a connection's accept to its close, answer included.
 pub const CONNECTION_DEADLINE: Duration = Duration::from_secs(10);
 pub const DRAIN: Duration = Duration::from_secs(10);
 /// Request line and headers; hyper's smallest buffer.
 const MAX_HEAD: usize = 16 * 1024;
 
 pub fn run(listen: &str, db: &Path, bounds: store::Bounds) -> Result<(), String> {
+    raise_fd_limit();
     let conn = store::open_write(db, bounds)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -52,7 +70,7 @@ pub fn run(listen: &str, db: &Path, bounds: store::Bounds) -> Result<(), String>
             .local_addr()
             .map_err(|e| format!("cannot listen on {listen} ({e})"))?;
         let stop = stop_signal()?;
-        let (writer, thread) = Writer::start(conn, MAX_CONNECTIONS)
+        let (writer, thread) = Writer::start(conn, MAX_UNFINISHED)
             .map_err(|e| format!("cannot start the database writer ({e})"))?;
         say(&format!(
             "collecting reports at http://{addr}{PATH} into {}; Ctrl-C or SIGTERM stops",
@@ -91,22 +109,36 @@ fn stop_signal() -> Result<impl std::future::Future<Output = ()>, String> {
     })
 }
 
+/// Raises the soft limit on open files to the hard limit: every connection
+/// is accepted, and each is a descriptor until it is answered or cut (at most
+/// [`MAX_UNFINISHED`] being received, as many waiting for the write queue,
+/// plus those being answered). Left as it is if that fails.
+fn raise_fd_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write `limit`.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
 async fn serve(listener: TcpListener, writer: Writer, stop: impl std::future::Future<Output = ()>) {
     let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let receiving = Arc::new(Receiving::default());
     tokio::pin!(stop);
     loop {
-        let slot = tokio::select! {
-            _ = &mut stop => break,
-            slot = slots.clone().acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_) => break,
-            },
-        };
-        let stream = tokio::select! {
+        // Accepted at once, always: a stalled client holds a request being
+        // received here, never a place in the kernel's backlog.
+        let (stream, peer) = tokio::select! {
             _ = &mut stop => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors and the like: wait, do not spin.
                     eprintln!("tispark-telemetry: warning: accept failed ({e})");
@@ -115,32 +147,190 @@ async fn serve(listener: TcpListener, writer: Writer, stop: impl std::future::Fu
                 }
             },
         };
-        let writer = writer.clone();
+        let accepted = tokio::time::Instant::now();
+        let source = Source::of(peer.ip());
+        let id = receiving.next_id();
+        let unfinished = Unfinished {
+            receiving: receiving.clone(),
+            source,
+            id,
+        };
+        let service = {
+            let (writer, receiving) = (writer.clone(), receiving.clone());
+            service_fn(move |req| answer(req, writer.clone(), receiving.clone(), source, id))
+        };
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_DEADLINE)
+            .header_read_timeout(REQUEST_DEADLINE)
             .keep_alive(false)
             .max_buf_size(MAX_HEAD)
-            .serve_connection(
-                TokioIo::new(stream),
-                service_fn(move |req| answer(req, writer.clone())),
-            );
+            .serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            // A client too slow or stalled is cut here, whatever it was doing.
-            let _ = tokio::time::timeout(CONNECTION_DEADLINE, conn).await;
-            drop(slot);
+        let task = tokio::spawn(async move {
+            let unfinished = unfinished;
+            tokio::pin!(conn);
+            // Cut, whatever it was doing, a client that has not sent its
+            // whole request in time (its request is then no longer counted:
+            // see `answer`) or that is not done with the exchange in time.
+            tokio::select! {
+                _ = &mut conn => return,
+                _ = tokio::time::sleep_until(accepted + REQUEST_DEADLINE) => {}
+            }
+            if unfinished.is_received() {
+                let _ = tokio::time::timeout_at(accepted + CONNECTION_DEADLINE, conn).await;
+            }
         });
+        receiving.admit(source, id, task.abort_handle());
+        // Let the connections accepted so far read what they were sent before
+        // more are taken: a burst of drivers is received, not cut for room.
+        tokio::task::yield_now().await;
     }
     drop(listener);
     let _ = tokio::time::timeout(DRAIN, graceful.shutdown()).await;
 }
 
+/// Where connections come from, as counted: an IPv4 address (an IPv4-mapped
+/// IPv6 address as that IPv4 address), or the /64 of an IPv6 address (what
+/// one host or site is normally given).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+struct Source(IpAddr);
+
+impl Source {
+    fn of(ip: IpAddr) -> Source {
+        match ip.to_canonical() {
+            IpAddr::V6(v6) => {
+                let bits = u128::from(v6) & !((1u128 << 64) - 1);
+                Source(IpAddr::V6(Ipv6Addr::from(bits)))
+            }
+            v4 => Source(v4),
+        }
+    }
+}
+
+/// The requests being received, oldest first by source, each with what cuts
+/// its connection.
+#[derive(Default)]
+struct Receiving {
+    inner: Mutex<ReceivingInner>,
+}
+
+#[derive(Default)]
+struct ReceivingInner {
+    next_id: u64,
+    total: usize,
+    by_source: HashMap<Source, VecDeque<(u64, AbortHandle)>>,
+}
+
+impl Receiving {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ReceivingInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn next_id(&self) -> u64 {
+        let mut inner = self.lock();
+        inner.next_id += 1;
+        inner.next_id
+    }
+
+    /// Counts a new connection's request as being received, first cutting
+    /// one to make room if a bound is reached: the oldest from its own
+    /// source when that source is at its bound, otherwise, when all are
+    /// taken, the oldest from the source that has the most (of those with
+    /// as many, the one whose oldest is oldest).
+    fn admit(&self, source: Source, id: u64, cut: AbortHandle) {
+        let mut inner = self.lock();
+        let own = inner.by_source.get(&source).map_or(0, VecDeque::len);
+        let victim = if own >= MAX_UNFINISHED_PER_ADDRESS {
+            Some(source)
+        } else if inner.total >= MAX_UNFINISHED {
+            // Among sources with as many, the one whose oldest is oldest.
+            inner
+                .by_source
+                .iter()
+                .max_by_key(|(_, queue)| {
+                    let oldest = queue.front().map_or(u64::MAX, |(id, _)| *id);
+                    (queue.len(), std::cmp::Reverse(oldest))
+                })
+                .map(|(s, _)| *s)
+        } else {
+            None
+        };
+        if let Some(victim) = victim {
+            if let Some((_, handle)) = inner
+                .by_source
+                .get_mut(&victim)
+                .and_then(VecDeque::pop_front)
+            {
+                handle.abort();
+                inner.total -= 1;
+            }
+            if inner.by_source.get(&victim).is_some_and(VecDeque::is_empty) {
+                inner.by_source.remove(&victim);
+            }
+        }
+        inner
+            .by_source
+            .entry(source)
+            .or_default()
+            .push_back((id, cut));
+        inner.total += 1;
+    }
+
+    /// The request is no longer being received: it was, whole, or its
+    /// connection ended (if it was cut for room, it is no longer counted).
+    fn release(&self, source: Source, id: u64) {
+        let mut inner = self.lock();
+        let Some(queue) = inner.by_source.get_mut(&source) else {
+            return;
+        };
+        let Some(at) = queue.iter().position(|(i, _)| *i == id) else {
+            return;
+        };
+        queue.remove(at);
+        if queue.is_empty() {
+            inner.by_source.remove(&source);
+        }
+        inner.total -= 1;
+    }
+
+    fn is_counted(&self, source: Source, id: u64) -> bool {
+        self.lock()
+            .by_source
+            .get(&source)
+            .is_some_and(|queue| queue.iter().any(|(i, _)| *i == id))
+    }
+}
+
+/// A connection's request while it is being received; no longer counted when
+/// the connection ends, however it ends.
+struct Unfinished {
+    receiving: Arc<Receiving>,
+    source: Source,
+    id: u64,
+}
+
+impl Unfinished {
+    /// Whether the request was received whole.
+    fn is_received(&self) -> bool {
+        !self.receiving.is_counted(self.source, self.id)
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        self.receiving.release(self.source, self.id);
+    }
+}
+
 async fn answer(
     req: Request<Incoming>,
     writer: Writer,
+    receiving: Arc<Receiving>,
+    source: Source,
+    id: u64,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let (status, text) = match receive(req, &writer).await {
+    let received = || receiving.release(source, id);
+    let (status, text) = match receive(req, &writer, received).await {
         Ok(()) => (StatusCode::OK, "stored".to_string()),
         Err(refused) => refused,
     };
@@ -155,7 +345,13 @@ async fn answer(
 
 type Refused = (StatusCode, String);
 
-async fn receive(req: Request<Incoming>, writer: &Writer) -> Result<(), Refused> {
+/// `received` is called once the request is in whole (a request refused
+/// before that ends its connection).
+async fn receive(
+    req: Request<Incoming>,
+    writer: &Writer,
+    received: impl FnOnce(),
+) -> Result<(), Refused> {
     if req.uri().path() != PATH {
         return Err((
             StatusCode::NOT_FOUND,
@@ -196,6 +392,7 @@ async fn receive(req: Request<Incoming>, writer: &Writer) -> Result<(), Refused>
             }
         })?
         .to_bytes();
+    received();
     let report = intake::validate(&body).map_err(|why| (StatusCode::BAD_REQUEST, why))?;
     let (done, stored) = oneshot::channel();
     let job = Job {
@@ -222,5 +419,33 @@ async fn receive(req: Request<Incoming>, writer: &Writer) -> Result<(), Refused>
             ),
         )),
         Err(_) => Err(busy()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(ip: &str) -> Source {
+        Source::of(ip.parse().unwrap())
+    }
+
+    #[test]
+    fn an_ipv6_address_counts_as_its_64_and_an_ipv4_mapped_one_as_ipv4() {
+        assert_eq!(
+            source("2001:db8:1:2::1"),
+            source("2001:db8:1:2:ffff:ffff:ffff:ffff")
+        );
+        assert_eq!(
+            source("2001:db8:1:2::1"),
+            Source("2001:db8:1:2::".parse().unwrap())
+        );
+        assert_ne!(source("2001:db8:1:2::1"), source("2001:db8:1:3::1"));
+        assert_eq!(source("::ffff:127.0.0.2"), source("127.0.0.2"));
+        assert_eq!(
+            source("::ffff:127.0.0.2"),
+            Source("127.0.0.2".parse().unwrap())
+        );
+        assert_ne!(source("127.0.0.2"), source("127.0.0.3"));
     }
 }

@@ -101,33 +101,32 @@ pub fn defused(text: &str) -> String {
 /// `\u202e`. [`escaped`] leaves such a line unchanged, so the line logged is
 /// the line sent.
 pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<String, serde_json::Error> {
-    let mut out = Vec::with_capacity(512);
-    value.serialize(&mut serde_json::Serializer::with_formatter(
-        &mut out,
-        EscapingFormatter,
-    ))?;
-    // serde_json writes valid UTF-8, and the formatter only ASCII.
-    Ok(String::from_utf8(out).expect("serde_json writes UTF-8"))
+    serde_json::to_string(value).map(escape_raw)
 }
 
-struct EscapingFormatter;
+/// As [`json`], indented (the command-line tool's `--json` output).
+pub fn json_pretty<T: Serialize + ?Sized>(value: &T) -> Result<String, serde_json::Error> {
+    serde_json::to_string_pretty(value).map(escape_raw)
+}
 
-impl serde_json::ser::Formatter for EscapingFormatter {
-    fn write_string_fragment<W: ?Sized + std::io::Write>(
-        &mut self,
-        writer: &mut W,
-        fragment: &str,
-    ) -> std::io::Result<()> {
-        let mut start = 0;
-        for (i, c) in fragment.char_indices() {
-            if needs_escape(c) {
-                writer.write_all(&fragment.as_bytes()[start..i])?;
-                write!(writer, "\\u{:04x}", c as u32)?;
-                start = i + c.len_utf8();
-            }
-        }
-        writer.write_all(&fragment.as_bytes()[start..])
+/// serde_json's text with each raw character of [`needs_escape`] but the
+/// indentation's newlines written as a JSON escape. Outside strings serde_json
+/// writes only ASCII punctuation, digits, letters, spaces and those newlines,
+/// so every such character is inside a string, where `\uXXXX` is the same
+/// character.
+fn escape_raw(text: String) -> String {
+    if !text.chars().any(|c| c != '\n' && needs_escape(c)) {
+        return text;
     }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if c != '\n' && needs_escape(c) {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -203,5 +202,7 @@ mod tests {
             json(&serde_json::json!({"k": "a\"\\\n\u{1}é"})).unwrap(),
             r#"{"k":"a\"\\\n\u0001é"}"#
         );
+        let pretty = json_pretty(&serde_json::json!({"k": ["\u{9b}\u{202e}\n"]})).unwrap();
+        assert_eq!(pretty, "{\n  \"k\": [\n    \"\\u009b\\u202e\\n\"\n  ]\n}");
     }
 }

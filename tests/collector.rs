@@ -1039,8 +1039,17 @@ fn fleet_table_of_a_report_holding(c: char) -> String {
     v["instance"]["tidb_version"] = format!("v7{c}5").into();
     v["configuration"]["spark.tispark.isolation_read_engines"] = format!("tikv{c}31m").into();
     v["hardware"]["os"] = format!("Debian{c}").into();
-    let (status, _) = server.post(serde_json::to_string(&v).unwrap().as_bytes());
+    // Raw, the collector refuses it; escaped, as the library writes it, it is stored.
+    let (status, why) = server.post(serde_json::to_string(&v).unwrap().as_bytes());
+    assert_eq!(status, 400, "{why}");
+    let (status, _) = server.post(tispark_telemetry::log_line::json(&v).unwrap().as_bytes());
     assert_eq!(status, 200);
+    // `fleet --json` writes it as a JSON escape, never raw.
+    let json = tool(&["fleet", "--json", "--db", server.db.to_str().unwrap()]).stdout;
+    let json = String::from_utf8(json).unwrap();
+    assert!(!json.contains(c), "{json:?}");
+    let escape = format!("\\u{:04x}", c as u32);
+    assert!(json.contains(&format!("\"Debian{escape}\"")), "{json}");
     let out = tool(&["fleet", "--db", server.db.to_str().unwrap()]);
     String::from_utf8(out.stdout).unwrap()
 }
@@ -1306,4 +1315,69 @@ fn export_into_a_pipe_closed_after_one_line_exits_0_quietly() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
+
+/// A host whose facts are as large as a host can make them (a 64 KiB
+/// `/etc/os-release`, 1,700 block devices of long names) and a conf whose
+/// strings are all at their bound, in characters JSON writes as six bytes:
+/// the report the library builds there is one its own collector stores.
+#[test]
+fn the_largest_report_a_host_can_give_the_library_is_stored() {
+    let root = support::temp_dir("huge-host");
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::create_dir_all(root.join("proc")).unwrap();
+    let name = "\u{9b}".repeat(20_000); // 40 KB of UTF-8, 120 KB as JSON escapes
+    let release = format!("NAME=\"{name}\"\nVERSION_ID=\"{name}\"\n");
+    let end = release
+        .char_indices()
+        .map(|(at, _)| at)
+        .take_while(|&at| at < 64 * 1024)
+        .last()
+        .unwrap();
+    let release = &release[..end];
+    std::fs::write(root.join("etc/os-release"), release).unwrap();
+    std::fs::write(
+        root.join("proc/meminfo"),
+        "MemTotal:       16384000 kB\nMemAvailable:    8192000 kB\n",
+    )
+    .unwrap();
+    for i in 0..1_700 {
+        let dir = root.join(format!("sys/block/d{i:04}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let devname = format!("{}{i:04}", "\u{9b}".repeat(27));
+        std::fs::write(
+            dir.join("uevent"),
+            format!("DEVTYPE=disk\nDEVNAME={devname}\n"),
+        )
+        .unwrap();
+        std::fs::write(dir.join("size"), "18446744073709551\n").unwrap();
+    }
+    let hardware = tispark_telemetry::host_facts::gather_from(&root);
+    assert_eq!(hardware.disks.len(), 1_700, "the fake host is read whole");
+    // Whole, these facts alone are far over what the collector takes.
+    let whole = tispark_telemetry::log_line::json(&hardware).unwrap();
+    assert!(whole.len() > 4 * 64 * 1024, "{} bytes", whole.len());
+
+    let mut conf: std::collections::HashMap<String, String> =
+        tispark_telemetry::conf::REPORTED_KEYS
+            .iter()
+            .map(|(k, _)| (k.to_string(), "\u{9b}".repeat(300)))
+            .collect();
+    let snapshot = tispark_telemetry::conf::Snapshot::read(&mut conf).unwrap();
+    let facts = tispark_telemetry::report::Facts {
+        track_id: "trkid_1b4e28ba-2fa1-41d2-883f-0016d3cca427".into(),
+        time: tispark_telemetry::report::unix_now(),
+        hardware,
+        tispark_version: Some("\u{9b}".repeat(5_000)),
+        tidb_version: Some("\u{9b}".repeat(5_000)),
+        spark_version: Some("\u{9b}".repeat(5_000)),
+    };
+    let (report, _) = Report::assemble(&snapshot, facts);
+    assert_eq!(report.hardware.disks.len(), 128);
+    let body = report.to_json();
+    assert!(body.len() > 40 * 1024, "{} bytes", body.len());
+
+    let server = Server::start("huge-host");
+    assert_eq!(server.post(body.as_bytes()).0, 200);
+    assert_eq!(export(&server.db), format!("{body}\n"));
 }

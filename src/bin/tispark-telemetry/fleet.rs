@@ -165,7 +165,9 @@ fn shown_value(value: &serde_json::Value) -> String {
 
 impl Fleet {
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("a fleet always serializes")
+        // Escaped as every line shown to a person is (`log_line`): what clients sent
+        // cannot reach the terminal raw.
+        tispark_telemetry::log_line::json_pretty(self).expect("a fleet always serializes")
     }
 
     /// The table for a terminal.

@@ -5,16 +5,29 @@
 //! (exactly those 14 keys, each of its type).
 
 use tispark_telemetry::conf::{ReportedType, MAX_STRING_VALUE_CHARS, REPORTED_KEYS};
+use tispark_telemetry::log_line;
 use tispark_telemetry::report::Report;
 
-/// Largest body accepted; a report is about 1 KiB.
-pub const MAX_BODY: usize = 64 * 1024;
+/// Largest body accepted; a report is about 1 KiB, and the largest the
+/// library can build is below this (`report::MAX_BODY_BYTES`, tested there).
+pub const MAX_BODY: usize = tispark_telemetry::report::MAX_BODY_BYTES;
 
 /// The report in `body`, or why it is refused (one line).
 pub fn validate(body: &[u8]) -> Result<Report, String> {
     if body.contains(&b'\n') || body.contains(&b'\r') {
         // The library sends one line; stored bodies are exported as JSON lines.
         return Err("the report must be one line of JSON, as the library sends it".into());
+    }
+    // The library writes every character a terminal must not get raw as a
+    // JSON escape (`log_line::json`): a stored body is safe to show as it is.
+    if let Some(c) = std::str::from_utf8(body)
+        .ok()
+        .and_then(|text| text.chars().find(|&c| log_line::needs_escape(c)))
+    {
+        return Err(format!(
+            "the report holds U+{:04X} unescaped; the library writes it as \\u{:04x}",
+            c as u32, c as u32
+        ));
     }
     let report: Report = serde_json::from_slice(body).map_err(|e| one_line(&e.to_string()))?;
     // serde_json keeps the last of two equal keys in a map; the report's
@@ -132,6 +145,23 @@ mod tests {
     fn the_librarys_own_report_is_accepted() {
         let report = check(&report()).unwrap();
         assert_eq!(report.instance.spark_version, "3.5.7");
+    }
+
+    #[test]
+    fn a_control_character_is_accepted_escaped_and_refused_raw() {
+        let mut v = report();
+        v["hardware"]["os"] = "Linux\u{9b}2J\u{202e}".into();
+        let escaped = tispark_telemetry::log_line::json(&v).unwrap();
+        assert!(escaped.contains(r"Linux\u009b2J\u202e"), "{escaped}");
+        assert_eq!(
+            validate(escaped.as_bytes()).unwrap().hardware.os,
+            "Linux\u{9b}2J\u{202e}"
+        );
+        let raw = serde_json::to_string(&v).unwrap();
+        assert_eq!(
+            validate(raw.as_bytes()).unwrap_err(),
+            r"the report holds U+009B unescaped; the library writes it as \u009b"
+        );
     }
 
     #[test]

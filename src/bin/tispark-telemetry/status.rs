@@ -156,7 +156,9 @@ enum Note {
 
 impl Status {
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("a status always serializes")
+        // Escaped as every line shown to a person is (`log_line`): what clients sent
+        // cannot reach the terminal raw.
+        tispark_telemetry::log_line::json_pretty(self).expect("a status always serializes")
     }
 
     /// The text for a terminal, one fact a line. Each value is escaped as a

@@ -95,6 +95,13 @@ pub fn defused(text: &str) -> String {
     escaped(&text).replace(REPORT_WORDS, DEFUSED_WORDS)
 }
 
+/// Unix seconds as the command-line tool shows them: `2026-11-24T18:31:19Z`.
+#[cfg(feature = "cli")]
+pub fn utc(unix: u64) -> String {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix);
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
 /// `value` as one line of JSON in which no character of [`needs_escape`]
 /// appears raw: serde_json escapes the C0 controls itself, and DEL, C1, the
 /// bidirectional controls and U+2028/U+2029 are written `\u007f`, `\u0085`,
@@ -204,5 +211,15 @@ mod tests {
         );
         let pretty = json_pretty(&serde_json::json!({"k": ["\u{9b}\u{202e}\n"]})).unwrap();
         assert_eq!(pretty, "{\n  \"k\": [\n    \"\\u009b\\u202e\\n\"\n  ]\n}");
+    }
+
+    #[cfg(feature = "cli")]
+    #[test]
+    fn utc_formats_unix_seconds() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(utc(1_795_545_079), "2026-11-24T18:31:19Z");
+        assert_eq!(utc(4_107_542_399), "2100-02-28T23:59:59Z");
+        assert_eq!(utc(4_107_542_400), "2100-03-01T00:00:00Z");
     }
 }

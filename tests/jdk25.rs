@@ -18,30 +18,7 @@ const REPORT_PATH: &str = "/api/v1/tispark/report";
 /// One report from `main`, then a flush; prints what the test reads. (The
 /// API through method handles: `compile_java` compiles without the jar, and
 /// reflection would resolve every method, SparkConf's too.)
-const MAIN_JAVA: &str = r#"
-import java.lang.invoke.MethodHandles;
-import java.lang.invoke.MethodType;
-import java.util.HashMap;
-import java.util.Map;
-
-public final class Jdk25Main {
-    public static void main(String[] args) throws Throwable {
-        Map<String, String> conf = new HashMap<>();
-        conf.put("spark.tispark.telemetry.enable", "true");
-        conf.put("spark.tispark.telemetry.url", args[0]);
-        conf.put("spark.tispark.telemetry.state_dir", args[1]);
-        Class<?> api = Class.forName("com.pingcap.tispark.telemetry.NativeTelemetry");
-        MethodHandles.Lookup lookup = MethodHandles.publicLookup();
-        lookup.findStatic(api, "report", MethodType.methodType(void.class, Map.class))
-                .invoke(conf);
-        boolean flushed = (boolean) lookup
-                .findStatic(api, "flush", MethodType.methodType(boolean.class, long.class))
-                .invoke(15_000L);
-        System.out.println("FLUSHED=" + flushed);
-        System.out.println("JAVA_SPEC=" + System.getProperty("java.specification.version"));
-    }
-}
-"#;
+const MAIN_JAVA: &str = include_str!("java/Jdk25Main.java");
 
 struct Run {
     stdout: String,

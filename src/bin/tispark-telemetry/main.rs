@@ -5,31 +5,27 @@
 //!
 //! - `args`: the command line (clap) and the help texts.
 //! - `conf_io`: the file read bounded, and rewritten without exposing it.
-//! - `spark_defaults`: reading the file as Spark does, and setting one key in it.
 //! - `status`: what is on and why, and the last report from the audit trail.
-//! - `collect` (the server), `intake` (what it accepts), `store` (its SQLite
-//!   database), `fleet` (`fleet` and `export`): a collector of one's own.
 //!
-//! Everything about telemetry itself (the decision, the state directory, the
-//! report) comes from the library, the code the Spark driver runs.
+//! The rest is the library's (feature `cli`, never in the jar's library):
+//! reading `spark-defaults.conf` as Spark does and setting one key in it
+//! (`tispark_telemetry::spark_defaults`), and the collector
+//! (`tispark_telemetry::collector`: the server, what it accepts, its SQLite
+//! store, the fleet's summaries). Everything about telemetry itself (the
+//! decision, the state directory, the report) is the library's too, the code
+//! the Spark driver runs.
 
 mod args;
-mod collect;
 mod conf_io;
-mod fleet;
-mod intake;
-#[cfg(test)]
-mod properties_differential;
-mod spark_defaults;
 mod status;
-mod store;
 
 use args::{Command, Parsed, NAME};
-use spark_defaults::{Change, ConfFile};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use tispark_telemetry::collector::{fleet, server, store};
 use tispark_telemetry::conf::{self, Snapshot, ENABLE_KEY};
+use tispark_telemetry::spark_defaults::{Change, ConfFile};
 use tispark_telemetry::{log_line, pipeline, state};
 
 /// Why the command did not do what was asked; each is one line on stderr.
@@ -93,7 +89,7 @@ fn run(parsed: Parsed) -> Result<(), Failure> {
                 max_size: max_db_size,
                 retain,
             };
-            collect::run(&listen, &db, bounds).map_err(Failure::Failed)?
+            server::run(&listen, &db, bounds).map_err(Failure::Failed)?
         }
         Command::Fleet { db, since, json } => {
             let fleet = fleet::gather(&db, fleet::window_start(since)).map_err(Failure::Failed)?;

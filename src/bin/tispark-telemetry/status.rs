@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use tispark_telemetry::conf::{self, Decision, ENABLE_KEY};
 use tispark_telemetry::sink::Sink;
-use tispark_telemetry::{audit, files, pipeline, state};
+use tispark_telemetry::{audit, files, log_line, pipeline, state};
 
 /// Everything `status` shows; `status --json` prints it as is.
 #[derive(Debug, Serialize)]
@@ -118,7 +118,7 @@ pub fn gather(conf_file: Option<&Path>, exists: bool, values: &BTreeMap<String, 
         reports_recorded: entries.len(),
         last_report: entries.last().map(|e| LastReport {
             time: e.time,
-            time_utc: utc(e.time),
+            time_utc: log_line::utc(e.time),
             destination: e.destination.clone(),
             outcome: e.outcome,
             http_status: e.http_status,
@@ -243,25 +243,5 @@ impl Status {
             );
         }
         out
-    }
-}
-
-/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
-pub fn utc(unix: u64) -> String {
-    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix);
-    humantime::format_rfc3339_seconds(time).to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn utc_formats_unix_seconds() {
-        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(utc(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(utc(1_795_545_079), "2026-11-24T18:31:19Z");
-        assert_eq!(utc(4_107_542_399), "2100-02-28T23:59:59Z");
-        assert_eq!(utc(4_107_542_400), "2100-03-01T00:00:00Z");
     }
 }

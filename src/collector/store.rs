@@ -4,12 +4,12 @@
 //! queued up in one transaction and only then lets the requests answer 200;
 //! `fleet` and `export` read through [`open_read`].
 
+use crate::files;
+use crate::report::unix_now;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags};
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use tispark_telemetry::files;
-use tispark_telemetry::report::unix_now;
 
 /// The schema; `received` is unix seconds, `body` the report as it arrived.
 const SCHEMA: &str = "
@@ -105,7 +105,7 @@ pub fn open_write(path: &Path, bounds: Bounds) -> Result<Database, String> {
     if kept as u64 > max_pages {
         eprintln!(
             "tispark-telemetry: warning: {}",
-            tispark_telemetry::log_line::escaped(&format!(
+            crate::log_line::escaped(&format!(
                 "the database {} is already {} bytes, more than --max-db-size ({} bytes): it \
                  does not grow, and a report that does not fit in its free pages is answered 507",
                 path.display(),
@@ -304,7 +304,7 @@ impl Writer {
                             eprintln!(
                                 "tispark-telemetry: warning: reports older than --retain \
                                  could not be deleted ({})",
-                                tispark_telemetry::log_line::escaped(&e.to_string())
+                                crate::log_line::escaped(&e.to_string())
                             );
                         }
                     }

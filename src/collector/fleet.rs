@@ -4,13 +4,13 @@
 //! CPU cores; `export` writes every stored body as received, one a line.
 //! The `--json` fields are documented in docs/collector.md.
 
-use crate::store;
+use super::store;
+use crate::log_line::escaped;
+use crate::report::Report;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
-use tispark_telemetry::log_line::escaped;
-use tispark_telemetry::report::Report;
 
 pub const READ_ENGINES_KEY: &str = "spark.tispark.isolation_read_engines";
 pub const STREAMING_KEY: &str = "spark.tispark.coprocess.streaming";
@@ -74,7 +74,7 @@ pub fn gather(db: &Path, since: u64) -> Result<Fleet, String> {
         let host = Host {
             row: reports,
             received: row.received,
-            received_utc: crate::status::utc(row.received),
+            received_utc: crate::log_line::utc(row.received),
             reports: earlier + 1,
             spark_version: report.instance.spark_version,
             tispark_version: report.instance.tispark_version,
@@ -109,7 +109,7 @@ pub fn gather(db: &Path, since: u64) -> Result<Fleet, String> {
     };
     Ok(Fleet {
         since,
-        since_utc: crate::status::utc(since),
+        since_utc: crate::log_line::utc(since),
         reports,
         track_ids: hosts.len() as u64,
         spark_version: tally(&|h| h.spark_version.clone().into()),
@@ -167,7 +167,7 @@ impl Fleet {
     pub fn to_json(&self) -> String {
         // Escaped as every line shown to a person is (`log_line`): what clients sent
         // cannot reach the terminal raw.
-        tispark_telemetry::log_line::json_pretty(self).expect("a fleet always serializes")
+        crate::log_line::json_pretty(self).expect("a fleet always serializes")
     }
 
     /// The table for a terminal.
@@ -267,7 +267,7 @@ pub enum ExportError {
 pub fn window_start(since: Option<std::time::Duration>) -> u64 {
     match since {
         None => 0,
-        Some(d) => tispark_telemetry::report::unix_now().saturating_sub(d.as_secs()),
+        Some(d) => crate::report::unix_now().saturating_sub(d.as_secs()),
     }
 }
 

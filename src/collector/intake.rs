@@ -4,13 +4,13 @@
 //! another type is refused) and [`REPORTED_KEYS`] for the configuration block
 //! (exactly those 14 keys, each of its type).
 
-use tispark_telemetry::conf::{ReportedType, MAX_STRING_VALUE_CHARS, REPORTED_KEYS};
-use tispark_telemetry::log_line;
-use tispark_telemetry::report::Report;
+use crate::conf::{ReportedType, MAX_STRING_VALUE_CHARS, REPORTED_KEYS};
+use crate::log_line;
+use crate::report::Report;
 
 /// Largest body accepted; a report is about 1 KiB, and the largest the
 /// library can build is below this (`report::MAX_BODY_BYTES`, tested there).
-pub const MAX_BODY: usize = tispark_telemetry::report::MAX_BODY_BYTES;
+pub const MAX_BODY: usize = crate::report::MAX_BODY_BYTES;
 
 /// The report in `body`, or why it is refused (one line).
 pub fn validate(body: &[u8]) -> Result<Report, String> {
@@ -109,9 +109,9 @@ fn one_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conf::Snapshot;
+    use crate::report::{Cpu, Facts, Hardware};
     use std::collections::HashMap;
-    use tispark_telemetry::conf::Snapshot;
-    use tispark_telemetry::report::{Cpu, Facts, Hardware};
 
     fn report() -> serde_json::Value {
         let mut conf: HashMap<String, String> = HashMap::new();
@@ -151,7 +151,7 @@ mod tests {
     fn a_control_character_is_accepted_escaped_and_refused_raw() {
         let mut v = report();
         v["hardware"]["os"] = "Linux\u{9b}2J\u{202e}".into();
-        let escaped = tispark_telemetry::log_line::json(&v).unwrap();
+        let escaped = crate::log_line::json(&v).unwrap();
         assert!(escaped.contains(r"Linux\u009b2J\u202e"), "{escaped}");
         assert_eq!(
             validate(escaped.as_bytes()).unwrap().hardware.os,

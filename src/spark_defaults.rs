@@ -116,7 +116,7 @@ impl ConfFile {
 
     /// [`ConfFile::parse`]; `java8`: also refuse what Java 8 reads otherwise
     /// than Java 9 and later (false: as Java 9 and later alone read it).
-    pub(crate) fn parse_for(bytes: &[u8], java8: bool) -> Result<ConfFile, Refusal> {
+    pub fn parse_for(bytes: &[u8], java8: bool) -> Result<ConfFile, Refusal> {
         let text = std::str::from_utf8(bytes).map_err(|e| Refusal::NotUtf8 {
             line: 1 + bytes[..e.valid_up_to()]
                 .iter()

@@ -1,7 +1,7 @@
 //! `collect`: the receiving end. An HTTP/1.1 server (hyper, on one
 //! current-thread tokio runtime) that takes `POST /api/v1/tispark/report`,
-//! checks the body against the library's schema ([`crate::intake`]) and stores
-//! it ([`crate::store`]) before answering 200.
+//! checks the body against the library's schema ([`super::intake`]) and stores
+//! it ([`super::store`]) before answering 200.
 //!
 //! The network is not trusted, so every resource is bounded, and what is
 //! bounded is what stalls, not what arrives: every connection is accepted at
@@ -19,8 +19,8 @@
 //! 503. Ctrl-C or SIGTERM stops accepting, lets the requests in flight finish
 //! (for at most [`DRAIN`]), commits and closes the database.
 
-use crate::intake;
-use crate::store::{self, Job, Writer};
+use super::intake;
+use super::store::{self, Job, Writer};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
@@ -396,7 +396,7 @@ async fn receive(
     let report = intake::validate(&body).map_err(|why| (StatusCode::BAD_REQUEST, why))?;
     let (done, stored) = oneshot::channel();
     let job = Job {
-        received: tispark_telemetry::report::unix_now(),
+        received: crate::report::unix_now(),
         track_id: report.track_id,
         body: body.to_vec(),
         done,

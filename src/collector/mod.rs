@@ -1,0 +1,16 @@
+//! The collector: the receiving end of the reports, for a team that runs its
+//! own (`tispark-telemetry collect`, `fleet`, `export`; feature `cli`, never
+//! in the jar's library). docs/collector.md says what it answers, its limits
+//! and how it is protected.
+//!
+//! - [`server`]: the HTTP server (`collect`): every connection taken, what
+//!   stalls bounded, each report stored before it is answered.
+//! - [`intake`]: what it accepts: one report of exactly the library's schema.
+//! - [`store`]: its SQLite database: checked like the library's state, bounded
+//!   in size, one writer thread committing in batches.
+//! - [`fleet`]: the summaries (`fleet`, `fleet --json`) and `export`.
+
+pub mod fleet;
+pub mod intake;
+pub mod server;
+pub mod store;

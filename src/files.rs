@@ -184,8 +184,7 @@ pub fn existing_private_dir(dir: &Path) -> Result<bool, String> {
 
 #[cfg(unix)]
 pub fn effective_uid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
+    rustix::process::geteuid().as_raw()
 }
 
 /// Writes `bytes` as `dir/name`, 0600 from the first byte, complete or not at

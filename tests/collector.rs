@@ -13,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::names_in;
 use support::spark::{spark_home_version, spark_submit};
 use tispark_telemetry::report::Report;
 
@@ -760,7 +761,7 @@ fn a_full_disk_is_answered_507_and_nothing_stored_is_lost() {
         format!("{}\n", accepted.join("\n"))
     );
     // Nothing of it outside the namespace.
-    assert_eq!(names(&dir), Vec::<String>::new());
+    assert_eq!(names_in(&dir), Vec::<String>::new());
 }
 
 /// Reports that arrive together are committed together; when they do not all
@@ -838,16 +839,6 @@ fn collect_refused(db: &Path, options: &[&str]) -> (Option<i32>, String) {
     (child.wait().unwrap().code(), stderr)
 }
 
-/// The names in `dir`, sorted.
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::MetadataExt;
     std::fs::symlink_metadata(path).unwrap().mode() & 0o7777
@@ -883,7 +874,7 @@ fn a_database_another_user_owns_or_may_write_is_refused_and_left_alone() {
             )
         )
     );
-    assert_eq!(names(&sticky), ["reports.db"]);
+    assert_eq!(names_in(&sticky), ["reports.db"]);
     assert_eq!(std::fs::metadata(&planted).unwrap().uid(), 65534);
     assert_eq!(std::fs::metadata(&planted).unwrap().len(), 0);
 
@@ -905,7 +896,7 @@ fn a_database_another_user_owns_or_may_write_is_refused_and_left_alone() {
             )
         )
     );
-    assert_eq!(names(&ours), ["reports.db"]);
+    assert_eq!(names_in(&ours), ["reports.db"]);
 
     // This user's file, that others may write.
     chown(&theirs, Some(0), Some(0)).unwrap();
@@ -923,7 +914,7 @@ fn a_database_another_user_owns_or_may_write_is_refused_and_left_alone() {
         )
     );
     assert_eq!(mode(&theirs), 0o666);
-    assert_eq!(names(&ours), ["reports.db"]);
+    assert_eq!(names_in(&ours), ["reports.db"]);
 
     // This user's directory, that its group may write.
     set_mode(&theirs, 0o600);
@@ -941,7 +932,7 @@ fn a_database_another_user_owns_or_may_write_is_refused_and_left_alone() {
         )
     );
     assert_eq!(mode(&ours), 0o775);
-    assert_eq!(names(&ours), ["reports.db"]);
+    assert_eq!(names_in(&ours), ["reports.db"]);
 }
 
 /// Nothing is created or opened through a symbolic link: not the database
@@ -969,8 +960,8 @@ fn a_database_is_never_created_or_opened_through_a_link() {
     // A dangling link: its target is not created.
     std::os::unix::fs::symlink(elsewhere.join("target.db"), &db).unwrap();
     assert_eq!(collect_refused(&db, &[]), link_refused(&db));
-    assert_eq!(names(&elsewhere), Vec::<String>::new());
-    assert_eq!(names(&dir), ["reports.db"]);
+    assert_eq!(names_in(&elsewhere), Vec::<String>::new());
+    assert_eq!(names_in(&dir), ["reports.db"]);
 
     // A link to a database: refused too, the database untouched.
     let real = Server::start_on(elsewhere.join("real.db"));
@@ -982,7 +973,7 @@ fn a_database_is_never_created_or_opened_through_a_link() {
     std::os::unix::fs::symlink(elsewhere.join("real.db"), &db).unwrap();
     assert_eq!(collect_refused(&db, &[]), link_refused(&db));
     assert_eq!(std::fs::read(elsewhere.join("real.db")).unwrap(), before);
-    assert_eq!(names(&elsewhere), ["real.db"]);
+    assert_eq!(names_in(&elsewhere), ["real.db"]);
 
     // A `-wal` link beside a new database: refused before SQLite follows
     // it, and before the database is created.
@@ -990,8 +981,8 @@ fn a_database_is_never_created_or_opened_through_a_link() {
     let wal = dir.join("reports.db-wal");
     std::os::unix::fs::symlink(elsewhere.join("wal"), &wal).unwrap();
     assert_eq!(collect_refused(&db, &[]), link_refused(&wal));
-    assert_eq!(names(&elsewhere), ["real.db"]);
-    assert_eq!(names(&dir), ["reports.db-wal"]);
+    assert_eq!(names_in(&elsewhere), ["real.db"]);
+    assert_eq!(names_in(&dir), ["reports.db-wal"]);
 }
 
 /// Whatever the umask: a missing directory is created 0700, the database
@@ -1016,10 +1007,10 @@ fn a_new_database_and_its_directory_are_private_whatever_the_umask() {
     assert_eq!(mode(&root.join("a")), 0o700);
     assert_eq!(mode(&dir), 0o700);
     assert_eq!(
-        names(&dir),
+        names_in(&dir),
         ["reports.db", "reports.db-shm", "reports.db-wal"]
     );
-    for name in names(&dir) {
+    for name in names_in(&dir) {
         assert_eq!(mode(&dir.join(&name)), 0o600, "{name}");
     }
     server.stop();
@@ -1250,7 +1241,7 @@ fn export_of_a_missing_database_or_a_fifo_fails_at_once_and_creates_nothing() {
             db.display()
         )
     );
-    assert_eq!(names(&dir), Vec::<String>::new());
+    assert_eq!(names_in(&dir), Vec::<String>::new());
 
     // A FIFO, which SQLite's open would wait on for a writer: refused at once.
     let fifo = dir.join("fifo.db");

@@ -110,6 +110,16 @@ fn nanos() -> u128 {
         .as_nanos()
 }
 
+/// The names in `dir`, sorted.
+pub fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 /// The JSON after `Telemetry report: ` on each matching log line.
 pub fn logged_reports(log: &str) -> Vec<String> {
     log.lines()

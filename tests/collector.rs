@@ -9,140 +9,14 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::collector_process::{collect_command, head, post, read_response, Server, BIN, PATH};
 use support::names_in;
 use support::spark::{spark_home_version, spark_submit};
 use tispark_telemetry::report::Report;
-
-const BIN: &str = env!("CARGO_BIN_EXE_tispark-telemetry");
-const PATH: &str = "/api/v1/tispark/report";
-
-/// The collector as a child process; killed when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-    db: PathBuf,
-    stdout: BufReader<std::process::ChildStdout>,
-}
-
-impl Server {
-    fn start(name: &str) -> Server {
-        Server::start_on(support::temp_dir(&format!("collector-{name}")).join("reports.db"))
-    }
-
-    fn start_on(db: PathBuf) -> Server {
-        Server::start_with(db, &[])
-    }
-
-    /// With these options after `--db PATH`.
-    fn start_with(db: PathBuf, options: &[&str]) -> Server {
-        Server::spawn(collect_command(&db, options), db)
-    }
-
-    fn spawn(mut command: Command, db: PathBuf) -> Server {
-        let mut child = command
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("run tispark-telemetry collect");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        stdout.read_line(&mut first).unwrap();
-        let expected_end = format!("{PATH} into {}; Ctrl-C or SIGTERM stops\n", db.display());
-        assert!(
-            first.starts_with("collecting reports at http://127.0.0.1:")
-                && first.ends_with(&expected_end),
-            "{first:?}"
-        );
-        let port = first["collecting reports at http://127.0.0.1:".len()..]
-            .split('/')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
-        Server {
-            child,
-            port,
-            db,
-            stdout,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}{PATH}", self.port)
-    }
-
-    fn post(&self, body: &[u8]) -> (u16, String) {
-        post(self.port, body).unwrap_or_else(|e| panic!("POST failed: {e}"))
-    }
-
-    fn connect(&self) -> TcpStream {
-        let stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        // Far beyond the server's own deadlines: only a broken server hits it.
-        stream
-            .set_read_timeout(Some(Duration::from_secs(60)))
-            .unwrap();
-        stream
-    }
-}
-
-/// `tispark-telemetry collect` on a free port of loopback.
-fn collect_command(db: &Path, options: &[&str]) -> Command {
-    let mut command = Command::new(BIN);
-    command
-        .args(["collect", "--listen", "127.0.0.1:0", "--db"])
-        .arg(db)
-        .args(options);
-    command
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn head(length: usize) -> String {
-    format!(
-        "POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
-         Content-Length: {length}\r\nConnection: close\r\n\r\n"
-    )
-}
-
-/// One POST on a fresh connection: the status code and the response body.
-fn post(port: u16, body: &[u8]) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let mut request = head(body.len()).into_bytes();
-    request.extend_from_slice(body);
-    stream.write_all(&request)?;
-    read_response(&mut stream)
-}
-
-fn read_response(stream: &mut TcpStream) -> std::io::Result<(u16, String)> {
-    let mut response = Vec::new();
-    // A server that answers before reading the whole body (413) closes with
-    // bytes unread, so a reset may follow its answer: the answer counts.
-    let read = stream.read_to_end(&mut response);
-    match (parse_response(&response), read) {
-        (Some(answer), _) => Ok(answer),
-        (None, Err(e)) => Err(e),
-        (None, Ok(_)) => Err(std::io::Error::other(format!(
-            "not an HTTP response: {:?}",
-            String::from_utf8_lossy(&response)
-        ))),
-    }
-}
-
-fn parse_response(response: &[u8]) -> Option<(u16, String)> {
-    let text = String::from_utf8_lossy(response);
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let status = head.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()?;
-    Some((status, body.to_string()))
-}
 
 /// A report built by the library, for host `n`, with these settings.
 fn report(n: usize, engines: &str, streaming: bool) -> String {
@@ -596,15 +470,6 @@ fn sigterm_lets_the_request_in_flight_finish_then_stops() {
 }
 
 // ---- the database: its bound, its retention, its path ----
-
-impl Server {
-    /// SIGTERM, and the collector's clean exit.
-    fn stop(mut self) {
-        let pid = self.child.id() as libc::pid_t;
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-        assert_eq!(self.child.wait().unwrap().code(), Some(0));
-    }
-}
 
 /// A report of about 61 KiB (its OS name long), as one client sent them by
 /// the thousand: within the 64 KiB a body may have.

@@ -5,6 +5,9 @@
 #![allow(dead_code)]
 
 pub mod collector;
+// The `collect` command is the CLI's (and uses its tokio).
+#[cfg(feature = "cli")]
+pub mod collector_process;
 pub mod fake_report;
 pub mod jvm;
 pub mod logs;

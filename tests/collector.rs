@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -677,6 +677,20 @@ fn reports_older_than_retain_are_deleted() {
     assert_eq!(export(&db), format!("{new}\n"));
 }
 
+/// Waits for `child` to exit; after 10 s kills it and fails the test with
+/// `otherwise`.
+fn exits_within_10_s(child: &mut Child, otherwise: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{otherwise}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// `collect` with these options, expected to refuse to start: its exit code
 /// and stderr (killed after 10 s if it runs instead, and the test fails).
 fn collect_refused(db: &Path, options: &[&str]) -> (Option<i32>, String) {
@@ -685,15 +699,10 @@ fn collect_refused(db: &Path, options: &[&str]) -> (Option<i32>, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while child.try_wait().unwrap().is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("collect --db {db:?} started instead of refusing");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    exits_within_10_s(
+        &mut child,
+        &format!("collect --db {db:?} started instead of refusing"),
+    );
     let mut stderr = String::new();
     child
         .stderr
@@ -1110,15 +1119,10 @@ fn export_of_a_missing_database_or_a_fifo_fails_at_once_and_creates_nothing() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while child.try_wait().unwrap().is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("export --db {fifo:?} waits on the FIFO");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    exits_within_10_s(
+        &mut child,
+        &format!("export --db {fifo:?} waits on the FIFO"),
+    );
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(

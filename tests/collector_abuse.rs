@@ -11,80 +11,25 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Ipv4Addr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
+use support::collector_process::{
+    collect_command, connect_from, head, post_from, read_response, Server, PATH,
+};
 use tispark_telemetry::sink::{CONNECT_TIMEOUT, TOTAL_TIMEOUT};
 
-const BIN: &str = env!("CARGO_BIN_EXE_tispark-telemetry");
-const PATH: &str = "/api/v1/tispark/report";
 /// The collector's documented deadline for the whole request, from connect.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
 /// What a test allows beyond a documented deadline, on a loaded machine.
 const MARGIN: Duration = Duration::from_secs(3);
 
-/// The collector as a child process, listening on 127.0.0.1; killed when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-    db: PathBuf,
-}
-
-impl Server {
-    fn start(name: &str) -> Server {
-        Server::start_with(name, |_| {})
-    }
-
-    fn start_with(name: &str, setup: impl FnOnce(&mut Command)) -> Server {
-        raise_fd_limit();
-        let db = support::temp_dir(&format!("abuse-{name}")).join("reports.db");
-        let mut command = Command::new(BIN);
-        command
-            .args(["collect", "--listen", "127.0.0.1:0", "--db"])
-            .arg(&db)
-            .stdout(Stdio::piped());
-        setup(&mut command);
-        let mut child = command.spawn().expect("run tispark-telemetry collect");
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let prefix = "collecting reports at http://127.0.0.1:";
-        assert!(first.starts_with(prefix), "{first:?}");
-        let port = first[prefix.len()..]
-            .split('/')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
-        Server { child, port, db }
-    }
-
-    /// Every stored body, oldest first.
-    fn exported(&self) -> Vec<String> {
-        let out = Command::new(BIN)
-            .args(["export", "--db"])
-            .arg(&self.db)
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The collector, this test's limit on open files raised first.
+fn start(name: &str) -> Server {
+    raise_fd_limit();
+    Server::start(name)
 }
 
 /// The test holds a thousand sockets and more: its soft limit on open files
@@ -103,69 +48,6 @@ fn raise_fd_limit() {
         limit.rlim_max >= 4096,
         "hard limit on open files: {limit:?}"
     );
-}
-
-thread_local! {
-    static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-}
-
-/// A connection to the collector from `source` (a loopback address), made
-/// within `deadline` as a driver's is.
-fn connect_from(source: Ipv4Addr, port: u16, deadline: Duration) -> std::io::Result<TcpStream> {
-    RUNTIME.with(|rt| {
-        rt.block_on(async {
-            let socket = tokio::net::TcpSocket::new_v4()?;
-            socket.bind(SocketAddr::from((source, 0)))?;
-            let to = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-            let stream = tokio::time::timeout(deadline, socket.connect(to))
-                .await
-                .map_err(|_| std::io::Error::new(ErrorKind::TimedOut, "connect deadline"))??;
-            let stream = stream.into_std()?;
-            stream.set_nonblocking(false)?;
-            Ok(stream)
-        })
-    })
-}
-
-fn head(length: usize) -> String {
-    format!(
-        "POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
-         Content-Length: {length}\r\nConnection: close\r\n\r\n"
-    )
-}
-
-/// What a driver does: connect within 2 s, have the answer within 5 s of
-/// starting. The status and the body of the answer.
-fn post_from(source: Ipv4Addr, port: u16, body: &[u8]) -> std::io::Result<(u16, String)> {
-    let start = Instant::now();
-    let mut stream = connect_from(source, port, CONNECT_TIMEOUT)?;
-    let left = TOTAL_TIMEOUT
-        .checked_sub(start.elapsed())
-        .ok_or(ErrorKind::TimedOut)?;
-    stream.set_read_timeout(Some(left))?;
-    stream.set_write_timeout(Some(left))?;
-    let mut request = head(body.len()).into_bytes();
-    request.extend_from_slice(body);
-    stream.write_all(&request)?;
-    read_response(&mut stream)
-}
-
-fn read_response(stream: &mut TcpStream) -> std::io::Result<(u16, String)> {
-    let mut response = Vec::new();
-    let read = stream.read_to_end(&mut response);
-    let text = String::from_utf8_lossy(&response);
-    let parsed = text.split_once("\r\n\r\n").and_then(|(head, body)| {
-        let status = head.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()?;
-        Some((status, body.to_string()))
-    });
-    match (parsed, read) {
-        (Some(answer), _) => Ok(answer),
-        (None, Err(e)) => Err(e),
-        (None, Ok(_)) => Err(std::io::Error::other(format!("not an answer: {text:?}"))),
-    }
 }
 
 fn report(n: usize) -> String {
@@ -298,7 +180,7 @@ fn twenty_drivers(server: &Server, source: Ipv4Addr, first: usize) -> Vec<String
 
 #[test]
 fn while_one_address_holds_1000_stalled_connections_drivers_from_another_are_stored() {
-    let server = Server::start("one-address");
+    let server = start("one-address");
     let attacker = Attacker::start(server.port, vec![ip(2)], 1000);
     let sent = twenty_drivers(&server, ip(3), 0);
     drop(attacker);
@@ -308,7 +190,7 @@ fn while_one_address_holds_1000_stalled_connections_drivers_from_another_are_sto
 
 #[test]
 fn while_ten_addresses_hold_1000_stalled_connections_drivers_from_another_are_stored() {
-    let server = Server::start("ten-addresses");
+    let server = start("ten-addresses");
     let attacker = Attacker::start(server.port, (10..20).map(ip).collect(), 1000);
     let sent = twenty_drivers(&server, ip(3), 0);
     drop(attacker);
@@ -317,7 +199,7 @@ fn while_ten_addresses_hold_1000_stalled_connections_drivers_from_another_are_st
 
 #[test]
 fn a_burst_of_50_drivers_behind_one_address_is_stored_whole_while_another_stalls_1000() {
-    let server = Server::start("nat-burst");
+    let server = start("nat-burst");
     let attacker = Attacker::start(server.port, vec![ip(2)], 1000);
     let port = server.port;
     let start = Arc::new(Barrier::new(50));
@@ -349,7 +231,7 @@ fn a_burst_of_50_drivers_behind_one_address_is_stored_whole_while_another_stalls
 
 #[test]
 fn a_65th_request_being_received_from_one_address_cuts_that_addresss_oldest() {
-    let server = Server::start("per-address");
+    let server = start("per-address");
     let mut held: Vec<TcpStream> = (0..64)
         .map(|_| stall(ip(2), server.port).unwrap())
         .collect();
@@ -369,7 +251,7 @@ fn a_65th_request_being_received_from_one_address_cuts_that_addresss_oldest() {
 
 #[test]
 fn with_256_requests_being_received_a_newcomer_cuts_the_oldest_of_the_address_with_most() {
-    let server = Server::start("global");
+    let server = start("global");
     // 64 from each of four addresses (each at its own bound), and 40 more
     // from a fifth: the collector is full.
     let held: Vec<Vec<TcpStream>> = [10, 11, 12, 13]
@@ -432,7 +314,7 @@ fn dribble(stream: &TcpStream, bytes: Vec<u8>, every: Duration) -> std::thread::
 
 #[test]
 fn a_request_not_in_whole_5_s_after_connecting_is_cut_without_an_answer() {
-    let server = Server::start("deadline");
+    let server = start("deadline");
     let endless_head = format!("POST {PATH} HTTP/1.1\r\nX-Pad: {}", "a".repeat(1000));
     let body = report(7);
     let endless_body = format!("{}{}", head(body.len()), body);
@@ -492,7 +374,7 @@ fn a_request_not_in_whole_5_s_after_connecting_is_cut_without_an_answer() {
 
 #[test]
 fn a_head_over_16_kib_is_answered_431_and_one_under_is_served() {
-    let server = Server::start("head");
+    let server = start("head");
     let body = report(9);
     let with_header = |pad: usize| {
         let head = head(body.len()).replace(
@@ -519,7 +401,7 @@ fn a_head_over_16_kib_is_answered_431_and_one_under_is_served() {
 
 #[test]
 fn a_full_write_queue_is_answered_503_and_what_was_queued_is_stored() {
-    let server = Server::start("queue");
+    let server = start("queue");
     // Another process holds the database's write lock: the collector's writer
     // waits (up to its 5 s busy timeout) and the requests queue up behind.
     let lock = rusqlite::Connection::open(&server.db).unwrap();
@@ -577,7 +459,10 @@ fn a_full_write_queue_is_answered_503_and_what_was_queued_is_stored() {
 
 #[test]
 fn the_collector_raises_its_limit_on_open_files_to_the_hard_limit() {
-    let server = Server::start_with("nofile", |command| {
+    raise_fd_limit();
+    let db = support::temp_dir("collector-nofile").join("reports.db");
+    let mut command = collect_command(&db, &[]);
+    {
         use std::os::unix::process::CommandExt;
         unsafe {
             command.pre_exec(|| {
@@ -591,7 +476,8 @@ fn the_collector_raises_its_limit_on_open_files_to_the_hard_limit() {
                 Ok(())
             });
         }
-    });
+    }
+    let server = Server::spawn(command, db);
     let mut ours = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

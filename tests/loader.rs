@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use support::collector::{Behaviour, Collector};
 use support::jvm::{self, ChildRun};
+use support::names_in;
 
 const REPORT_PATH: &str = "/api/v1/tispark/report";
 const ENABLE: &str = "spark.tispark.telemetry.enable";
@@ -46,16 +47,6 @@ fn ran_as_child() -> bool {
         return true;
     }
     false
-}
-
-/// The names in `dir`, sorted.
-fn names_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 fn chmod(path: &Path, mode: u32) {

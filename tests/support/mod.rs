@@ -5,6 +5,9 @@
 #![allow(dead_code)]
 
 pub mod collector;
+// The `collect` command is the CLI's (and uses its tokio).
+#[cfg(feature = "cli")]
+pub mod collector_process;
 pub mod fake_report;
 pub mod jvm;
 pub mod logs;
@@ -108,6 +111,16 @@ fn nanos() -> u128 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos()
+}
+
+/// The names in `dir`, sorted.
+pub fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
 }
 
 /// The JSON after `Telemetry report: ` on each matching log line.

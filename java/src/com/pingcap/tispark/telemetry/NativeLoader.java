@@ -11,28 +11,19 @@ import java.nio.channels.FileChannel;
 import java.nio.channels.SeekableByteChannel;
 import java.nio.channels.WritableByteChannel;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.DirectoryStream;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
-import java.nio.file.OpenOption;
 import java.nio.file.Path;
 import java.nio.file.Paths;
-import java.nio.file.SecureDirectoryStream;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
-import java.nio.file.attribute.BasicFileAttributes;
-import java.nio.file.attribute.FileTime;
 import java.nio.file.attribute.FileAttribute;
-import java.nio.file.attribute.PosixFileAttributeView;
-import java.nio.file.attribute.PosixFileAttributes;
-import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.nio.file.attribute.UserPrincipal;
 import java.util.ArrayList;
 import java.util.EnumSet;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -63,7 +54,7 @@ import java.util.zip.ZipException;
  * (whatever the umask) and written through the handle that created it; after {@code System.load}
  * both are deleted. A JVM killed in between leaves its directory behind: once its report is out,
  * each load sweeps this user's directories of processes that are gone, those only that it can
- * prove are such copies (see {@link #sweepStaleCopies}); anything else is left alone, whatever its
+ * prove are such copies (see {@link Upkeep#sweepStaleCopies}); anything else is left alone, whatever its
  * name. On Java 24 and later, the driver needs {@code --enable-native-access=ALL-UNNAMED} (see
  * {@link #isNativeAccessRefused}).
  */
@@ -74,16 +65,6 @@ final class NativeLoader {
     static final String LIBRARY = Names.LIBRARY;
     /** Each copy's directory is {@code COPY_PREFIX + pid + "-" + 16 random hex digits}. */
     static final String COPY_PREFIX = "tispark-telemetry-";
-    /**
-     * On Linux, a copy of a process that is gone is swept once it is this old: a JVM of another
-     * pid namespace sharing the directory (a container) may be extracting under a pid that does
-     * not exist here, for the few milliseconds extraction takes.
-     */
-    static final long SWEEP_DEAD_PID_AFTER_MILLIS = 60_000L;
-    /** Without /proc, whether a pid is alive is not known: a copy is swept after an hour. */
-    static final long SWEEP_WITHOUT_PROC_AFTER_MILLIS = 3_600_000L;
-    /** The most entries one sweep, or one tending of the cache, looks at. */
-    static final int SWEEP_MAX_CANDIDATES = 1000;
     /** This user's cache of the library is {@code CACHE_PREFIX + uid} in the temporary directory. */
     static final String CACHE_PREFIX = "tispark-telemetry-cache-";
     /**
@@ -95,13 +76,9 @@ final class NativeLoader {
     static final String LIBRARY_DIGESTS = "";
     /** A copy being written into the cache: {@code .<name>.<pid>-<n>.part}. */
     static final String PART_SUFFIX = ".part";
-    /** A cached library no JVM has loaded for this long is deleted (other builds' copies). */
-    static final long CACHE_KEEP_MILLIS = 7L * 24 * 3_600_000L;
-    /** A {@code .part} file this old is a copy whose JVM died while writing it. */
-    static final long PART_KEEP_MILLIS = 3_600_000L;
     private static final int S_IFMT = 0170000;
     private static final int S_IFDIR = 0040000;
-    private static final int S_IFREG = 0100000;
+    static final int S_IFREG = 0100000;
 
     private static Boolean loaded;
     /** Where loading took its time, for the DEBUG timings (nanoseconds; guarded by the class). */
@@ -475,7 +452,7 @@ final class NativeLoader {
     }
 
     /** The well-formed lines of {@link #LIBRARY_DIGESTS}: {@code {library, sha256, size}} each. */
-    private static List<String[]> libraryDigests() {
+    static List<String[]> libraryDigests() {
         List<String[]> libraries = new ArrayList<>();
         for (String line : LIBRARY_DIGESTS.split("\n")) {
             String[] fields = line.split(" ");
@@ -549,7 +526,7 @@ final class NativeLoader {
     }
 
     /** Why {@code path} is not a private entry of this user of type {@code type}; null when it is. */
-    private static String notPrivate(Path path, Object uid, int type) throws IOException {
+    static String notPrivate(Path path, Object uid, int type) throws IOException {
         return notPrivate(path, uid, type, attributes(path));
     }
 
@@ -616,7 +593,7 @@ final class NativeLoader {
         }
     }
 
-    private static String hex(byte[] bytes) {
+    static String hex(byte[] bytes) {
         StringBuilder s = new StringBuilder(bytes.length * 2);
         for (byte b : bytes) {
             s.append(Character.forDigit((b >> 4) & 0xf, 16)).append(Character.forDigit(b & 0xf, 16));
@@ -683,7 +660,7 @@ final class NativeLoader {
         }
     }
 
-    private static final String ZEROS = "0000000000000000";
+    static final String ZEROS = "0000000000000000";
 
     private static FileAttribute<?> ownerOnly(String permissions) {
         return PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString(permissions));
@@ -764,7 +741,7 @@ final class NativeLoader {
         return !s.isEmpty() && s.length() <= 18 && allDigits(s);
     }
 
-    private static boolean isPid(String s) {
+    static boolean isPid(String s) {
         return !s.isEmpty() && s.length() <= 10 && allDigits(s);
     }
 
@@ -792,8 +769,19 @@ final class NativeLoader {
         return isPid(pid) && random.length() == ZEROS.length() && isHex(random) ? pid : null;
     }
 
+    /** Lowercase hex digits only (true for the empty string). */
+    static boolean isHex(String s) {
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if ((c < '0' || c > '9') && (c < 'a' || c > 'f')) {
+                return false;
+            }
+        }
+        return true;
+    }
+
     /**
-     * Sweeps the temporary directory of this class loader's copy (see {@link #sweepStaleCopies}),
+     * Sweeps the temporary directory of this class loader's copy (see {@link Upkeep#sweepStaleCopies}),
      * once, after the sender's work: off the way to the wire. Nothing when no copy was made.
      */
     static void sweepAfterReport() {
@@ -813,232 +801,13 @@ final class NativeLoader {
                 tmpdir = null; // no owner to tell this user's copies by: nothing is swept
             }
         }
+        // In a class of its own, loaded only now: off the way to the wire.
         if (tmpdir != null) {
-            sweepStaleCopies(tmpdir, owner);
+            Upkeep.sweepStaleCopies(tmpdir, owner);
         }
         if (cached != null) {
-            tendCache(cached);
+            Upkeep.tendCache(cached);
         }
-    }
-
-    /**
-     * After the report: marks this build's copy as used now, and deletes from the cache what no
-     * JVM needs, and only entries of the exact forms this class writes there, each a regular file
-     * (not a link) of the cached copy's owner, closed to others: other builds' copies,
-     * {@code libtispark_telemetry-<16 hex digits>.so}, unused for {@link #CACHE_KEEP_MILLIS}, and
-     * half-written copies, {@code .libtispark_telemetry-<16 hex digits>.so.<pid>-<hex>.part},
-     * older than {@link #PART_KEEP_MILLIS} (a JVM died writing them). Anything else there is left
-     * alone. The directory is this user's alone (checked before loading). At most
-     * {@link #SWEEP_MAX_CANDIDATES} entries are looked at. Best effort.
-     */
-    static void tendCache(Path cached) {
-        try {
-            long now = System.currentTimeMillis();
-            Files.setLastModifiedTime(cached, FileTime.fromMillis(now));
-            Object owner = Files.getAttribute(cached, "unix:uid", LinkOption.NOFOLLOW_LINKS);
-            int seen = 0;
-            try (DirectoryStream<Path> entries = Files.newDirectoryStream(cached.getParent())) {
-                for (Path entry : entries) {
-                    if (++seen > SWEEP_MAX_CANDIDATES) {
-                        break;
-                    }
-                    String n = entry.getFileName().toString();
-                    long keep = isPartName(n) ? PART_KEEP_MILLIS
-                            : isCachedName(n) && !entry.equals(cached) ? CACHE_KEEP_MILLIS : -1;
-                    try {
-                        if (keep >= 0 && now - Files.getLastModifiedTime(entry,
-                                LinkOption.NOFOLLOW_LINKS).toMillis() > keep
-                                && notPrivate(entry, owner, S_IFREG) == null) {
-                            Files.deleteIfExists(entry);
-                        }
-                    } catch (IOException | RuntimeException ignored) {
-                        // another JVM tended it first
-                    }
-                }
-            }
-        } catch (Throwable ignored) {
-            // tending is a courtesy
-        }
-    }
-
-    /** A cached copy's name, {@code libtispark_telemetry-<16 hex digits>.so} (see loadCached). */
-    static boolean isCachedName(String n) {
-        String name = System.mapLibraryName(LIBRARY);
-        int dot = name.lastIndexOf('.');
-        String stem = name.substring(0, dot) + "-";
-        String ext = name.substring(dot);
-        return n.length() == stem.length() + ZEROS.length() + ext.length() && n.startsWith(stem)
-                && n.endsWith(ext) && isHex(n.substring(stem.length(), n.length() - ext.length()));
-    }
-
-    /** A half-written copy's name, {@code .<cached copy's name>.<pid>-<hex>.part} (see fill). */
-    static boolean isPartName(String n) {
-        if (!n.startsWith(".") || !n.endsWith(PART_SUFFIX)) {
-            return false;
-        }
-        String middle = n.substring(1, n.length() - PART_SUFFIX.length());
-        int dot = middle.lastIndexOf('.');
-        int dash = middle.lastIndexOf('-');
-        if (dot < 0 || dash < dot) {
-            return false;
-        }
-        String nanos = middle.substring(dash + 1);
-        return isCachedName(middle.substring(0, dot)) && isPid(middle.substring(dot + 1, dash))
-                && !nanos.isEmpty() && nanos.length() <= ZEROS.length() && isHex(nanos);
-    }
-
-    /** Lowercase hex digits only (true for the empty string). */
-    private static boolean isHex(String s) {
-        for (int i = 0; i < s.length(); i++) {
-            char c = s.charAt(i);
-            if ((c < '0' || c > '9') && (c < 'a' || c > 'f')) {
-                return false;
-            }
-        }
-        return true;
-    }
-
-    /**
-     * Deletes the copies earlier JVMs of this user left in {@code tmpdir} (killed between
-     * extracting and deleting their copy), and only what it can prove is one: a directory named
-     * exactly {@code tispark-telemetry-<pid>-<16 hex digits>} (never a link), owned by {@code me}
-     * (the owner of this JVM's own copy or cache) and closed to others, whose process is gone (on
-     * Linux, no {@code /proc/<pid>}, and older than a minute; without /proc, older than an hour),
-     * holding one entry only: the library's file name, a regular file (never a link) of
-     * {@code me}, closed to others, whose size and SHA-256 are those of a library of this jar
-     * ({@link #LIBRARY_DIGESTS}). Anything else is left alone, whatever its name: a user's
-     * directory, a copy with anything beside the library, a copy cut short or of another build.
-     * Checked and deleted through a {@link SecureDirectoryStream} (relative to the directories'
-     * open handles, never following a link); without one, or without the jar's digests, nothing
-     * is swept. At most {@link #SWEEP_MAX_CANDIDATES} names are looked at. Best effort.
-     */
-    static void sweepStaleCopies(Path tmpdir, UserPrincipal me) {
-        try {
-            List<String[]> known = libraryDigests();
-            if (known.isEmpty()) {
-                return; // compiled from the sources alone: no copy can be proven ours
-            }
-            boolean proc = Files.isDirectory(Paths.get("/proc/self"));
-            try (DirectoryStream<Path> entries =
-                    Files.newDirectoryStream(tmpdir, COPY_PREFIX + "*")) {
-                if (!(entries instanceof SecureDirectoryStream)) {
-                    return; // without openat, no check would hold until the delete
-                }
-                @SuppressWarnings("unchecked")
-                SecureDirectoryStream<Path> dirs = (SecureDirectoryStream<Path>) entries;
-                List<Path> candidates = new ArrayList<>();
-                for (Path entry : entries) {
-                    if (pidOf(entry.getFileName().toString()) != null) {
-                        candidates.add(entry);
-                        if (candidates.size() == SWEEP_MAX_CANDIDATES) {
-                            break;
-                        }
-                    }
-                }
-                for (Path entry : candidates) {
-                    try {
-                        sweepOne(dirs, entry, me, proc, known);
-                    } catch (IOException | RuntimeException ignored) {
-                        // another JVM swept it first, or it is not ours to delete
-                    }
-                }
-            }
-        } catch (Throwable ignored) {
-            // sweeping is a courtesy; loading goes on
-        }
-    }
-
-    private static void sweepOne(SecureDirectoryStream<Path> dirs, Path entry, UserPrincipal me,
-            boolean proc, List<String[]> known) throws IOException {
-        String pid = pidOf(entry.getFileName().toString());
-        BasicFileAttributes attrs =
-                Files.readAttributes(entry, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
-        if (!attrs.isDirectory() || !me.equals(Files.getOwner(entry, LinkOption.NOFOLLOW_LINKS))) {
-            return; // a link, a file, or another user's
-        }
-        long age = System.currentTimeMillis() - attrs.lastModifiedTime().toMillis();
-        boolean stale = proc
-                ? age > SWEEP_DEAD_PID_AFTER_MILLIS && !Files.exists(Paths.get("/proc", pid))
-                : age > SWEEP_WITHOUT_PROC_AFTER_MILLIS;
-        if (!stale) {
-            return;
-        }
-        Path name = entry.getFileName();
-        Path lib = name.getFileSystem().getPath(System.mapLibraryName(LIBRARY));
-        try (SecureDirectoryStream<Path> copy =
-                dirs.newDirectoryStream(name, LinkOption.NOFOLLOW_LINKS)) {
-            PosixFileAttributes opened =
-                    copy.getFileAttributeView(PosixFileAttributeView.class).readAttributes();
-            boolean same = String.valueOf(opened.fileKey()).equals(String.valueOf(attrs.fileKey()));
-            if (!opened.isDirectory() || !me.equals(opened.owner()) || !same
-                    || !ownerOnly(opened.permissions())) {
-                return;
-            }
-            // One entry, the library's name: at most two names are read from a directory.
-            int count = 0;
-            boolean libraryOnly = true;
-            for (Path f : copy) {
-                libraryOnly &= f.getFileName().equals(lib);
-                if (++count > 1) {
-                    break;
-                }
-            }
-            if (count != 1 || !libraryOnly) {
-                return;
-            }
-            PosixFileAttributes file = copy.getFileAttributeView(lib,
-                    PosixFileAttributeView.class, LinkOption.NOFOLLOW_LINKS).readAttributes();
-            if (!file.isRegularFile() || !me.equals(file.owner()) || !ownerOnly(file.permissions())
-                    || !isKnownLibrary(copy, lib, file.size(), known)) {
-                return;
-            }
-            copy.deleteFile(lib);
-        }
-        dirs.deleteDirectory(name); // fails, deleting nothing, if anything came in meanwhile
-    }
-
-    /** No permission for the group nor for others. */
-    private static boolean ownerOnly(Set<PosixFilePermission> permissions) {
-        for (PosixFilePermission p : permissions) {
-            if (!p.name().startsWith("OWNER_")) {
-                return false;
-            }
-        }
-        return true;
-    }
-
-    /**
-     * Whether {@code lib} in {@code dir} is byte for byte a library of this jar: its size is one
-     * the jar names, and its SHA-256 that library's (read up to that size and one byte more).
-     */
-    private static boolean isKnownLibrary(SecureDirectoryStream<Path> dir, Path lib, long size,
-            List<String[]> known) throws IOException {
-        for (String[] library : known) {
-            if (Long.parseLong(library[2]) != size) {
-                continue;
-            }
-            MessageDigest digest;
-            try {
-                digest = MessageDigest.getInstance("SHA-256");
-            } catch (java.security.NoSuchAlgorithmException e) {
-                return false;
-            }
-            Set<OpenOption> options = new HashSet<>();
-            options.add(StandardOpenOption.READ);
-            options.add(LinkOption.NOFOLLOW_LINKS);
-            long read = 0;
-            try (SeekableByteChannel in = dir.newByteChannel(lib, options)) {
-                ByteBuffer buffer = ByteBuffer.allocate(64 * 1024);
-                for (int r; read <= size && (r = in.read(buffer)) > 0; buffer.clear()) {
-                    digest.update(buffer.array(), 0, r);
-                    read += r;
-                }
-            }
-            if (read == size && hex(digest.digest()).equals(library[1])) {
-                return true;
-            }
-        }
-        return false;
     }
 
     /**

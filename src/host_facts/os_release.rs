@@ -20,6 +20,7 @@
 //! code name left out only when blank, and the kernel the first word of
 //! `/proc/version` that is neither `Linux` nor `version`.
 
+use crate::conf::trim_like_java;
 use std::path::Path;
 
 /// OSHI's `Constants.UNKNOWN`: what a missing version or code name reads as.
@@ -122,16 +123,16 @@ pub fn parse_release(line: &str, delimiter: &str) -> Release {
     let parts = java_split(line, |rest| {
         rest.starts_with(delimiter).then_some(delimiter.len())
     });
-    let family = java_trim(parts[0]);
+    let family = trim_like_java(parts[0]);
     let mut version = OSHI_UNKNOWN;
     let mut code_name = OSHI_UNKNOWN;
     if parts.len() > 1 {
         let inner = java_split(parts[1], parenthesis);
         if let Some(v) = inner.first() {
-            version = java_trim(v);
+            version = trim_like_java(v);
         }
         if let Some(c) = inner.get(1) {
-            code_name = java_trim(c);
+            code_name = trim_like_java(c);
         }
     }
     Release::new(family, version, code_name)
@@ -145,22 +146,22 @@ pub fn os_release(lines: &[String]) -> Option<Release> {
     for line in lines {
         if line.starts_with("VERSION=") {
             let value = unquote(&line.replace("VERSION=", ""));
-            let value = java_trim(&value);
+            let value = trim_like_java(&value);
             let mut split = java_split(value, parenthesis);
             if split.len() <= 1 {
                 // Ubuntu's older form: VERSION="14.04.4 LTS, Trusty Tahr"
                 split = java_split(value, |rest| rest.starts_with(", ").then_some(2));
             }
             if let Some(v) = split.first() {
-                version = java_trim(v).to_string();
+                version = trim_like_java(v).to_string();
             }
             if let Some(c) = split.get(1) {
-                code_name = java_trim(c).to_string();
+                code_name = trim_like_java(c).to_string();
             }
         } else if line.starts_with("NAME=") && family.is_none() {
-            family = Some(java_trim(&unquote(&line.replace("NAME=", ""))).to_string());
+            family = Some(trim_like_java(&unquote(&line.replace("NAME=", ""))).to_string());
         } else if line.starts_with("VERSION_ID=") && version == OSHI_UNKNOWN {
-            version = java_trim(&unquote(&line.replace("VERSION_ID=", ""))).to_string();
+            version = trim_like_java(&unquote(&line.replace("VERSION_ID=", ""))).to_string();
         }
     }
     family.map(|family| Release {
@@ -179,7 +180,7 @@ pub fn lsb_release(lines: &[String]) -> Option<Release> {
     for line in lines {
         if line.starts_with("DISTRIB_DESCRIPTION=") {
             let value = unquote(&line.replace("DISTRIB_DESCRIPTION=", ""));
-            let value = java_trim(&value);
+            let value = trim_like_java(&value);
             if value.contains(" release ") {
                 let r = parse_release(value, " release ");
                 family = Some(r.family);
@@ -191,11 +192,12 @@ pub fn lsb_release(lines: &[String]) -> Option<Release> {
                 }
             }
         } else if line.starts_with("DISTRIB_ID=") && family.is_none() {
-            family = Some(java_trim(&unquote(&line.replace("DISTRIB_ID=", ""))).to_string());
+            family = Some(trim_like_java(&unquote(&line.replace("DISTRIB_ID=", ""))).to_string());
         } else if line.starts_with("DISTRIB_RELEASE=") && version == OSHI_UNKNOWN {
-            version = java_trim(&unquote(&line.replace("DISTRIB_RELEASE=", ""))).to_string();
+            version = trim_like_java(&unquote(&line.replace("DISTRIB_RELEASE=", ""))).to_string();
         } else if line.starts_with("DISTRIB_CODENAME=") && code_name == OSHI_UNKNOWN {
-            code_name = java_trim(&unquote(&line.replace("DISTRIB_CODENAME=", ""))).to_string();
+            code_name =
+                trim_like_java(&unquote(&line.replace("DISTRIB_CODENAME=", ""))).to_string();
         }
     }
     family.map(|family| Release {
@@ -311,11 +313,6 @@ fn java_lines(text: &str) -> Vec<String> {
         out.push(current);
     }
     out
-}
-
-/// Java's `String.trim()`: every character up to U+0020 off both ends.
-fn java_trim(s: &str) -> &str {
-    s.trim_matches(|c: char| c <= ' ')
 }
 
 /// OSHI's `replaceAll("(?:^\")|(?:\"$)", "")`: one quote off each end.
@@ -545,6 +542,6 @@ mod tests {
         assert_eq!(java_split("()", parenthesis), Vec::<&str>::new());
         assert_eq!(java_split("", parenthesis), [""]);
         assert_eq!(java_split("(a)b", parenthesis), ["", "a", "b"]);
-        assert_eq!(java_trim("\t x \u{1}"), "x");
+        assert_eq!(trim_like_java("\t x \u{1}"), "x");
     }
 }

@@ -64,9 +64,9 @@ fn fail(code: u8, why: &str) -> ExitCode {
     ExitCode::from(code)
 }
 
-/// A path as the tool prints it: control characters escaped, as in a log line.
+/// A path as the tool prints it: escaped and cut as every value shown is (`log_line::shown`).
 fn shown(path: &Path) -> String {
-    log_line::escaped(&path.display().to_string())
+    log_line::shown(&path.display().to_string())
 }
 
 fn run(parsed: Parsed) -> Result<(), Failure> {

@@ -20,8 +20,7 @@ final class Names {
     /**
      * An administrator's off switches, whatever the Spark conf says. Two constants, not an array:
      * javac copies constants into the classes that use them, so the driver's first call checks
-     * them without loading this class (each class it loads costs it a look-up through Spark's
-     * class path).
+     * them without loading this class (docs/performance.md, "Classes of ours on the way").
      */
     static final String DISABLE_ENV_VAR = "TISPARK_TELEMETRY_DISABLED";
     static final String DO_NOT_TRACK_ENV_VAR = "DO_NOT_TRACK";

@@ -35,9 +35,8 @@ import java.util.zip.ZipException;
 /**
  * The sender thread's work ({@link #send}): loads the native library carried in the jar, once per
  * class loader, then hands it the conf's values. One class for both, and for the loader's
- * look-up of its cached library no resource of the jar: each class or resource of ours is looked
- * for through every jar of Spark's class path first, about 1 ms each on a driver (see
- * docs/performance.md).
+ * look-up of its cached library no resource of the jar (why each class and resource of ours
+ * counts: docs/performance.md, "Classes of ours on the way").
  *
  * <p>The library for the running platform is at {@code /native/<platform>/<lib name>} in the
  * jar ({@link #platform()}); it is loaded from this user's cache in the temporary directory,

@@ -38,9 +38,8 @@ public final class NativeTelemetry implements Runnable {
     /**
      * A SparkConf's value, by a direct call: looking its getter up by reflection made the JVM
      * resolve every signature of SparkConf, loading Avro's classes, ~2 ms on the driver thread.
-     * Here rather than in a class of its own: each class of ours the first call loads costs it a
-     * look-up through every jar of Spark's class path (~0.6 ms here), and the cast and call need
-     * no class loaded until they run, which is only for a SparkConf.
+     * Here rather than in a class of its own (docs/performance.md, "Classes of ours on the
+     * way"): the cast and call need no class loaded until they run, which is only for a SparkConf.
      */
     static String sparkConfValue(Object conf, String key) {
         return ((org.apache.spark.SparkConf) conf).get(key, null);
@@ -82,9 +81,8 @@ public final class NativeTelemetry implements Runnable {
     /**
      * Not an API: the body of the thread {@code tispark-telemetry-sender} and of the shutdown
      * hook {@code tispark-telemetry-flush}, which are the only holders of an instance (no caller
-     * can make one). This class is the thread's {@code Runnable} itself, not a class of its own or
-     * a lambda: each class the driver's first call loads costs it a look-up through every jar of
-     * Spark's class path (about 1 ms on a loaded driver), and a lambda a bootstrap. The work is in
+     * can make one). This class is the thread's {@code Runnable} itself, not a class of its own
+     * (docs/performance.md, "Classes of ours on the way") nor a lambda (a bootstrap). The work is in
      * {@link NativeLoader#send}, on the sender thread (which loads no class of ours but that one
      * and {@link TelemetryLog}).
      */

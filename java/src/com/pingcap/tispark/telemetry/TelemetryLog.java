@@ -22,8 +22,7 @@ final class TelemetryLog {
     /**
      * The logger; null without slf4j on the class path. Its classes are resolved only where it is
      * used, so a JVM without them gets here and no further (kept in this class rather than a
-     * holder of its own: each class of ours is looked for through every jar of Spark's class path,
-     * about 1 ms before the report reaches the wire).
+     * holder of its own: docs/performance.md, "Classes of ours on the way").
      */
     private static final org.slf4j.Logger LOGGER = slf4jLogger();
 

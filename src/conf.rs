@@ -94,8 +94,10 @@ pub const MAX_STRING_VALUE_CHARS: usize = 256;
 
 /// Anything that can answer "what is the value of this Spark conf key".
 ///
-/// Implemented over JNI for a `SparkConf` or a `java.util.Map`, and over a plain
-/// map for the command-line tool and the tests.
+/// Implemented over plain maps: the JNI side hands the values over as an array
+/// of strings (`Snapshot::from_values`, read by the Java side from a
+/// `SparkConf` or a `java.util.Map`); the command-line tool and the tests read
+/// through this trait.
 pub trait ConfSource {
     /// `Ok(None)` when the key is unset; `Err` when the source itself failed.
     fn get(&mut self, key: &str) -> Result<Option<String>, String>;

@@ -29,7 +29,7 @@ public final class NativeTelemetry implements Runnable {
     public static final String FLUSH_MILLIS_PROPERTY = Names.FLUSH_MILLIS_PROPERTY;
     static final long DEFAULT_FLUSH_MILLIS = 2000;
     static final long MAX_FLUSH_MILLIS = 10000;
-    /** Set by the native side when a report starts; see {@link #alreadyReported()}. */
+    /** Set by {@link NativeLoader} when it claims the JVM; see {@link #alreadyReported()}. */
     static final String REPORTED_PROPERTY = Names.REPORTED_PROPERTY;
 
     /** The class of Spark's conf, recognised by name: a JVM without Spark never loads it. */
@@ -219,7 +219,9 @@ public final class NativeTelemetry implements Runnable {
 
     /**
      * True once any copy of this library in this JVM (any class loader) has started the report:
-     * the native side sets this system property atomically when it claims the JVM. Later calls
+     * the sender thread ({@code NativeLoader}) sets this system property atomically, to the
+     * application's id ({@code unknown} without one), when it claims the JVM, once telemetry is
+     * decided on and before the report is built. Later calls
      * then cost one property look-up, and a class loader that comes late never loads its copy.
      */
     static boolean alreadyReported() {

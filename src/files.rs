@@ -191,36 +191,51 @@ pub fn effective_uid() -> u32 {
 /// all: a fresh temporary file beside it, synced, then renamed over the name
 /// (a link planted there is replaced, not followed).
 pub fn write_private(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
-    let tmp = private_temp(dir, name, bytes)?;
-    tmp.persist(dir.join(name)).map_err(|e| e.error)?;
-    Ok(())
+    replace_with(temp_beside(dir, name, 0o600)?, bytes, &dir.join(name))
 }
 
-/// As [`write_private`], unless `dir/name` exists (a file or anything else):
-/// `Ok(false)` then, so that two writers racing on a fresh directory agree on
-/// the first one's content.
-pub fn create_private(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<bool> {
-    let tmp = private_temp(dir, name, bytes)?;
-    match tmp.persist_noclobber(dir.join(name)) {
-        Ok(_) => Ok(true),
-        Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(e.error),
-    }
-}
-
-fn private_temp(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<tempfile::NamedTempFile> {
+/// A fresh temporary file beside `dir/name`, `.name.XXXXXX.tmp`, created with
+/// `mode` (on Unix; whatever the umask takes away): the first half of an
+/// atomic replace, [`replace_with`] the second. In between the caller may
+/// give it an owner, attributes, a wider mode.
+pub fn temp_beside(dir: &Path, name: &str, mode: u32) -> io::Result<tempfile::NamedTempFile> {
     let prefix = format!(".{name}.");
     let mut builder = tempfile::Builder::new();
     builder.prefix(&prefix).suffix(".tmp");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        builder.permissions(fs::Permissions::from_mode(0o600));
+        builder.permissions(fs::Permissions::from_mode(mode));
     }
-    let mut tmp = builder.tempfile_in(dir)?;
+    #[cfg(not(unix))]
+    let _ = mode;
+    builder.tempfile_in(dir)
+}
+
+/// Writes `bytes` into `tmp`, syncs it, and renames it over `target` (a link
+/// there is replaced, not followed): a crash leaves the old file or the new one.
+pub fn replace_with(tmp: tempfile::NamedTempFile, bytes: &[u8], target: &Path) -> io::Result<()> {
+    let tmp = written(tmp, bytes)?;
+    tmp.persist(target).map_err(|e| e.error)?;
+    Ok(())
+}
+
+fn written(mut tmp: tempfile::NamedTempFile, bytes: &[u8]) -> io::Result<tempfile::NamedTempFile> {
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     Ok(tmp)
+}
+
+/// As [`write_private`], unless `dir/name` exists (a file or anything else):
+/// `Ok(false)` then, so that two writers racing on a fresh directory agree on
+/// the first one's content.
+pub fn create_private(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<bool> {
+    let tmp = written(temp_beside(dir, name, 0o600)?, bytes)?;
+    match tmp.persist_noclobber(dir.join(name)) {
+        Ok(_) => Ok(true),
+        Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e.error),
+    }
 }
 
 /// Opens `path` to append to it, creating it 0600 (and its directory 0700)

@@ -12,10 +12,11 @@
 //! never waited on).
 
 use std::fs::{File, Metadata, OpenOptions, Permissions, TryLockError};
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use tispark_telemetry::files;
 
 /// The largest configuration file read: Spark's are a few KiB.
 pub const MAX_BYTES: u64 = 1024 * 1024;
@@ -99,7 +100,7 @@ fn contents(path: &Path, file: File) -> Result<Contents, String> {
     if meta.len() > MAX_BYTES {
         return Err(too_large());
     }
-    let bytes = tispark_telemetry::files::read_limited(&file, MAX_BYTES)
+    let bytes = files::read_limited(&file, MAX_BYTES)
         .map_err(|e| format!("{} cannot be read ({e})", path.display()))?
         .ok_or_else(too_large)?;
     Ok(Contents { bytes, meta, file })
@@ -276,14 +277,8 @@ pub fn replace(path: &Path, original: Option<&Contents>, bytes: &[u8]) -> Result
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let prefix = format!(".{name}.");
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&prefix)
-        .suffix(".tmp")
-        // Never more open than the final mode, and owner-only until the owner is right.
-        .permissions(Permissions::from_mode(mode & 0o600))
-        .tempfile_in(dir)
-        .map_err(|e| cannot(&e))?;
+    // Never more open than the final mode, and owner-only until the owner is right.
+    let tmp = files::temp_beside(dir, &name, mode & 0o600).map_err(|e| cannot(&e))?;
     if let Some(original) = original {
         let meta = &original.meta;
         std::os::unix::fs::fchown(tmp.as_file(), Some(meta.uid()), Some(meta.gid())).map_err(
@@ -305,9 +300,7 @@ pub fn replace(path: &Path, original: Option<&Contents>, bytes: &[u8]) -> Result
     tmp.as_file()
         .set_permissions(Permissions::from_mode(mode))
         .map_err(|e| cannot(&e))?;
-    tmp.write_all(bytes).map_err(|e| cannot(&e))?;
-    tmp.as_file().sync_all().map_err(|e| cannot(&e))?;
-    tmp.persist(path).map_err(|e| cannot(&e.error))?;
+    files::replace_with(tmp, bytes, path).map_err(|e| cannot(&e))?;
     // The rename itself, durable; a directory that cannot be synced is no error.
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();

@@ -67,7 +67,9 @@ pub fn read_limited(reader: impl Read, limit: u64) -> io::Result<Option<Vec<u8>>
     Ok((bytes.len() as u64 <= limit).then_some(bytes))
 }
 
-fn open_regular(path: &Path, links: Links) -> Result<File, ReadError> {
+/// The regular file at `path`, opened for reading without blocking (a FIFO
+/// cannot hang it) and checked after opening; a link refused when `links` says so.
+pub fn open_regular(path: &Path, links: Links) -> Result<File, ReadError> {
     let mut options = OpenOptions::new();
     options.read(true);
     #[cfg(unix)]

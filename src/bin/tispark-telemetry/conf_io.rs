@@ -16,7 +16,7 @@ use std::io::ErrorKind;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use tispark_telemetry::files;
+use tispark_telemetry::files::{self, Links, ReadError};
 
 /// The largest configuration file read: Spark's are a few KiB.
 pub const MAX_BYTES: u64 = 1024 * 1024;
@@ -44,7 +44,7 @@ pub enum NotDone {
 /// The file at `path` (through a symbolic link), read bounded; `None` when
 /// there is none. Each error is one sentence naming the path.
 pub fn read(path: &Path) -> Result<Option<Contents>, String> {
-    match open(path, 0)? {
+    match open(path, Links::Follow)? {
         Some(file) => contents(path, file).map(Some),
         None => Ok(None),
     }
@@ -55,35 +55,25 @@ pub fn read(path: &Path) -> Result<Option<Contents>, String> {
 /// is held, waiting for another holder until `until`. The lock lasts as long
 /// as the [`Contents`].
 pub fn read_locked(path: &Path, until: Instant) -> Result<Option<Contents>, String> {
-    let Some(file) = open(path, libc::O_NOFOLLOW)? else {
+    let Some(file) = open(path, Links::Refuse)? else {
         return Ok(None);
     };
     hold(&file, path, until)?;
     contents(path, file).map(Some)
 }
 
-/// The regular file at `path`, opened for reading without blocking.
-fn open(path: &Path, flags: i32) -> Result<Option<File>, String> {
-    let file = match OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | flags)
-        .open(path)
-    {
-        Ok(file) => file,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("{} cannot be read ({e})", path.display())),
-    };
-    let meta = file
-        .metadata()
-        .map_err(|e| format!("{} cannot be read ({e})", path.display()))?;
-    if !meta.is_file() {
-        return Err(format!(
+/// The regular file at `path` (`files::open_regular`); `None` when there is none.
+fn open(path: &Path, links: Links) -> Result<Option<File>, String> {
+    match files::open_regular(path, links) {
+        Ok(file) => Ok(Some(file)),
+        Err(ReadError::NotFound) => Ok(None),
+        Err(ReadError::NotRegular) => Err(format!(
             "{} cannot be read: it is {}, not a regular file",
             path.display(),
-            kind_of(&meta)
-        ));
+            std::fs::metadata(path).map_or("not one", |meta| kind_of(&meta))
+        )),
+        Err(e) => Err(format!("{} cannot be read ({e})", path.display())),
     }
-    Ok(Some(file))
 }
 
 fn contents(path: &Path, file: File) -> Result<Contents, String> {

@@ -1,7 +1,9 @@
 //! `collect`: the receiving end. An HTTP/1.1 server (hyper, on one
 //! current-thread tokio runtime) that takes `POST /api/v1/tispark/report`,
 //! checks the body against the library's schema ([`super::intake`]) and stores
-//! it ([`super::store`]) before answering 200.
+//! it ([`super::store`]) before answering 200. On a second address (`--ui`)
+//! it serves the fleet page ([`super::page`]) at `GET /` and
+//! [`super::metrics`] at `GET /metrics`, and nothing else.
 //!
 //! The network is not trusted, so every resource is bounded, and what is
 //! bounded is what stalls, not what arrives: every connection is accepted at
@@ -16,7 +18,8 @@
 //! from its own address when that one is at its bound, otherwise from the
 //! address that has the most. The write queue is as long as
 //! [`MAX_UNFINISHED`]; a request received whole when it is full is answered
-//! 503. Ctrl-C or SIGTERM stops accepting, lets the requests in flight finish
+//! 503. Both addresses have these bounds, each its own. Ctrl-C or SIGTERM
+//! stops accepting, lets the requests in flight finish
 //! (for at most [`DRAIN`]), commits and closes the database.
 
 use super::metrics::{self, Counters, Refusal};

@@ -8,11 +8,12 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{Ipv4Addr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-use support::collector_process::{head, read_response, Server, BIN, PATH};
+use support::collector_process::{connect_from, head, post_from, read_response, Server, BIN, PATH};
+use tispark_telemetry::sink::CONNECT_TIMEOUT;
 
 /// Host `n`'s report with these instance, hardware and settings values.
 fn report(n: usize, spark: &str, os: &str, cores: u64, engines: &str, streaming: bool) -> String {
@@ -540,4 +541,66 @@ fn metrics_count_what_was_stored_and_refused_and_what_the_database_holds() {
         files_size(&db)
     );
     again.stop();
+}
+
+// ---- the page's address under stalling clients ----
+
+/// The page's address has the intake's bounds, counted apart: 300 requests
+/// stalled on it from one address (a head begun, never ended) neither keep
+/// a driver's report (from another address) from being stored within the
+/// library's deadlines, nor the metrics asked from a third address from
+/// being answered; and each stalled one is closed, unanswered, within 5 s
+/// of its connection (the test allows 3 s more).
+#[test]
+fn stalled_clients_of_the_page_hold_neither_the_intake_nor_the_page() {
+    let server = Server::start("page-stalled");
+    let first = Instant::now();
+    let stalled: Vec<TcpStream> = (0..300)
+        .map(|_| {
+            let mut s = connect_from(Ipv4Addr::LOCALHOST, server.ui_port, CONNECT_TIMEOUT).unwrap();
+            s.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+                .unwrap();
+            s
+        })
+        .collect();
+    let body = report(1, "3.5.1", "Debian GNU/Linux", 8, "tikv", false);
+    let (status, text) =
+        post_from(Ipv4Addr::new(127, 0, 0, 2), server.port, body.as_bytes()).unwrap();
+    assert_eq!((status, text.as_str()), (200, "stored\n"));
+    let mut asking =
+        connect_from(Ipv4Addr::new(127, 0, 0, 3), server.ui_port, CONNECT_TIMEOUT).unwrap();
+    asking
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    asking
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let (status, text) = read_response(&mut asking).unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        text.contains("\ntispark_telemetry_collector_reports_stored_total 1\n"),
+        "{text}"
+    );
+    let deadline = first + Duration::from_secs(5 + 3);
+    for (n, mut s) in stalled.into_iter().enumerate() {
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1));
+        s.set_read_timeout(Some(left)).unwrap();
+        let mut byte = [0u8; 1];
+        match s.read(&mut byte) {
+            Ok(0) => {}
+            Ok(_) => panic!("stalled request {n} was answered"),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                panic!("stalled request {n} still open after {:?}", first.elapsed())
+            }
+            Err(_) => {} // reset: closed
+        }
+    }
+    server.stop();
 }

@@ -107,11 +107,11 @@ pub fn render(fleet: &Fleet, now: u64) -> String {
         since_utc = html(&fleet.since_utc),
         now_utc = html(&log_line::utc(now)),
     );
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<div class=\"totals\"><div class=\"total\"><b data-total=\"reports\">{}</b>\
          <span>reports</span></div><div class=\"total\"><b data-total=\"track_ids\">{}</b>\
-         <span>track ids (hosts)</span></div></div>\n",
+         <span>track ids (hosts)</span></div></div>",
         fleet.reports, fleet.track_ids
     );
     per_day(&mut out, fleet, now);

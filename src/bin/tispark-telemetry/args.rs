@@ -426,6 +426,18 @@ mod tests {
     }
 
     #[test]
+    fn the_page_is_on_loopback_unless_told_otherwise() {
+        let ui = |args: &[&str]| match cli(args).command {
+            Command::Collect { ui, .. } => ui,
+            other => panic!("{other:?}"),
+        };
+        let base = ["collect", "--listen", "0.0.0.0:8080", "--db", "r.db"];
+        assert_eq!(ui(&base), "127.0.0.1:0");
+        let args = [&base[..], &["--ui", "10.0.0.1:8081"]].concat();
+        assert_eq!(ui(&args), "10.0.0.1:8081");
+    }
+
+    #[test]
     fn the_collectors_bounds_and_their_defaults() {
         let collect = |args: &[&str]| match cli(args).command {
             Command::Collect {

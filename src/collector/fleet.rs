@@ -8,7 +8,7 @@ use super::store;
 use crate::log_line::escaped;
 use crate::report::Report;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -22,6 +22,8 @@ pub struct Fleet {
     pub since_utc: String,
     pub reports: u64,
     pub track_ids: u64,
+    /// Each day (UTC) of the window with a report received, oldest first.
+    pub days: Vec<Day>,
     /// Each: the values seen in the newest report of every track id, with how
     /// many track ids have it, most first.
     pub spark_version: Vec<Count>,
@@ -39,6 +41,24 @@ pub struct Fleet {
 pub struct Count {
     pub value: serde_json::Value,
     pub count: u64,
+}
+
+/// The reports received on one day (UTC), and from how many track ids.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Day {
+    /// `2026-12-05`
+    pub day: String,
+    /// Its first second, unix seconds.
+    pub start: u64,
+    pub reports: u64,
+    pub track_ids: u64,
+}
+
+pub const DAY: u64 = 86_400;
+
+/// The day (UTC) of `start`, a multiple of [`DAY`]: `2026-12-05`.
+pub fn day_name(start: u64) -> String {
+    crate::log_line::utc(start)[..10].to_string()
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -64,11 +84,17 @@ pub fn gather(db: &Path, since: u64) -> Result<Fleet, String> {
     let conn = store::open_read(db)?;
     let mut reports = 0u64;
     let mut newest: BTreeMap<String, Host> = BTreeMap::new();
+    let mut days: BTreeMap<u64, (u64, BTreeSet<String>)> = BTreeMap::new();
     store::reports_since(&conn, since, |row| {
         // Every stored body passed the same check when it came in.
         let report: Report = serde_json::from_slice(&row.body)
             .map_err(|e| format!("a stored report cannot be read ({e})"))?;
         reports += 1;
+        let day = days.entry(row.received / DAY).or_default();
+        day.0 += 1;
+        if !day.1.contains(&report.track_id) {
+            day.1.insert(report.track_id.clone());
+        }
         let earlier = newest.get(&report.track_id).map_or(0, |h| h.reports);
         let conf = &report.configuration;
         let host = Host {
@@ -112,6 +138,15 @@ pub fn gather(db: &Path, since: u64) -> Result<Fleet, String> {
         since_utc: crate::log_line::utc(since),
         reports,
         track_ids: hosts.len() as u64,
+        days: days
+            .into_iter()
+            .map(|(day, (reports, ids))| Day {
+                day: day_name(day * DAY),
+                start: day * DAY,
+                reports,
+                track_ids: ids.len() as u64,
+            })
+            .collect(),
         spark_version: tally(&|h| h.spark_version.clone().into()),
         tispark_version: tally(&|h| h.tispark_version.clone().into()),
         tidb_version: tally(&|h| h.tidb_version.clone().into()),

@@ -9,8 +9,12 @@
 //! - [`store`]: its SQLite database: checked like the library's state, bounded
 //!   in size, one writer thread committing in batches.
 //! - [`fleet`]: the summaries (`fleet`, `fleet --json`) and `export`.
+//! - [`page`]: the fleet page (`GET /` on `--ui`), from [`fleet`]'s counts.
+//! - [`metrics`]: `GET /metrics` on `--ui`, in Prometheus' text format.
 
 pub mod fleet;
 pub mod intake;
+pub mod metrics;
+pub mod page;
 pub mod server;
 pub mod store;

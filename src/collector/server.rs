@@ -1,7 +1,9 @@
 //! `collect`: the receiving end. An HTTP/1.1 server (hyper, on one
 //! current-thread tokio runtime) that takes `POST /api/v1/tispark/report`,
 //! checks the body against the library's schema ([`super::intake`]) and stores
-//! it ([`super::store`]) before answering 200.
+//! it ([`super::store`]) before answering 200. On a second address (`--ui`)
+//! it serves the fleet page ([`super::page`]) at `GET /` and
+//! [`super::metrics`] at `GET /metrics`, and nothing else.
 //!
 //! The network is not trusted, so every resource is bounded, and what is
 //! bounded is what stalls, not what arrives: every connection is accepted at
@@ -16,14 +18,16 @@
 //! from its own address when that one is at its bound, otherwise from the
 //! address that has the most. The write queue is as long as
 //! [`MAX_UNFINISHED`]; a request received whole when it is full is answered
-//! 503. Ctrl-C or SIGTERM stops accepting, lets the requests in flight finish
+//! 503. Both addresses have these bounds, each its own. Ctrl-C or SIGTERM
+//! stops accepting, lets the requests in flight finish
 //! (for at most [`DRAIN`]), commits and closes the database.
 
-use super::intake;
+use super::metrics::{self, Counters, Refusal};
 use super::store::{self, Job, Writer};
+use super::{fleet, intake, page};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -33,11 +37,11 @@ use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::io::Write as _;
 use std::net::{IpAddr, Ipv6Addr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Semaphore};
 use tokio::task::AbortHandle;
 
 /// Where the library sends reports.
@@ -55,7 +59,7 @@ pub const DRAIN: Duration = Duration::from_secs(10);
 /// Request line and headers; hyper's smallest buffer.
 const MAX_HEAD: usize = 16 * 1024;
 
-pub fn run(listen: &str, db: &Path, bounds: store::Bounds) -> Result<(), String> {
+pub fn run(listen: &str, ui: &str, db: &Path, bounds: store::Bounds) -> Result<(), String> {
     raise_fd_limit();
     let conn = store::open_write(db, bounds)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -63,12 +67,8 @@ pub fn run(listen: &str, db: &Path, bounds: store::Bounds) -> Result<(), String>
         .build()
         .map_err(|e| format!("cannot start the server's runtime ({e})"))?;
     let writer_thread = runtime.block_on(async {
-        let listener = TcpListener::bind(listen)
-            .await
-            .map_err(|e| format!("cannot listen on {listen} ({e})"))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| format!("cannot listen on {listen} ({e})"))?;
+        let (listener, addr) = bind(listen).await?;
+        let (ui_listener, ui_addr) = bind(ui).await?;
         let stop = stop_signal()?;
         let (writer, thread) = Writer::start(conn, MAX_UNFINISHED)
             .map_err(|e| format!("cannot start the database writer ({e})"))?;
@@ -76,7 +76,33 @@ pub fn run(listen: &str, db: &Path, bounds: store::Bounds) -> Result<(), String>
             "collecting reports at http://{addr}{PATH} into {}; Ctrl-C or SIGTERM stops",
             db.display()
         ));
-        serve(listener, writer, stop).await;
+        say(&format!(
+            "the fleet page at http://{ui_addr}/ and its metrics at http://{ui_addr}/metrics"
+        ));
+        let counters = Arc::new(Counters::default());
+        let intake = Role::Intake {
+            writer,
+            counters: counters.clone(),
+        };
+        let page = Role::Ui(Arc::new(Ui {
+            db: db.to_path_buf(),
+            counters,
+            reading: Semaphore::new(MAX_PAGE_READS),
+        }));
+        // Both stop at the first signal.
+        let (stopped, on_stop) = tokio::sync::watch::channel(false);
+        let stopping = async move {
+            stop.await;
+            let _ = stopped.send(true);
+        };
+        let until = |mut on_stop: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = on_stop.wait_for(|stopped| *stopped).await;
+        };
+        tokio::join!(
+            stopping,
+            serve(listener, intake, until(on_stop.clone())),
+            serve(ui_listener, page, until(on_stop)),
+        );
         Ok::<_, String>(thread)
     })?;
     // Connections still open after the drain are dropped with the runtime,
@@ -87,6 +113,41 @@ pub fn run(listen: &str, db: &Path, bounds: store::Bounds) -> Result<(), String>
         .map_err(|_| "the database writer failed".to_string())?;
     say("stopped; every report answered 200 is stored");
     Ok(())
+}
+
+/// The page's address (`--ui`): `GET /` and `GET /metrics`, read from the
+/// database, never written.
+struct Ui {
+    db: PathBuf,
+    counters: Arc<Counters>,
+    /// Readings of the database for the page at once; others wait (within
+    /// their connection's deadline).
+    reading: Semaphore,
+}
+
+/// Readings of the database for `/` and `/metrics` at once.
+pub const MAX_PAGE_READS: usize = 2;
+
+/// What a listener's connections are for.
+#[derive(Clone)]
+enum Role {
+    /// `--listen`: reports.
+    Intake {
+        writer: Writer,
+        counters: Arc<Counters>,
+    },
+    /// `--ui`: the fleet page and the metrics.
+    Ui(Arc<Ui>),
+}
+
+async fn bind(at: &str) -> Result<(TcpListener, std::net::SocketAddr), String> {
+    let listener = TcpListener::bind(at)
+        .await
+        .map_err(|e| format!("cannot listen on {at} ({e})"))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("cannot listen on {at} ({e})"))?;
+    Ok((listener, addr))
 }
 
 fn say(line: &str) {
@@ -122,7 +183,7 @@ fn raise_fd_limit() {
     }
 }
 
-async fn serve(listener: TcpListener, writer: Writer, stop: impl std::future::Future<Output = ()>) {
+async fn serve(listener: TcpListener, role: Role, stop: impl std::future::Future<Output = ()>) {
     let graceful = GracefulShutdown::new();
     let receiving = Arc::new(Receiving::default());
     tokio::pin!(stop);
@@ -150,8 +211,8 @@ async fn serve(listener: TcpListener, writer: Writer, stop: impl std::future::Fu
             id,
         };
         let service = {
-            let (writer, receiving) = (writer.clone(), receiving.clone());
-            service_fn(move |req| answer(req, writer.clone(), receiving.clone(), source, id))
+            let (role, receiving) = (role.clone(), receiving.clone());
+            service_fn(move |req| answer(req, role.clone(), receiving.clone(), source, id))
         };
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
@@ -318,26 +379,113 @@ impl Drop for Unfinished {
 
 async fn answer(
     req: Request<Incoming>,
-    writer: Writer,
+    role: Role,
     receiving: Arc<Receiving>,
     source: Source,
     id: u64,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let received = || receiving.release(source, id);
-    let (status, text) = match receive(req, &writer, received).await {
-        Ok(()) => (StatusCode::OK, "stored".to_string()),
-        Err(refused) => refused,
+    let (status, content_type, text) = match role {
+        Role::Intake { writer, counters } => {
+            let (status, text) = match receive(req, &writer, received).await {
+                Ok(()) => {
+                    counters.stored();
+                    (StatusCode::OK, "stored".to_string())
+                }
+                Err((status, why, text)) => {
+                    counters.refused(why);
+                    (status, text)
+                }
+            };
+            (status, "text/plain; charset=utf-8", format!("{text}\n"))
+        }
+        Role::Ui(ui) => {
+            // Only the head is read: a body sent with a GET is not.
+            received();
+            show(req, &ui).await
+        }
     };
-    let mut response = Response::new(Full::new(Bytes::from(format!("{text}\n"))));
+    let mut response = Response::new(Full::new(Bytes::from(text)));
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if content_type.starts_with("text/html") {
+        // Nothing but the page itself and its inline style: no script, no
+        // request anywhere, not framed.
+        headers.insert(
+            "content-security-policy",
+            HeaderValue::from_static(
+                "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; \
+                 form-action 'none'; frame-ancestors 'none'",
+            ),
+        );
+        headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    }
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
     );
+    headers.insert("cache-control", HeaderValue::from_static("no-store"));
     Ok(response)
 }
 
-type Refused = (StatusCode, String);
+/// `GET /` (the fleet page) and `GET /metrics`; anything else is 404 or 405.
+async fn show(req: Request<Incoming>, ui: &Arc<Ui>) -> (StatusCode, &'static str, String) {
+    const TEXT: &str = "text/plain; charset=utf-8";
+    let page = match req.uri().path() {
+        "/" => true,
+        "/metrics" => false,
+        _ => {
+            return (
+                StatusCode::NOT_FOUND,
+                TEXT,
+                "not found: the fleet page is GET /, the metrics GET /metrics\n".into(),
+            )
+        }
+    };
+    if req.method() != Method::GET {
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            TEXT,
+            "only GET is answered here\n".into(),
+        );
+    }
+    let Ok(_permit) = ui.reading.acquire().await else {
+        return (StatusCode::SERVICE_UNAVAILABLE, TEXT, "stopping\n".into());
+    };
+    let ui2 = ui.clone();
+    // SQLite blocks: off the runtime's one thread, which serves the intake.
+    let read = tokio::task::spawn_blocking(move || {
+        if page {
+            let now = crate::report::unix_now();
+            let since = now.saturating_sub(page::WINDOW_DAYS * fleet::DAY);
+            fleet::gather(&ui2.db, since).map(|f| page::render(&f, now))
+        } else {
+            store::held(&ui2.db).map(|held| metrics::render(&ui2.counters, held))
+        }
+    })
+    .await;
+    match read {
+        Ok(Ok(text)) if page => (StatusCode::OK, "text/html; charset=utf-8", text),
+        Ok(Ok(text)) => (
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            text,
+        ),
+        Ok(Err(why)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            TEXT,
+            format!("{}\n", crate::log_line::escaped(&why)),
+        ),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            TEXT,
+            "the database could not be read\n".into(),
+        ),
+    }
+}
+
+type Refused = (StatusCode, Refusal, String);
 
 /// `received` is called once the request is in whole (a request refused
 /// before that ends its connection).
@@ -349,18 +497,21 @@ async fn receive(
     if req.uri().path() != PATH {
         return Err((
             StatusCode::NOT_FOUND,
+            Refusal::NotFound,
             format!("not found: reports are sent to POST {PATH}"),
         ));
     }
     if req.method() != Method::POST {
         return Err((
             StatusCode::METHOD_NOT_ALLOWED,
+            Refusal::Method,
             format!("reports are sent to POST {PATH}"),
         ));
     }
     let too_large = || {
         (
             StatusCode::PAYLOAD_TOO_LARGE,
+            Refusal::TooLarge,
             format!("the body is larger than {} bytes", intake::MAX_BODY),
         )
     };
@@ -381,13 +532,15 @@ async fn receive(
             } else {
                 (
                     StatusCode::BAD_REQUEST,
+                    Refusal::Incomplete,
                     "the body was not received whole".to_string(),
                 )
             }
         })?
         .to_bytes();
     received();
-    let report = intake::validate(&body).map_err(|why| (StatusCode::BAD_REQUEST, why))?;
+    let report =
+        intake::validate(&body).map_err(|why| (StatusCode::BAD_REQUEST, Refusal::Invalid, why))?;
     let (done, stored) = oneshot::channel();
     let job = Job {
         received: crate::report::unix_now(),
@@ -398,15 +551,19 @@ async fn receive(
     let busy = || {
         (
             StatusCode::SERVICE_UNAVAILABLE,
+            Refusal::Busy,
             "the collector is busy; send the report again later".to_string(),
         )
     };
     writer.submit(job).map_err(|_| busy())?;
     match stored.await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(store::NotStored::Full(why))) => Err((StatusCode::INSUFFICIENT_STORAGE, why)),
+        Ok(Err(store::NotStored::Full(why))) => {
+            Err((StatusCode::INSUFFICIENT_STORAGE, Refusal::Full, why))
+        }
         Ok(Err(store::NotStored::Failed(why))) => Err((
             StatusCode::INTERNAL_SERVER_ERROR,
+            Refusal::Failed,
             format!(
                 "the report could not be stored ({})",
                 why.replace('\n', " ")

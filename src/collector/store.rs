@@ -419,3 +419,37 @@ mod private_file_tests {
         }
     }
 }
+
+/// What `/metrics` says of the database at `path`: its reports, their
+/// distinct track ids, and the bytes of it and of SQLite's files beside it.
+pub fn held(path: &Path) -> Result<crate::collector::metrics::Held, String> {
+    let conn = open_read(path)?;
+    let (reports, track_ids) = conn
+        .query_row(
+            "SELECT count(*), count(DISTINCT track_id) FROM reports",
+            [],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+        )
+        .map_err(|e| cannot_open(path, &e))?;
+    let name = path.as_os_str().to_owned();
+    let size = |file: &Path| {
+        std::fs::symlink_metadata(file)
+            .ok()
+            .filter(|m| m.is_file())
+            .map_or(0, |m| m.len())
+    };
+    let bytes = size(path)
+        + SIDE_FILES
+            .iter()
+            .map(|suffix| {
+                let mut side = name.clone();
+                side.push(suffix);
+                size(Path::new(&side))
+            })
+            .sum::<u64>();
+    Ok(crate::collector::metrics::Held {
+        reports: reports.max(0) as u64,
+        track_ids: track_ids.max(0) as u64,
+        bytes,
+    })
+}

@@ -19,8 +19,10 @@ pub const PATH: &str = "/api/v1/tispark/report";
 pub struct Server {
     pub child: Child,
     pub port: u16,
+    /// Where the fleet page and the metrics are served (`--ui`).
+    pub ui_port: u16,
     pub db: PathBuf,
-    /// The rest of its stdout, after the line saying where it listens.
+    /// The rest of its stdout, after the lines saying where it listens.
     pub stdout: BufReader<ChildStdout>,
 }
 
@@ -61,9 +63,25 @@ impl Server {
             .unwrap()
             .parse()
             .unwrap();
+        // The second: where the fleet page and the metrics are (`--ui`).
+        let mut second = String::new();
+        stdout.read_line(&mut second).unwrap();
+        let ui_prefix = "the fleet page at http://127.0.0.1:";
+        let ui_port = second
+            .strip_prefix(ui_prefix)
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|port| port.parse().ok())
+            .unwrap_or_else(|| panic!("{second:?}"));
+        assert_eq!(
+            second,
+            format!(
+                "{ui_prefix}{ui_port}/ and its metrics at http://127.0.0.1:{ui_port}/metrics\n"
+            )
+        );
         Server {
             child,
             port,
+            ui_port,
             db,
             stdout,
         }

@@ -128,19 +128,26 @@ pub enum Command {
     /// make room; --retain does, by age). Every connection is taken; a
     /// request not in whole within 5 s is cut, and so, for room, is the oldest
     /// of an address with 64 being received (limits: docs/collector.md).
+    /// On its own address (--ui, loopback by default) it serves the fleet page
+    /// at / (the counts of `fleet --since 30d` as charts; no script, nothing
+    /// fetched from elsewhere) and Prometheus metrics at /metrics.
     /// Ctrl-C or SIGTERM stops it, after the requests in flight are answered.
     /// The database and its directory must belong to this user and be
     /// writable by no one else; a new one is created 0600 (its directory
     /// 0700), never through a symbolic link.
     #[command(
         verbatim_doc_comment,
-        override_usage = "tispark-telemetry collect --listen ADDR --db PATH [--max-db-size SIZE] [--retain DURATION]"
+        override_usage = "tispark-telemetry collect --listen ADDR --db PATH [--ui ADDR] [--max-db-size SIZE] [--retain DURATION]"
     )]
     Collect {
         /// The address to listen on, e.g. 0.0.0.0:8080 (port 0: any free port;
         /// the first line printed names it)
         #[arg(long, value_name = "ADDR")]
         listen: String,
+        /// The address of the fleet page (GET /) and of its metrics (GET
+        /// /metrics), apart from the reports' (the second line printed names it)
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+        ui: String,
         /// The database file
         #[arg(long, value_name = "PATH")]
         db: PathBuf,
@@ -416,6 +423,18 @@ mod tests {
             let err = parse_str(args).unwrap_err();
             assert!(!err.is_empty() && !err.contains('\n'), "{args:?}: {err}");
         }
+    }
+
+    #[test]
+    fn the_page_is_on_loopback_unless_told_otherwise() {
+        let ui = |args: &[&str]| match cli(args).command {
+            Command::Collect { ui, .. } => ui,
+            other => panic!("{other:?}"),
+        };
+        let base = ["collect", "--listen", "0.0.0.0:8080", "--db", "r.db"];
+        assert_eq!(ui(&base), "127.0.0.1:0");
+        let args = [&base[..], &["--ui", "10.0.0.1:8081"]].concat();
+        assert_eq!(ui(&args), "10.0.0.1:8081");
     }
 
     #[test]

@@ -81,6 +81,7 @@ fn run(parsed: Parsed) -> Result<(), Failure> {
         Command::Completions { shell } => print_bytes(&args::completions(shell)),
         Command::Collect {
             listen,
+            ui,
             db,
             max_db_size,
             retain,
@@ -89,7 +90,7 @@ fn run(parsed: Parsed) -> Result<(), Failure> {
                 max_size: max_db_size,
                 retain,
             };
-            server::run(&listen, &db, bounds).map_err(Failure::Failed)?
+            server::run(&listen, &ui, &db, bounds).map_err(Failure::Failed)?
         }
         Command::Fleet { db, since, json } => {
             let fleet = fleet::gather(&db, fleet::window_start(since)).map_err(Failure::Failed)?;

@@ -403,6 +403,35 @@ mod tests {
     }
 
     #[test]
+    fn a_proxy_that_refuses_the_tunnel_is_named_and_nothing_goes_direct() {
+        let (proxy_port, proxy) = serve(vec![
+            "HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n",
+            "HTTP/1.1 407 Proxy Authentication Required\r\ncontent-length: 0\r\n\r\n",
+        ]);
+        let env =
+            move |k: &str| (k == "HTTPS_PROXY").then(|| format!("http://127.0.0.1:{proxy_port}"));
+        let sink = Sink::parse("https://collector.example/r").unwrap();
+        let client = client_with_env(&sink, None, env).unwrap();
+        let errors: Vec<_> = (0..2)
+            .map(|_| deliver(&client, &sink, "{}").error.unwrap_or_default())
+            .collect();
+        assert_eq!(
+            errors,
+            [
+                "the proxy refused to open a tunnel (it answered other than 200)",
+                "the proxy refused to open a tunnel (it asks for authorization: 407)"
+            ]
+        );
+        let asked = proxy.join().unwrap();
+        assert!(
+            asked
+                .iter()
+                .all(|r| r.starts_with("CONNECT collector.example:443 HTTP/1.1\r\n")),
+            "{asked:?}"
+        );
+    }
+
+    #[test]
     fn a_host_name_is_resolved_on_the_sending_thread() {
         let (port, server) = serve(vec!["HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"]);
         let sink = Sink::parse(&format!("http://localhost:{port}/r")).unwrap();

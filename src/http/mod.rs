@@ -221,7 +221,11 @@ pub(crate) fn describe(e: &reqwest::Error) -> String {
     // a cause is a failure to reach the proxy, told below).
     if let Some(why) = find(&|c| {
         let text = c.to_string();
-        let refused = text.strip_prefix("tunnel error: ")?;
+        let refused = match text.strip_prefix("tunnel error: ")? {
+            "unsuccessful" => "it answered other than 200",
+            "proxy authorization required" => "it asks for authorization: 407",
+            other => other,
+        };
         c.source()
             .is_none()
             .then(|| format!("the proxy refused to open a tunnel ({refused})"))

@@ -92,7 +92,7 @@ pub(crate) fn proxy_from_env(
             .into_owned()
     };
     let username = (!parsed.username().is_empty()).then(|| decode(parsed.username()));
-    let password = username.as_ref().and(parsed.password()).map(|p| decode(p));
+    let password = username.as_ref().and(parsed.password()).map(decode);
     let mut bare = parsed.clone();
     let _ = bare.set_username("");
     let _ = bare.set_password(None);

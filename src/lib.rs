@@ -12,7 +12,8 @@
 //!   PD, over TLS on TLS clusters).
 //! - [`log_line`]: what may go into a log line; the report line is logged before
 //!   anything leaves.
-//! - [`sink`]: delivery, over HTTP(S) to the configured origin only, or to a local file.
+//! - [`sink`]: delivery, over HTTP(S) to the configured origin only, or to a local file;
+//!   [`http`] is the HTTP client it shares with [`tidb`] (TLS, trust store, proxy).
 //! - [`audit`]: the record of every report delivered, kept in the state directory.
 //!
 //! Beside them: [`files`] (bounded reads of regular files, private writes),
@@ -33,6 +34,7 @@ pub mod audit;
 pub mod conf;
 pub mod files;
 pub mod host_facts;
+pub mod http;
 mod jni_bridge;
 pub mod log_line;
 pub mod names;

@@ -12,7 +12,7 @@
 
 use crate::conf::{parse_bool, Snapshot};
 use crate::files::{self, Links};
-use crate::sink::Tls;
+use crate::http::{self, tls::Tls};
 use std::time::Duration;
 
 /// PD is asked once; a slow PD costs at most this.
@@ -77,17 +77,18 @@ impl PdConnection {
         Ok(PdConnection { url, tls })
     }
 
-    /// The agent (no proxy, no redirect, PD's deadline for everything) and the URL.
-    fn agent(self) -> (ureq::Agent, url::Url) {
+    /// The client (no proxy, no redirect, PD's deadline for everything) and the URL.
+    fn client(self) -> Result<(reqwest::Client, url::Url), String> {
         // As TiSpark: with TLS on, the cluster's CA is the only one trusted.
         // The platform's trust store is read only for a PD asked over https
         // without the cluster's own CA.
         let tls = match self.tls {
             Some(tls) => tls,
-            None if self.url.scheme() == "https" => Tls::roots(crate::sink::platform_roots()),
+            None if self.url.scheme() == "https" => Tls::roots(http::trust_store::platform_roots()),
             None => Tls::roots(Vec::new()),
         };
-        (crate::sink::agent(tls, None, PD_TIMEOUT), self.url)
+        let client = http::client(&tls, None, PD_TIMEOUT, PD_TIMEOUT, http::Redirects::None)?;
+        Ok((client, self.url))
     }
 }
 
@@ -156,7 +157,7 @@ fn pem_tls(snapshot: &Snapshot) -> Result<Tls, String> {
              (set {TRUST_CERT_KEY}, {KEY_CERT_CHAIN_KEY} and {KEY_FILE_KEY} to PEM files)"
         ));
     }
-    let ca = crate::sink::certificates(&read_pem(snapshot, TRUST_CERT_KEY)?)
+    let ca = http::tls::certificates(&read_pem(snapshot, TRUST_CERT_KEY)?)
         .ok()
         .filter(|c| !c.is_empty())
         .ok_or_else(|| format!("the file named by {TRUST_CERT_KEY} holds no PEM certificate"))?;
@@ -166,16 +167,11 @@ fn pem_tls(snapshot: &Snapshot) -> Result<Tls, String> {
              certificate and its private key"
         )
     };
-    let chain = crate::sink::certificates(&read_pem(snapshot, KEY_CERT_CHAIN_KEY)?)
+    let chain = http::tls::certificates(&read_pem(snapshot, KEY_CERT_CHAIN_KEY)?)
         .ok()
         .filter(|c| !c.is_empty())
         .ok_or_else(not_a_pair)?;
-    let key = ureq::tls::parse_pem(&read_pem(snapshot, KEY_FILE_KEY)?)
-        .find_map(|item| match item {
-            Ok(ureq::tls::PemItem::PrivateKey(key)) => Some(key),
-            _ => None,
-        })
-        .ok_or_else(not_a_pair)?;
+    let key = http::tls::private_key(&read_pem(snapshot, KEY_FILE_KEY)?).ok_or_else(not_a_pair)?;
     Tls::with_client(ca, chain, key).map_err(|_| not_a_pair())
 }
 
@@ -203,26 +199,35 @@ pub fn tidb_version(pd_address: &str) -> Result<String, String> {
 }
 
 /// Largest status PD's answer may be.
-const STATUS_LIMIT: u64 = 64 * 1024;
+const STATUS_LIMIT: usize = 64 * 1024;
 
 fn ask(connection: PdConnection) -> Result<String, String> {
-    let (agent, url) = connection.agent();
-    let response = agent
-        .get(url.as_str())
-        .config()
-        .timeout_global(Some(PD_TIMEOUT))
-        .build()
-        .call()
-        .map_err(|e| crate::sink::describe(&e))?;
-    if !response.status().is_success() {
-        return Err(format!(
-            "PD answered HTTP {}",
-            crate::sink::describe_status(response.status())
-        ));
-    }
-    let bytes = crate::files::read_limited(response.into_body().into_reader(), STATUS_LIMIT)
-        .map_err(|e| format!("PD's status could not be read ({e})"))?
-        .ok_or_else(|| format!("PD's status is larger than {STATUS_LIMIT} bytes"))?;
+    let (client, url) = connection.client()?;
+    let bytes = http::on_this_thread(async move {
+        let mut response = client
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| http::describe(&e))?;
+        if !response.status().is_success() {
+            return Err(format!(
+                "PD answered HTTP {}",
+                http::describe_status(response.status())
+            ));
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| format!("PD's status could not be read ({})", http::describe(&e)))?
+        {
+            if bytes.len() + chunk.len() > STATUS_LIMIT {
+                return Err(format!("PD's status is larger than {STATUS_LIMIT} bytes"));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(bytes)
+    })??;
     let status: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| format!("PD's status is not JSON ({e})"))?;
     match status

@@ -552,6 +552,7 @@ fn past_the_size_bound_a_report_is_answered_507_and_nothing_stored_is_lost() {
         (507, FULL.to_string())
     );
     let mut stderr = over.child.stderr.take().unwrap();
+    let port = over.port;
     over.stop();
     let mut said = String::new();
     stderr.read_to_string(&mut said).unwrap();
@@ -560,9 +561,12 @@ fn past_the_size_bound_a_report_is_answered_507_and_nothing_stored_is_lost() {
         format!(
             "tispark-telemetry: warning: the database {} is already {} bytes, more than \
              --max-db-size (1048576 bytes): it does not grow, and a report that does not fit \
-             in its free pages is answered 507\n",
+             in its free pages is answered 507\n\
+             tispark-telemetry: warning: no --token-file: anyone who can reach \
+             http://127.0.0.1:{}/api/v1/tispark/report may write reports\n",
             db.display(),
-            pages * 4096
+            pages * 4096,
+            port
         )
     );
     assert_eq!(export(&db), format!("{stored}{more}\n"));

@@ -515,7 +515,7 @@ fn metrics_count_what_was_stored_and_refused_and_what_the_database_holds() {
     assert_eq!(refused_by("invalid"), 2);
     assert_eq!(refused_by("too_large"), 1);
     assert_eq!(refused_by("incomplete"), 1);
-    for reason in ["busy", "full", "failed"] {
+    for reason in ["unauthorized", "busy", "full", "failed"] {
         assert_eq!(refused_by(reason), 0, "{reason}");
     }
     assert_eq!(m["tispark_telemetry_collector_database_reports"], 7);
@@ -525,7 +525,7 @@ fn metrics_count_what_was_stored_and_refused_and_what_the_database_holds() {
         files_size(&server.db)
     );
     assert!(files_size(&server.db) > 0);
-    assert_eq!(m.len(), 12);
+    assert_eq!(m.len(), 13);
 
     // Stopped and started again on the same database: the counters start
     // over, what the database holds does not.

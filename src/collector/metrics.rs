@@ -15,6 +15,8 @@ pub enum Refusal {
     NotFound,
     /// 405: another method than POST.
     Method,
+    /// 401: without the token (`collect --token-file`).
+    Unauthorized,
     /// 413: a body over 64 KiB.
     TooLarge,
     /// 400: the body was cut short.
@@ -30,9 +32,10 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 8] = [
+    pub const ALL: [Refusal; 9] = [
         Refusal::NotFound,
         Refusal::Method,
+        Refusal::Unauthorized,
         Refusal::TooLarge,
         Refusal::Incomplete,
         Refusal::Invalid,
@@ -45,6 +48,7 @@ impl Refusal {
         match self {
             Refusal::NotFound => "not_found",
             Refusal::Method => "method",
+            Refusal::Unauthorized => "unauthorized",
             Refusal::TooLarge => "too_large",
             Refusal::Incomplete => "incomplete",
             Refusal::Invalid => "invalid",
@@ -110,7 +114,7 @@ pub fn render(counters: &Counters, held: Held) -> String {
         "tispark_telemetry_collector_reports_refused_total",
         "counter",
         "Requests to the intake answered without storing a report since this collector \
-         started, by reason: not_found 404, method 405, too_large 413, incomplete 400 (body \
+         started, by reason: not_found 404, method 405, unauthorized 401, too_large 413, incomplete 400 (body \
          cut short), invalid 400 (not a report), busy 503, full 507, failed 500.",
         &refused,
     );
@@ -161,6 +165,7 @@ mod tests {
                 "tispark_telemetry_collector_reports_stored_total 1",
                 "tispark_telemetry_collector_reports_refused_total{reason=\"not_found\"} 0",
                 "tispark_telemetry_collector_reports_refused_total{reason=\"method\"} 0",
+                "tispark_telemetry_collector_reports_refused_total{reason=\"unauthorized\"} 0",
                 "tispark_telemetry_collector_reports_refused_total{reason=\"too_large\"} 0",
                 "tispark_telemetry_collector_reports_refused_total{reason=\"incomplete\"} 0",
                 "tispark_telemetry_collector_reports_refused_total{reason=\"invalid\"} 2",

@@ -9,6 +9,7 @@
 //! - [`store`]: its SQLite database: checked like the library's state, bounded
 //!   in size, one writer thread committing in batches.
 //! - [`fleet`]: the summaries (`fleet`, `fleet --json`) and `export`.
+//! - [`token`]: `--token-file`, so that only the fleet may write.
 //! - [`page`]: the fleet page (`GET /` on `--ui`), from [`fleet`]'s counts.
 //! - [`metrics`]: `GET /metrics` on `--ui`, in Prometheus' text format.
 
@@ -18,3 +19,4 @@ pub mod metrics;
 pub mod page;
 pub mod server;
 pub mod store;
+pub mod token;

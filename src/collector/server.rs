@@ -24,6 +24,7 @@
 
 use super::metrics::{self, Counters, Refusal};
 use super::store::{self, Job, Writer};
+use super::token::Token;
 use super::{fleet, intake, page};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -59,7 +60,16 @@ pub const DRAIN: Duration = Duration::from_secs(10);
 /// Request line and headers; hyper's smallest buffer.
 const MAX_HEAD: usize = 16 * 1024;
 
-pub fn run(listen: &str, ui: &str, db: &Path, bounds: store::Bounds) -> Result<(), String> {
+/// Runs the collector until Ctrl-C or SIGTERM. With a `token`, only a
+/// request carrying it is stored (401 otherwise); without one, the first
+/// lines say that anyone who reaches the address may write.
+pub fn run(
+    listen: &str,
+    ui: &str,
+    db: &Path,
+    bounds: store::Bounds,
+    token: Option<Token>,
+) -> Result<(), String> {
     raise_fd_limit();
     let conn = store::open_write(db, bounds)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -79,10 +89,17 @@ pub fn run(listen: &str, ui: &str, db: &Path, bounds: store::Bounds) -> Result<(
         say(&format!(
             "the fleet page at http://{ui_addr}/ and its metrics at http://{ui_addr}/metrics"
         ));
+        if token.is_none() {
+            eprintln!(
+                "tispark-telemetry: warning: no --token-file: anyone who can reach \
+                 http://{addr}{PATH} may write reports"
+            );
+        }
         let counters = Arc::new(Counters::default());
         let intake = Role::Intake {
             writer,
             counters: counters.clone(),
+            token: token.map(Arc::new),
         };
         let page = Role::Ui(Arc::new(Ui {
             db: db.to_path_buf(),
@@ -135,6 +152,8 @@ enum Role {
     Intake {
         writer: Writer,
         counters: Arc<Counters>,
+        /// `--token-file`: only a request carrying it is stored.
+        token: Option<Arc<Token>>,
     },
     /// `--ui`: the fleet page and the metrics.
     Ui(Arc<Ui>),
@@ -386,8 +405,12 @@ async fn answer(
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let received = || receiving.release(source, id);
     let (status, content_type, text) = match role {
-        Role::Intake { writer, counters } => {
-            let (status, text) = match receive(req, &writer, received).await {
+        Role::Intake {
+            writer,
+            counters,
+            token,
+        } => {
+            let (status, text) = match receive(req, &writer, token.as_deref(), received).await {
                 Ok(()) => {
                     counters.stored();
                     (StatusCode::OK, "stored".to_string())
@@ -409,6 +432,12 @@ async fn answer(
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if status == StatusCode::UNAUTHORIZED {
+        headers.insert(
+            "www-authenticate",
+            HeaderValue::from_static("Basic realm=\"tispark-telemetry\""),
+        );
+    }
     if content_type.starts_with("text/html") {
         // Nothing but the page itself and its inline style: no script, no
         // request anywhere, not framed.
@@ -492,6 +521,7 @@ type Refused = (StatusCode, Refusal, String);
 async fn receive(
     req: Request<Incoming>,
     writer: &Writer,
+    token: Option<&Token>,
     received: impl FnOnce(),
 ) -> Result<(), Refused> {
     if req.uri().path() != PATH {
@@ -507,6 +537,20 @@ async fn receive(
             Refusal::Method,
             format!("reports are sent to POST {PATH}"),
         ));
+    }
+    // Before the body is read: a writer without the token costs a head.
+    if let Some(token) = token {
+        let authorization = req.headers().get(hyper::header::AUTHORIZATION);
+        if !token.admits(authorization.map(|v| v.as_bytes())) {
+            return Err((
+                StatusCode::UNAUTHORIZED,
+                Refusal::Unauthorized,
+                "this collector stores only reports that carry its token: HTTP Basic \
+                 credentials whose password is it (spark.tispark.telemetry.url = \
+                 https://reporter:TOKEN@host/…)"
+                    .to_string(),
+            ));
+        }
     }
     let too_large = || {
         (

@@ -137,7 +137,7 @@ pub enum Command {
     /// 0700), never through a symbolic link.
     #[command(
         verbatim_doc_comment,
-        override_usage = "tispark-telemetry collect --listen ADDR --db PATH [--ui ADDR] [--max-db-size SIZE] [--retain DURATION]"
+        override_usage = "tispark-telemetry collect --listen ADDR --db PATH [--ui ADDR] [--max-db-size SIZE] [--retain DURATION] [--token-file PATH]"
     )]
     Collect {
         /// The address to listen on, e.g. 0.0.0.0:8080 (port 0: any free port;
@@ -159,6 +159,12 @@ pub enum Command {
         /// (default: keep every report)
         #[arg(long, value_name = "DURATION", value_parser = parse_retain)]
         retain: Option<std::time::Duration>,
+        /// Store only reports that carry this file's token as the password
+        /// of HTTP Basic credentials (spark.tispark.telemetry.url =
+        /// https://reporter:TOKEN@host/…); others get 401. The file: one token
+        /// of at least 16 characters A-Z a-z 0-9 - . _ ~, closed to other users
+        #[arg(long, value_name = "PATH")]
+        token_file: Option<PathBuf>,
     },
     /// What the collected reports say: versions, settings, OS, CPUs by track id
     ///

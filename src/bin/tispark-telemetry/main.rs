@@ -23,7 +23,7 @@ use args::{Command, Parsed, NAME};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use tispark_telemetry::collector::{fleet, server, store};
+use tispark_telemetry::collector::{fleet, server, store, token};
 use tispark_telemetry::conf::{self, Snapshot, ENABLE_KEY};
 use tispark_telemetry::spark_defaults::{Change, ConfFile};
 use tispark_telemetry::{log_line, pipeline, state};
@@ -85,12 +85,17 @@ fn run(parsed: Parsed) -> Result<(), Failure> {
             db,
             max_db_size,
             retain,
+            token_file,
         } => {
             let bounds = store::Bounds {
                 max_size: max_db_size,
                 retain,
             };
-            server::run(&listen, &ui, &db, bounds).map_err(Failure::Failed)?
+            let token = token_file
+                .map(|path| token::Token::read(&path))
+                .transpose()
+                .map_err(Failure::Failed)?;
+            server::run(&listen, &ui, &db, bounds, token).map_err(Failure::Failed)?
         }
         Command::Fleet { db, since, json } => {
             let fleet = fleet::gather(&db, fleet::window_start(since)).map_err(Failure::Failed)?;

@@ -1490,6 +1490,14 @@ fn a_file_larger_than_one_mib_is_refused() {
         );
     }
     assert_eq!(host.conf_text(), big);
+    // Exactly 1 MiB is read.
+    let exact = format!(
+        "{before}{}",
+        "#".repeat((1 << 20) - before.len() - 1) + "\n"
+    );
+    assert_eq!(exact.len(), 1 << 20);
+    std::fs::write(&host.conf, &exact).unwrap();
+    host.run(&["status"], &[]).assert_ok();
 }
 
 // ---- a rewrite keeps what the file carries, or refuses; a cooperating writer loses nothing ----
@@ -1566,6 +1574,15 @@ fn enable_and_disable_keep_a_posix_acl_and_every_extended_attribute() {
     assert_eq!(host.conf_text(), after);
     assert_eq!(getfacl(&host.conf), acl);
     assert_eq!(owner_and_mode(&host.conf), (0, 0, 0o640));
+    // And an ACL alone, without any other attribute, is kept too.
+    let alone = Host::new("acl-alone");
+    alone.write_conf("spark.tispark.telemetry.enable false\n", NOWHERE);
+    chmod(&alone.root, 0o755);
+    chmod(alone.conf.parent().unwrap(), 0o755);
+    chmod(&alone.conf, 0o600);
+    setfacl(&["-m", "u:nobody:r"], &alone.conf);
+    alone.run(&["enable"], &[]).assert_ok();
+    assert_eq!(getfacl(&alone.conf), acl);
     assert_eq!(
         xattr(&host.conf, "user.managed-by").as_deref(),
         Some(&b"puppet"[..])
@@ -1599,6 +1616,9 @@ fn a_file_without_an_acl_gets_none_from_its_directorys_default_acl() {
     chmod(&host.conf, 0o640);
     // New files in the directory would be readable by nobody; this one is not.
     setfacl(&["-d", "-m", "u:nobody:rw"], dir);
+    // Another attribute, without an ACL, and larger than 1 KiB.
+    let note: Vec<u8> = (0..4000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    set_xattr(&host.conf, "user.note", &note);
     let acl = getfacl(&host.conf);
     assert_eq!(acl, "user::rw-\ngroup::r--\nother::---\n\n");
     host.run(&["enable"], &[]).assert_ok();
@@ -1607,6 +1627,7 @@ fn a_file_without_an_acl_gets_none_from_its_directorys_default_acl() {
         before.replace("enable false", "enable true")
     );
     assert_eq!(getfacl(&host.conf), acl);
+    assert_eq!(xattr(&host.conf, "user.note"), Some(note));
     let read = cat_as_nobody(&host.conf);
     assert_eq!(read.code, 1, "{}", read.stderr);
     assert_eq!(read.stdout, "");

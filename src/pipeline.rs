@@ -214,7 +214,7 @@ fn build_report_in(request: &ReportInput, dir: Option<&Path>) -> (Report, bool) 
     }
     let tidb_version = match snapshot.first_pd_address() {
         None => None,
-        Some(pd) => match tidb::tidb_version_with(pd, snapshot) {
+        Some(pd) => match tidb::tidb_version(pd, snapshot) {
             Ok(v) => Some(v),
             Err(e) => {
                 log::warn!("The TiDB version is reported as UNKNOWN: PD did not tell it ({e}).");

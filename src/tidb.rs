@@ -186,16 +186,10 @@ fn read_pem(snapshot: &Snapshot, key: &str) -> Result<Vec<u8>, String> {
 }
 
 /// The cluster version PD reports at `pd_address`, reached as the
-/// snapshot's TLS and host-mapping settings say, or why it could not be had.
-pub fn tidb_version_with(pd_address: &str, snapshot: &Snapshot) -> Result<String, String> {
-    let connection = PdConnection::new(pd_address, snapshot)?;
-    ask(connection)
-}
-
-/// The cluster version PD reports at `pd_address` over plain http (or the
-/// address's own scheme), without TLS settings or host mapping.
-pub fn tidb_version(pd_address: &str) -> Result<String, String> {
-    ask(PdConnection::new(pd_address, &Snapshot::default())?)
+/// snapshot's TLS and host-mapping settings say (none: plain http, or the
+/// address's own scheme), or why it could not be had.
+pub fn tidb_version(pd_address: &str, snapshot: &Snapshot) -> Result<String, String> {
+    ask(PdConnection::new(pd_address, snapshot)?)
 }
 
 /// Largest status PD's answer may be.

@@ -64,7 +64,7 @@ fn credentials_in_the_url_are_sent_but_never_shown() {
 }
 
 fn tidb_version(pd: &str) -> Result<String, String> {
-    tispark_telemetry::tidb::tidb_version(pd)
+    tispark_telemetry::tidb::tidb_version(pd, &Default::default())
 }
 
 #[test]

@@ -89,9 +89,14 @@ pub const READ_LIMIT: u64 = 1024 * 1024;
 pub fn read(dir: &Path) -> Result<Vec<Entry>, String> {
     let file = path(dir);
     match files::read_bounded(&file, READ_LIMIT, Links::Refuse) {
-        Ok(bytes) => parse(&bytes).map_err(|why| format!("{} {why}", files::escaped(&file))),
+        Ok(bytes) => {
+            parse(&bytes).map_err(|why| format!("{} {why}", crate::log_line::quoted_path(&file)))
+        }
         Err(ReadError::NotFound) => Ok(Vec::new()),
-        Err(e) => Err(format!("{} cannot be used ({e})", files::escaped(&file))),
+        Err(e) => Err(format!(
+            "{} cannot be used ({e})",
+            crate::log_line::quoted_path(&file)
+        )),
     }
 }
 
@@ -136,8 +141,12 @@ pub fn record(dir: &Path, entry: &Entry) -> Result<Option<String>, String> {
     }
     entries.push(entry.clone());
     let text = render_bounded(&entries);
-    files::write_private(dir, AUDIT_FILE, text.as_bytes())
-        .map_err(|e| format!("{} cannot be written ({e})", files::escaped(&path(dir))))?;
+    files::write_private(dir, AUDIT_FILE, text.as_bytes()).map_err(|e| {
+        format!(
+            "{} cannot be written ({e})",
+            crate::log_line::quoted_path(&path(dir))
+        )
+    })?;
     Ok(warning)
 }
 

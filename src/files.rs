@@ -12,6 +12,7 @@
 //! - A directory that holds private state must be owned by the effective user
 //!   and writable by no one else, as OpenSSH's `StrictModes` asks of `~/.ssh`.
 
+use crate::log_line::quoted_path;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -119,7 +120,7 @@ pub fn private_dir(dir: &Path) -> Result<(), String> {
             Err(e) => {
                 return Err(format!(
                     "the directory {} cannot be created ({e})",
-                    escaped(dir)
+                    quoted_path(dir)
                 ))
             }
         }
@@ -127,7 +128,7 @@ pub fn private_dir(dir: &Path) -> Result<(), String> {
             fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| {
                 format!(
                     "the directory {} cannot be made private ({e})",
-                    escaped(dir)
+                    quoted_path(dir)
                 )
             })?;
         }
@@ -136,7 +137,7 @@ pub fn private_dir(dir: &Path) -> Result<(), String> {
     #[cfg(not(unix))]
     {
         fs::create_dir_all(dir)
-            .map_err(|e| format!("the directory {} cannot be created ({e})", escaped(dir)))
+            .map_err(|e| format!("the directory {} cannot be created ({e})", quoted_path(dir)))
     }
 }
 
@@ -145,17 +146,21 @@ pub fn private_dir(dir: &Path) -> Result<(), String> {
 #[cfg(unix)]
 fn check_private_dir(dir: &Path) -> Result<u32, String> {
     use std::os::unix::fs::MetadataExt;
-    let meta = fs::metadata(dir)
-        .map_err(|e| format!("the directory {} cannot be examined ({e})", escaped(dir)))?;
+    let meta = fs::metadata(dir).map_err(|e| {
+        format!(
+            "the directory {} cannot be examined ({e})",
+            quoted_path(dir)
+        )
+    })?;
     if !meta.is_dir() {
-        return Err(format!("{} is not a directory", escaped(dir)));
+        return Err(format!("{} is not a directory", quoted_path(dir)));
     }
     let me = effective_uid();
     if meta.uid() != me {
         return Err(format!(
             "the directory {} belongs to uid {}, not to this user (uid {me}); use a \
              directory of your own (spark.tispark.telemetry.state_dir)",
-            escaped(dir),
+            quoted_path(dir),
             meta.uid()
         ));
     }
@@ -164,8 +169,8 @@ fn check_private_dir(dir: &Path) -> Result<u32, String> {
         return Err(format!(
             "the directory {} is writable by other users (mode {mode:04o}); make it \
              private with `chmod 700 {}`",
-            escaped(dir),
-            escaped(dir)
+            quoted_path(dir),
+            quoted_path(dir)
         ));
     }
     Ok(mode)
@@ -282,12 +287,6 @@ pub fn open_append_private(path: &Path) -> io::Result<File> {
         ));
     }
     Ok(file)
-}
-
-/// A path as it may appear in a log line: quoted, escaped and cut as every
-/// echoed value is (`log_line::quoted`).
-pub fn escaped(path: &Path) -> String {
-    crate::log_line::quoted(&path.to_string_lossy())
 }
 
 #[cfg(all(test, unix))]
@@ -446,10 +445,5 @@ pub(crate) mod tests {
         std::os::unix::fs::symlink(&target, &ours).unwrap();
         open_append_private(&ours).unwrap().write_all(b"x").unwrap();
         assert_eq!(fs::read(&target).unwrap(), b"x");
-    }
-
-    #[test]
-    fn log_values_are_quoted_with_control_characters_escaped() {
-        assert_eq!(escaped(Path::new("/a\nb\u{1b}")), "\"/a\\nb\\u{1b}\"");
     }
 }

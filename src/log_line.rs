@@ -65,6 +65,11 @@ pub fn quoted(text: &str) -> String {
     }
 }
 
+/// A path echoed into a message: [`quoted`].
+pub fn quoted_path(path: &std::path::Path) -> String {
+    quoted(&path.to_string_lossy())
+}
+
 /// A value shown unquoted (a URL, a sink's path): [`escaped`], and cut after
 /// [`SHOWN_CHARS`] characters (`first 256… (5000000 characters)`).
 pub fn shown(text: &str) -> String {
@@ -187,6 +192,10 @@ mod tests {
     #[test]
     fn an_echoed_value_is_quoted_escaped_and_cut() {
         assert_eq!(quoted("a\"b\\c\u{85}"), r#""a\"b\\c\u{85}""#);
+        assert_eq!(
+            quoted_path(std::path::Path::new("/a\nb\u{1b}")),
+            "\"/a\\nb\\u{1b}\""
+        );
         assert_eq!(
             quoted(&"x".repeat(SHOWN_CHARS)),
             format!("\"{}\"", "x".repeat(SHOWN_CHARS))

@@ -139,7 +139,7 @@ impl Destination {
                     |e| {
                         format!(
                             "the CA bundle {} ({CA_FILE_KEY}) cannot be read ({e})",
-                            files::escaped(Path::new(path))
+                            crate::log_line::quoted_path(Path::new(path))
                         )
                     },
                 )?,

@@ -299,7 +299,12 @@ fn append_line(path: &std::path::Path, body: &str) -> Result<(), String> {
         // One write call for the whole line, so concurrent writers do not interleave.
         f.write_all(format!("{body}\n").as_bytes())
     };
-    write().map_err(|e| format!("cannot append to {} ({e})", crate::files::escaped(path)))
+    write().map_err(|e| {
+        format!(
+            "cannot append to {} ({e})",
+            crate::log_line::quoted_path(path)
+        )
+    })
 }
 
 #[cfg(test)]

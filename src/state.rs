@@ -71,7 +71,7 @@ pub fn track_id(dir: Option<&Path>, app_id: Option<&str>) -> TrackId {
                 None => {
                     warning = Some(format!(
                         "The telemetry track id file {} is corrupt; it is replaced.",
-                        files::escaped(&file)
+                        crate::log_line::quoted_path(&file)
                     ));
                     break;
                 }
@@ -87,7 +87,7 @@ pub fn track_id(dir: Option<&Path>, app_id: Option<&str>) -> TrackId {
             Err(e) => {
                 warning = Some(format!(
                     "The telemetry track id file {} cannot be used ({e}); it is replaced.",
-                    files::escaped(&file)
+                    crate::log_line::quoted_path(&file)
                 ));
                 break;
             }
@@ -106,7 +106,7 @@ fn unwritable(dir: &Path, app_id: Option<&str>, e: std::io::Error) -> TrackId {
         format!(
             "the state directory {} cannot be written ({e}): neither the track id nor the \
              audit trail can be kept there",
-            files::escaped(dir)
+            crate::log_line::quoted_path(dir)
         ),
     )
 }
@@ -118,7 +118,7 @@ pub fn reset_track_id(dir: &Path) -> Result<String, String> {
     files::write_private(dir, TRACK_ID_FILE, id.as_bytes()).map_err(|e| {
         format!(
             "the track id cannot be written in {} ({e})",
-            files::escaped(dir)
+            crate::log_line::quoted_path(dir)
         )
     })?;
     Ok(id)

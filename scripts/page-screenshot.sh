@@ -14,6 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(bash scripts/provision-spark.sh --env)"
+source scripts/example-job.sh
 source scripts/toolchains.sh
 ensure_packages chromium
 TISPARK_TELEMETRY_PLATFORMS=host bash java/package.sh
@@ -43,15 +44,7 @@ stop_collector() {
 }
 
 start_collector
-SPARK_LOCAL_IP=127.0.0.1 "$SPARK_HOME/bin/spark-submit" --master 'local[2]' \
-  --jars target/tispark-telemetry.jar \
-  --conf spark.plugins=com.pingcap.tispark.telemetry.TelemetryPlugin \
-  --conf spark.tispark.telemetry.enable=true \
-  --conf "spark.tispark.telemetry.url=$url" \
-  --conf "spark.tispark.telemetry.state_dir=$work/state" \
-  --conf spark.ui.enabled=false \
-  --driver-java-options "-Dlog4j.configurationFile=examples/log4j2.properties -Dtispark.example.log=$work/spark.log" \
-  examples/spark_job.py
+example_job "$url" "$work/state" "$work/spark.log"
 "$tool" export --db "$db" > "$work/example.jsonl"
 [ "$(wc -l < "$work/example.jsonl")" -eq 1 ] || { echo "the example stored no report" >&2; exit 1; }
 

@@ -7,6 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(bash scripts/provision-spark.sh --env)"
+source scripts/example-job.sh
 bash java/package.sh
 cargo build --quiet --bin tispark-telemetry
 tool=target/debug/tispark-telemetry
@@ -23,15 +24,7 @@ url=$(sed -n 's/^collecting reports at \(http:[^ ]*\) into .*/\1/p' "$work/colle
 [ -n "$url" ] || { echo "the collector did not start:" >&2; cat "$work/collector.out" >&2; exit 1; }
 echo "collector: $url"
 
-SPARK_LOCAL_IP=127.0.0.1 "$SPARK_HOME/bin/spark-submit" --master 'local[2]' \
-  --jars target/tispark-telemetry.jar \
-  --conf spark.plugins=com.pingcap.tispark.telemetry.TelemetryPlugin \
-  --conf spark.tispark.telemetry.enable=true \
-  --conf "spark.tispark.telemetry.url=$url" \
-  --conf "spark.tispark.telemetry.state_dir=$work/state" \
-  --conf spark.ui.enabled=false \
-  --driver-java-options "-Dlog4j.configurationFile=examples/log4j2.properties -Dtispark.example.log=$work/spark.log" \
-  examples/spark_job.py
+example_job "$url" "$work/state" "$work/spark.log"
 
 echo
 echo '$ grep "Telemetry report" spark.log | tail -n 1'

@@ -11,9 +11,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use support::collector_process::{collect_command, Server, BIN, PATH};
-use support::logs::logged_during;
-use tispark_telemetry::conf::Snapshot;
-use tispark_telemetry::pipeline::{self, Destination, ReportInput};
 
 const TOKEN: &str = "tt-0123456789abcdef.TOKEN_~";
 
@@ -115,22 +112,7 @@ fn a_report_without_the_token_is_401_and_not_stored_and_the_token_is_shown_nowhe
     // The library, as a driver sends: the user info of the URL as Basic credentials.
     let state = dir.join("state");
     let url = format!("http://reporter:{TOKEN}@127.0.0.1:{}{PATH}", server.port);
-    let mut conf: std::collections::HashMap<String, String> = [
-        ("spark.tispark.telemetry.enable", "true"),
-        ("spark.tispark.telemetry.url", url.as_str()),
-        ("spark.tispark.telemetry.state_dir", state.to_str().unwrap()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let snapshot = Snapshot::read(&mut conf).unwrap();
-    let plan = Destination::new(&snapshot).unwrap();
-    let request = ReportInput {
-        snapshot,
-        spark_version: Some("3.5.7".into()),
-        tispark_version: None,
-    };
-    let (outcome, records) = logged_during(|| pipeline::report_and_deliver(&request, &plan));
+    let (outcome, records) = support::logs::report_as_driver(&url, &state);
     assert_eq!(outcome.http_status, Some(200), "{outcome:?}");
     let stored = server.exported();
     assert_eq!(stored.len(), 1);

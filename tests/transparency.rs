@@ -6,36 +6,14 @@
 mod support;
 
 use log::Level;
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 use support::collector::{Behaviour, Collector};
-use support::logs::logged_during;
 use tispark_telemetry::audit::{self, Delivery};
-use tispark_telemetry::conf::Snapshot;
-use tispark_telemetry::pipeline::{self, Destination, ReportInput};
 
-/// One report, as the driver sends it, for this conf.
+/// One report, as the driver sends it, for this conf: what was logged.
 fn deliver(url: &str, state: &Path) -> Vec<(Level, String)> {
-    let mut conf: HashMap<String, String> = [
-        ("spark.tispark.telemetry.enable", "true".to_string()),
-        ("spark.tispark.telemetry.url", url.to_string()),
-        (
-            "spark.tispark.telemetry.state_dir",
-            state.display().to_string(),
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    let snapshot = Snapshot::read(&mut conf).unwrap();
-    let plan = Destination::new(&snapshot).unwrap();
-    let request = ReportInput {
-        snapshot,
-        spark_version: Some("3.5.7".into()),
-        tispark_version: None,
-    };
-    logged_during(|| pipeline::report_and_deliver(&request, &plan)).1
+    support::logs::report_as_driver(url, state).1
 }
 
 fn notices(records: &[(Level, String)]) -> Vec<&(Level, String)> {

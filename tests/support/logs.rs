@@ -43,3 +43,33 @@ pub fn logged_during<T>(f: impl FnOnce() -> T) -> (T, Vec<(Level, String)>) {
         .collect();
     (out, mine)
 }
+
+/// One report, as the driver's sender thread builds, logs, delivers and
+/// records it (`pipeline::report_and_deliver`) for a conf turning telemetry
+/// on to `url` with `state` as the state directory: the outcome, and what
+/// this thread logged meanwhile.
+pub fn report_as_driver(
+    url: &str,
+    state: &std::path::Path,
+) -> (tispark_telemetry::sink::Outcome, Vec<(Level, String)>) {
+    use tispark_telemetry::pipeline::{self, Destination, ReportInput};
+    let mut conf: std::collections::HashMap<String, String> = [
+        ("spark.tispark.telemetry.enable", "true".to_string()),
+        ("spark.tispark.telemetry.url", url.to_string()),
+        (
+            "spark.tispark.telemetry.state_dir",
+            state.display().to_string(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let snapshot = tispark_telemetry::conf::Snapshot::read(&mut conf).unwrap();
+    let plan = Destination::new(&snapshot).unwrap();
+    let request = ReportInput {
+        snapshot,
+        spark_version: Some("3.5.7".into()),
+        tispark_version: None,
+    };
+    logged_during(|| pipeline::report_and_deliver(&request, &plan))
+}

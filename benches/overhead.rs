@@ -847,7 +847,7 @@ impl Bench {
                 kib(size / 1024.0),
                 "(one build)".into(),
                 1,
-                "at most 2 MiB",
+                "as small as the card's crates allow (the jar's bound below)",
             );
         }
         let jar = std::fs::metadata(&self.jar).map(|m| m.len()).unwrap_or(0);

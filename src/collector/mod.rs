@@ -3,8 +3,9 @@
 //! in the jar's library). docs/collector.md says what it answers, its limits
 //! and how it is protected.
 //!
-//! - [`server`]: the HTTP server (`collect`): every connection taken, what
-//!   stalls bounded, each report stored before it is answered.
+//! - [`server`]: the HTTP server (`collect`): every connection taken, each
+//!   report stored before it is answered; [`stalls`]: what it bounds so that
+//!   no client can starve it.
 //! - [`intake`]: what it accepts: one report of exactly the library's schema.
 //! - [`store`]: its SQLite database: checked like the library's state, bounded
 //!   in size, one writer thread committing in batches.
@@ -18,5 +19,6 @@ pub mod intake;
 pub mod metrics;
 pub mod page;
 pub mod server;
+pub mod stalls;
 pub mod store;
 pub mod token;

@@ -37,7 +37,6 @@ use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::io::Write as _;
 use std::net::{IpAddr, Ipv6Addr};
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -59,9 +58,14 @@ pub const DRAIN: Duration = Duration::from_secs(10);
 /// Request line and headers; hyper's smallest buffer.
 const MAX_HEAD: usize = 16 * 1024;
 
-pub fn run(listen: &str, ui: &str, db: &Path, bounds: store::Bounds) -> Result<(), String> {
+pub fn run(
+    listen: &str,
+    ui: &str,
+    db: &store::Location,
+    bounds: store::Bounds,
+) -> Result<(), String> {
     raise_fd_limit();
-    let conn = store::open_write(db, bounds)?;
+    let conn = store::open(db, bounds)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -74,7 +78,7 @@ pub fn run(listen: &str, ui: &str, db: &Path, bounds: store::Bounds) -> Result<(
             .map_err(|e| format!("cannot start the database writer ({e})"))?;
         say(&format!(
             "collecting reports at http://{addr}{PATH} into {}; Ctrl-C or SIGTERM stops",
-            db.display()
+            crate::log_line::escaped(&db.shown())
         ));
         say(&format!(
             "the fleet page at http://{ui_addr}/ and its metrics at http://{ui_addr}/metrics"
@@ -85,7 +89,7 @@ pub fn run(listen: &str, ui: &str, db: &Path, bounds: store::Bounds) -> Result<(
             counters: counters.clone(),
         };
         let page = Role::Ui(Arc::new(Ui {
-            db: db.to_path_buf(),
+            db: db.clone(),
             counters,
             reading: Semaphore::new(MAX_PAGE_READS),
         }));
@@ -118,7 +122,7 @@ pub fn run(listen: &str, ui: &str, db: &Path, bounds: store::Bounds) -> Result<(
 /// The page's address (`--ui`): `GET /` and `GET /metrics`, read from the
 /// database, never written.
 struct Ui {
-    db: PathBuf,
+    db: store::Location,
     counters: Arc<Counters>,
     /// Readings of the database for the page at once; others wait (within
     /// their connection's deadline).

@@ -66,10 +66,12 @@ impl Server {
     pub fn new(url: &str, password_file: Option<&Path>) -> Result<Server, String> {
         let parsed = url::Url::parse(url).map_err(|e| format!("--db {url} is not a URL ({e})"))?;
         if parsed.password().is_some() {
-            return Err("--db must not hold the password (it would be on the command line, \
+            return Err(
+                "--db must not hold the password (it would be on the command line, \
                  in the process list and in shell history): give it with --db-password-file \
                  PATH or the environment variable TISPARK_TELEMETRY_DB_PASSWORD"
-                .to_string());
+                    .to_string(),
+            );
         }
         let shown = parsed.to_string();
         let opts = Opts::from_url(url).map_err(|e| format!("--db {shown} is refused ({e})"))?;
@@ -167,7 +169,14 @@ pub fn open_write(server: &Server, retain: Option<Duration>) -> Result<Database,
 fn check_version(server: &Server, conn: &mut Conn) -> Result<(), String> {
     let version: Option<u32> = conn
         .query_first("SELECT version FROM schema_version WHERE id = 1")
-        .map_err(|e| server.cannot(&e))?;
+        .map_err(|e| match e {
+            // ER_NO_SUCH_TABLE
+            mysql::Error::MySqlError(e) if e.code == 1146 => server.cannot(
+                &"it has no table schema_version: it is not a collector's database; \
+                  `collect` makes one",
+            ),
+            e => server.cannot(&e),
+        })?;
     match version {
         Some(v) if v > SCHEMA_VERSION => Err(format!(
             "the database {} has schema version {v}, which a newer collector made; this one \

@@ -82,9 +82,7 @@ pub enum Store {
 pub fn open(location: &Location, bounds: Bounds) -> Result<Store, String> {
     match location {
         Location::File(path) => open_write(path, bounds).map(Store::Sqlite),
-        Location::Mysql(server) => {
-            mysql_store::open_write(server, bounds.retain).map(Store::Mysql)
-        }
+        Location::Mysql(server) => mysql_store::open_write(server, bounds.retain).map(Store::Mysql),
     }
 }
 

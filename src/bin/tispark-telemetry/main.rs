@@ -91,8 +91,8 @@ fn run(parsed: Parsed) -> Result<(), Failure> {
                 max_size: max_db_size,
                 retain,
             };
-            let db = store::Location::new(&db, db_password_file.as_deref())
-                .map_err(Failure::Failed)?;
+            let db =
+                store::Location::new(&db, db_password_file.as_deref()).map_err(Failure::Failed)?;
             server::run(&listen, &ui, &db, bounds).map_err(Failure::Failed)?
         }
         Command::Fleet {
@@ -101,8 +101,8 @@ fn run(parsed: Parsed) -> Result<(), Failure> {
             since,
             json,
         } => {
-            let db = store::Location::new(&db, db_password_file.as_deref())
-                .map_err(Failure::Failed)?;
+            let db =
+                store::Location::new(&db, db_password_file.as_deref()).map_err(Failure::Failed)?;
             let fleet = fleet::gather(&db, fleet::window_start(since)).map_err(Failure::Failed)?;
             if json {
                 print(&format!("{}\n", fleet.to_json()));
@@ -114,8 +114,8 @@ fn run(parsed: Parsed) -> Result<(), Failure> {
             db,
             db_password_file,
         } => {
-            let db = store::Location::new(&db, db_password_file.as_deref())
-                .map_err(Failure::Failed)?;
+            let db =
+                store::Location::new(&db, db_password_file.as_deref()).map_err(Failure::Failed)?;
             fleet::print_export(&db).map_err(Failure::Failed)?
         }
         Command::Status { json } => {

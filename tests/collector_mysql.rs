@@ -166,9 +166,15 @@ fn the_password_is_never_on_the_command_line_and_a_wrong_one_is_refused() {
     );
     collector(&db, &url, &[]).stop();
     let port = db.port;
-    let with_password = format!("mysql://tt:{}@127.0.0.1:{port}/secrets", "s3cret");
-    for command in ["collect", "fleet", "export"] {
-        let mut args = vec![command, "--db", &with_password];
+    let in_user_info = format!("mysql://tt:{}@127.0.0.1:{port}/secrets", "s3cret");
+    let in_query = format!("mysql://tt@127.0.0.1:{port}/secrets?password={}", "s3cret");
+    for (command, with_password) in [
+        ("collect", &in_user_info),
+        ("fleet", &in_user_info),
+        ("export", &in_user_info),
+        ("export", &in_query),
+    ] {
+        let mut args = vec![command, "--db", with_password];
         if command == "collect" {
             args.extend(["--listen", "127.0.0.1:0"]);
         }

@@ -64,8 +64,9 @@ impl Server {
     /// `url`: `mysql://USER@HOST[:PORT]/DATABASE[?socket=PATH]`. The password:
     /// the file's content (one trailing newline cut), else the environment's.
     pub fn new(url: &str, password_file: Option<&Path>) -> Result<Server, String> {
-        let parsed = url::Url::parse(url).map_err(|e| format!("--db {url} is not a URL ({e})"))?;
-        if parsed.password().is_some() {
+        // Not shown when it does not parse: it might hold a password.
+        let parsed = url::Url::parse(url).map_err(|e| format!("--db is not a URL ({e})"))?;
+        if parsed.password().is_some() || parsed.query_pairs().any(|(key, _)| key == "password") {
             return Err(
                 "--db must not hold the password (it would be on the command line, \
                  in the process list and in shell history): give it with --db-password-file \

@@ -1,26 +1,46 @@
 //! How many reports a second `tispark-telemetry collect` stores on this
-//! machine: the built binary on loopback with a fresh SQLite file per round,
+//! machine, into SQLite and into MariaDB (the MySQL protocol, as TiDB): the
+//! built binary on loopback with a fresh SQLite file or MariaDB database
+//! per round (MariaDB started for the run as tests/collector_mysql.rs does),
 //! `TT_BENCH_COLLECTOR_CLIENTS` clients (default 50) each POSTing
 //! `TT_BENCH_COLLECTOR_REPORTS` distinct reports (default 100), one
 //! connection per report, as the library sends them. Prints the median of
 //! `TT_BENCH_COLLECTOR_ROUNDS` rounds (default 5) with the slowest and
-//! fastest. Figures, not a test: nothing fails on a slow number, but every
+//! fastest, for each store. Figures, not a test: nothing fails on a slow number, but every
 //! report must be answered 200 and be in the database afterwards.
 //!
 //! `bash scripts/bench.sh` runs it after the overhead benchmark; alone:
 //! `cargo bench --bench collector`.
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
 #[path = "../tests/support/fake_report.rs"]
 mod fake_report;
 
+#[path = "../tests/support/mariadb.rs"]
+#[allow(dead_code)]
+mod mariadb;
+
+/// A directory of the run's, which the `mysql` user may reach
+/// (`mariadb` asks for it).
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = bench_dir().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn bench_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("tt-bench-collector-{}", std::process::id()))
+}
+
 const BIN: &str = env!("CARGO_BIN_EXE_tispark-telemetry");
 const PATH: &str = "/api/v1/tispark/report";
+const PASSWORD_ENV: &str = "TISPARK_TELEMETRY_DB_PASSWORD";
 
 fn size(var: &str, default: usize) -> usize {
     std::env::var(var)
@@ -33,7 +53,7 @@ fn main() {
     let clients = size("TT_BENCH_COLLECTOR_CLIENTS", 50);
     let per_client = size("TT_BENCH_COLLECTOR_REPORTS", 100);
     let rounds = size("TT_BENCH_COLLECTOR_ROUNDS", 5);
-    let dir = std::env::temp_dir().join(format!("tt-bench-collector-{}", std::process::id()));
+    let dir = bench_dir();
     std::fs::create_dir_all(&dir).unwrap();
     let bodies: Vec<Vec<String>> = (0..clients)
         .map(|c| {
@@ -42,28 +62,40 @@ fn main() {
                 .collect()
         })
         .collect();
-    let mut rates = Vec::new();
-    for round in 0..rounds {
-        let db = dir.join(format!("round-{round}.db"));
-        rates.push(one_round(&db, &bodies));
-    }
+    let sqlite: Vec<f64> = (0..rounds)
+        .map(|round| one_round(dir.join(format!("round-{round}.db")).as_os_str(), &bodies))
+        .collect();
+    let mariadb = mariadb::MariaDb::start();
+    let mysql: Vec<f64> = (0..rounds)
+        .map(|round| {
+            one_round(
+                OsStr::new(&mariadb.database(&format!("round{round}"))),
+                &bodies,
+            )
+        })
+        .collect();
+    drop(mariadb);
     let _ = std::fs::remove_dir_all(&dir);
-    rates.sort_by(f64::total_cmp);
-    println!(
-        "collector: {:.0} reports/s stored (median of {rounds} rounds of {} reports from {clients} \
-         concurrent clients, one connection each; slowest {:.0}, fastest {:.0})",
-        rates[rates.len() / 2],
-        clients * per_client,
-        rates[0],
-        rates[rates.len() - 1]
-    );
+    for (store, mut rates) in [("SQLite", sqlite), ("MariaDB", mysql)] {
+        rates.sort_by(f64::total_cmp);
+        println!(
+            "collector ({store}): {:.0} reports/s stored (median of {rounds} rounds of {} reports \
+             from {clients} concurrent clients, one connection each; slowest {:.0}, fastest {:.0})",
+            rates[rates.len() / 2],
+            clients * per_client,
+            rates[0],
+            rates[rates.len() - 1]
+        );
+    }
 }
 
-/// Reports stored per second, from the first connection to the last 200.
-fn one_round(db: &Path, bodies: &[Vec<String>]) -> f64 {
+/// Reports stored per second, from the first connection to the last 200,
+/// into `db` (a file, or a MariaDB URL whose password is in the environment).
+fn one_round(db: &OsStr, bodies: &[Vec<String>]) -> f64 {
     let mut child = Command::new(BIN)
         .args(["collect", "--listen", "127.0.0.1:0", "--db"])
         .arg(db)
+        .env(PASSWORD_ENV, mariadb::PASSWORD)
         .stdout(Stdio::piped())
         .spawn()
         .expect("run tispark-telemetry collect");
@@ -94,6 +126,7 @@ fn one_round(db: &Path, bodies: &[Vec<String>]) -> f64 {
     let exported = Command::new(BIN)
         .args(["export", "--db"])
         .arg(db)
+        .env(PASSWORD_ENV, mariadb::PASSWORD)
         .output()
         .unwrap();
     let stored = exported.stdout.iter().filter(|b| **b == b'\n').count();

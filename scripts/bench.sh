@@ -6,7 +6,8 @@
 # add minutes), compiles the Java harness against them, then runs
 # benches/overhead.rs, which also runs a JVM-only sender beside ours and lists
 # each library's size from the jar (docs/performance.md), then benches/collector.rs
-# (the collector's throughput, reports a second). Takes about 5
+# (the collector's throughput, reports a second, into SQLite and into a
+# MariaDB it starts for the run). Takes about 5
 # minutes on 2 cores. Figures, not tests: nothing here fails on a slow number.
 #   TT_BENCH_JVMS, TT_BENCH_CALLS, TT_BENCH_SPARK_ROUNDS, TT_BENCH_BUILDS
 #   size the run (see benches/overhead.rs).
@@ -20,6 +21,8 @@ if [ "${1:-}" = --baseline ]; then
   baseline=${2:?usage: bench.sh [--baseline REV]}
 fi
 bash scripts/prerequisites.sh
+# MariaDB, for the collector's throughput into a MySQL-protocol store.
+(source scripts/toolchains.sh && ensure_packages mariadb-server)
 eval "$(bash scripts/provision-spark.sh --env)"
 bash java/package.sh >&2
 

@@ -4,6 +4,9 @@
 # an arm64 JVM, musl), builds target/tispark-telemetry.jar with every Linux
 # platform, then the Rust unit tests, the JVM tests (JNI invocation,
 # -Xcheck:jni), the platform tests and the real Spark applications, with nextest.
+# The collector's tests run against both stores: SQLite, and a MariaDB
+# (prerequisites.sh installs mariadb-server) that tests/collector_mysql.rs
+# starts itself as the mysql user on loopback and stops at its end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/prerequisites.sh --nextest

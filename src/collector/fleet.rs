@@ -10,7 +10,6 @@ use crate::report::Report;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::path::Path;
 
 pub const READ_ENGINES_KEY: &str = "spark.tispark.isolation_read_engines";
 pub const STREAMING_KEY: &str = "spark.tispark.coprocess.streaming";
@@ -80,12 +79,12 @@ pub struct Host {
 }
 
 /// Reads the window `[since, now]` of the database.
-pub fn gather(db: &Path, since: u64) -> Result<Fleet, String> {
-    let conn = store::open_read(db)?;
+pub fn gather(db: &store::Location, since: u64) -> Result<Fleet, String> {
+    let mut conn = store::reader(db)?;
     let mut reports = 0u64;
     let mut newest: BTreeMap<String, Host> = BTreeMap::new();
     let mut days: BTreeMap<u64, (u64, BTreeSet<String>)> = BTreeMap::new();
-    store::reports_since(&conn, since, |row| {
+    store::reports_since(&mut conn, since, |row| {
         // Every stored body passed the same check when it came in.
         let report: Report = serde_json::from_slice(&row.body)
             .map_err(|e| format!("a stored report cannot be read ({e})"))?;
@@ -266,11 +265,11 @@ impl Fleet {
 }
 
 /// `export`: every stored body, byte for byte, one a line, oldest first.
-pub fn export(db: &Path, out: &mut impl std::io::Write) -> Result<u64, ExportError> {
-    let conn = store::open_read(db).map_err(ExportError::Db)?;
+pub fn export(db: &store::Location, out: &mut impl std::io::Write) -> Result<u64, ExportError> {
+    let mut conn = store::reader(db).map_err(ExportError::Db)?;
     let mut n = 0;
     let mut failed = None;
-    store::reports_since(&conn, 0, |row| {
+    store::reports_since(&mut conn, 0, |row| {
         out.write_all(&row.body)
             .and_then(|()| out.write_all(b"\n"))
             .map_err(|e| {
@@ -306,7 +305,7 @@ pub fn window_start(since: Option<std::time::Duration>) -> u64 {
     }
 }
 
-pub fn print_export(db: &Path) -> Result<(), String> {
+pub fn print_export(db: &store::Location) -> Result<(), String> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     match export(db, &mut out) {

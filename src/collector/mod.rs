@@ -9,6 +9,8 @@
 //! - [`intake`]: what it accepts: one report of exactly the library's schema.
 //! - [`store`]: its SQLite database: checked like the library's state, bounded
 //!   in size, one writer thread committing in batches.
+//! - [`mysql_store`]: the same on a MySQL-protocol server (TiDB), which
+//!   several collectors may share.
 //! - [`fleet`]: the summaries (`fleet`, `fleet --json`) and `export`.
 //! - [`token`]: `--token-file`, so that only the fleet may write.
 //! - [`page`]: the fleet page (`GET /` on `--ui`), from [`fleet`]'s counts.
@@ -17,6 +19,7 @@
 pub mod fleet;
 pub mod intake;
 pub mod metrics;
+pub mod mysql_store;
 pub mod page;
 pub mod server;
 pub mod stalls;

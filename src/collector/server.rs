@@ -37,7 +37,6 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -64,12 +63,12 @@ const MAX_HEAD: usize = 16 * 1024;
 pub fn run(
     listen: &str,
     ui: &str,
-    db: &Path,
+    db: &store::Location,
     bounds: store::Bounds,
     token: Option<Token>,
 ) -> Result<(), String> {
     raise_fd_limit();
-    let conn = store::open_write(db, bounds)?;
+    let conn = store::open(db, bounds)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -82,7 +81,7 @@ pub fn run(
             .map_err(|e| format!("cannot start the database writer ({e})"))?;
         say(&format!(
             "collecting reports at http://{addr}{PATH} into {}; Ctrl-C or SIGTERM stops",
-            db.display()
+            crate::log_line::escaped(&db.shown())
         ));
         say(&format!(
             "the fleet page at http://{ui_addr}/ and its metrics at http://{ui_addr}/metrics"
@@ -100,7 +99,7 @@ pub fn run(
             token: token.map(Arc::new),
         };
         let page = Role::Ui(Arc::new(Ui {
-            db: db.to_path_buf(),
+            db: db.clone(),
             counters,
             reading: Semaphore::new(MAX_PAGE_READS),
         }));
@@ -133,7 +132,7 @@ pub fn run(
 /// The page's address (`--ui`): `GET /` and `GET /metrics`, read from the
 /// database, never written.
 struct Ui {
-    db: PathBuf,
+    db: store::Location,
     counters: Arc<Counters>,
     /// Readings of the database for the page at once; others wait (within
     /// their connection's deadline).

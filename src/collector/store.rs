@@ -2,12 +2,15 @@
 //! received, with the body byte for byte as it arrived and the time it did.
 //! `collect` writes through [`Writer`], one thread that commits whatever has
 //! queued up in one transaction and only then lets the requests answer 200;
-//! `fleet` and `export` read through [`open_read`].
+//! `fleet` and `export` read through [`open_read`]. `--db mysql://…` names
+//! a MySQL-protocol server (TiDB) instead: [`super::mysql_store`], behind
+//! the same [`Location`], [`Store`] and [`Reader`].
 
+use super::mysql_store;
 use crate::files;
 use crate::report::unix_now;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -35,7 +38,69 @@ pub struct Bounds {
     pub retain: Option<Duration>,
 }
 
-/// The database open for writing, with its bounds.
+/// Where the reports are: a SQLite file, or a database on a MySQL-protocol
+/// server (TiDB).
+#[derive(Clone)]
+pub enum Location {
+    File(PathBuf),
+    Mysql(mysql_store::Server),
+}
+
+impl Location {
+    /// `--db`: `mysql://USER@HOST:PORT/DATABASE` names a server (its password
+    /// from `password_file`, else the environment), anything else a file.
+    pub fn new(db: &Path, password_file: Option<&Path>) -> Result<Location, String> {
+        match db.to_str() {
+            Some(url) if url.starts_with("mysql://") => {
+                mysql_store::Server::new(url, password_file).map(Location::Mysql)
+            }
+            _ if password_file.is_some() => Err(
+                "--db-password-file is for a database on a server (--db mysql://...), not a file"
+                    .to_string(),
+            ),
+            _ => Ok(Location::File(db.to_path_buf())),
+        }
+    }
+
+    /// As shown to a person (a URL never holds a password).
+    pub fn shown(&self) -> String {
+        match self {
+            Location::File(path) => path.display().to_string(),
+            Location::Mysql(server) => server.url().to_string(),
+        }
+    }
+}
+
+/// A database open for writing: what [`Writer`] writes to.
+pub enum Store {
+    Sqlite(Database),
+    Mysql(mysql_store::Database),
+}
+
+/// Opens the database at `location` for writing ([`open_write`] for a file;
+/// `bounds.max_size` applies to a file only).
+pub fn open(location: &Location, bounds: Bounds) -> Result<Store, String> {
+    match location {
+        Location::File(path) => open_write(path, bounds).map(Store::Sqlite),
+        Location::Mysql(server) => mysql_store::open_write(server, bounds.retain).map(Store::Mysql),
+    }
+}
+
+/// A database open for reading.
+pub enum Reader {
+    Sqlite(Connection),
+    Mysql(mysql::Conn),
+}
+
+/// Opens the database at `location` for reading ([`open_read`] for a file).
+pub fn reader(location: &Location) -> Result<Reader, String> {
+    match location {
+        Location::File(path) => open_read(path).map(Reader::Sqlite),
+        Location::Mysql(server) => mysql_store::open_read(server).map(Reader::Mysql),
+    }
+}
+
+/// The SQLite database open for writing, with its bounds.
 pub struct Database {
     conn: Connection,
     bounds: Bounds,
@@ -282,7 +347,7 @@ impl Writer {
     /// Starts the writing thread; it ends, after committing everything queued,
     /// when every [`Writer`] is dropped.
     pub fn start(
-        mut db: Database,
+        mut db: Store,
         capacity: usize,
     ) -> std::io::Result<(Writer, std::thread::JoinHandle<()>)> {
         let (queue, jobs) = mpsc::sync_channel::<Job>(capacity);
@@ -300,21 +365,30 @@ impl Writer {
                     }
                     if swept.elapsed() >= SWEEP_EVERY {
                         swept = Instant::now();
-                        if let Err(e) = db.sweep() {
+                        let swept = match &mut db {
+                            Store::Sqlite(db) => db.sweep().map(drop).map_err(|e| e.to_string()),
+                            Store::Mysql(db) => db.sweep(),
+                        };
+                        if let Err(e) = swept {
                             eprintln!(
                                 "tispark-telemetry: warning: reports older than --retain \
                                  could not be deleted ({})",
-                                crate::log_line::escaped(&e.to_string())
+                                crate::log_line::escaped(&e)
                             );
                         }
                     }
-                    let outcomes = store(&mut db, &batch);
+                    let outcomes = match &mut db {
+                        Store::Sqlite(db) => store(db, &batch),
+                        Store::Mysql(db) => db.store(&batch),
+                    };
                     for (job, outcome) in batch.into_iter().zip(outcomes) {
                         let _ = job.done.send(outcome);
                     }
                 }
                 // Fold the WAL back into the database file on a clean stop.
-                let _ = db.conn.pragma_update(None, "wal_checkpoint", "TRUNCATE");
+                if let Store::Sqlite(db) = db {
+                    let _ = db.conn.pragma_update(None, "wal_checkpoint", "TRUNCATE");
+                }
             })?;
         Ok((Writer { queue }, thread))
     }
@@ -372,6 +446,17 @@ pub struct Row {
 
 /// Every report received at or after `since` (unix seconds), oldest first.
 pub fn reports_since(
+    reader: &mut Reader,
+    since: u64,
+    each: impl FnMut(Row) -> Result<(), String>,
+) -> Result<(), String> {
+    match reader {
+        Reader::Sqlite(conn) => sqlite_reports_since(conn, since, each),
+        Reader::Mysql(conn) => mysql_store::reports_since(conn, since, each),
+    }
+}
+
+fn sqlite_reports_since(
     conn: &Connection,
     since: u64,
     mut each: impl FnMut(Row) -> Result<(), String>,
@@ -420,9 +505,17 @@ mod private_file_tests {
     }
 }
 
-/// What `/metrics` says of the database at `path`: its reports, their
-/// distinct track ids, and the bytes of it and of SQLite's files beside it.
-pub fn held(path: &Path) -> Result<crate::collector::metrics::Held, String> {
+/// What `/metrics` says of the database at `location`: its reports, their
+/// distinct track ids, and its bytes.
+pub fn held(location: &Location) -> Result<crate::collector::metrics::Held, String> {
+    match location {
+        Location::File(path) => sqlite_held(path),
+        Location::Mysql(server) => mysql_store::held(server),
+    }
+}
+
+/// [`held`] of a SQLite file: the bytes of it and of SQLite's files beside it.
+fn sqlite_held(path: &Path) -> Result<crate::collector::metrics::Held, String> {
     let conn = open_read(path)?;
     let (reports, track_ids) = conn
         .query_row(

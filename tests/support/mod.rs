@@ -11,6 +11,7 @@ pub mod collector_process;
 pub mod fake_report;
 pub mod jvm;
 pub mod logs;
+pub mod mariadb;
 pub mod spark;
 pub mod tls;
 

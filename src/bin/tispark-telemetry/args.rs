@@ -134,10 +134,13 @@ pub enum Command {
     /// Ctrl-C or SIGTERM stops it, after the requests in flight are answered.
     /// The database and its directory must belong to this user and be
     /// writable by no one else; a new one is created 0600 (its directory
-    /// 0700), never through a symbolic link.
+    /// 0700), never through a symbolic link. --db mysql://USER@HOST:PORT/DB
+    /// stores into TiDB (or MySQL, MariaDB) instead: several collectors may
+    /// share it; the password from --db-password-file or
+    /// TISPARK_TELEMETRY_DB_PASSWORD; --max-db-size is for a file only.
     #[command(
         verbatim_doc_comment,
-        override_usage = "tispark-telemetry collect --listen ADDR --db PATH [--ui ADDR] [--max-db-size SIZE] [--retain DURATION] [--token-file PATH]"
+        override_usage = "tispark-telemetry collect --listen ADDR --db PATH|URL [--db-password-file PATH] [--ui ADDR] [--max-db-size SIZE] [--retain DURATION] [--token-file PATH]"
     )]
     Collect {
         /// The address to listen on, e.g. 0.0.0.0:8080 (port 0: any free port;
@@ -148,9 +151,15 @@ pub enum Command {
         /// /metrics), apart from the reports' (the second line printed names it)
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
         ui: String,
-        /// The database file
-        #[arg(long, value_name = "PATH")]
+        /// The database file, or mysql://USER@HOST:PORT/DATABASE: TiDB (or
+        /// MySQL, MariaDB), which several collectors may share
+        #[arg(long, value_name = "PATH|URL")]
         db: PathBuf,
+        /// The password of --db mysql://...: the first line of this file
+        /// (readable by no other user), else the environment variable
+        /// TISPARK_TELEMETRY_DB_PASSWORD; never in the URL
+        #[arg(long, value_name = "PATH")]
+        db_password_file: Option<PathBuf>,
         /// The database's largest size: bytes, or with KiB, MiB, GiB, TiB
         /// (at least 1MiB)
         #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = parse_size)]
@@ -177,12 +186,17 @@ pub enum Command {
     /// one JSON object (fields: docs/collector.md).
     #[command(
         verbatim_doc_comment,
-        override_usage = "tispark-telemetry fleet --db PATH [--since DURATION] [--json]"
+        override_usage = "tispark-telemetry fleet --db PATH|URL [--db-password-file PATH] [--since DURATION] [--json]"
     )]
     Fleet {
-        /// The collector's database file
-        #[arg(long, value_name = "PATH")]
+        /// The collector's database file, or mysql://USER@HOST:PORT/DATABASE
+        #[arg(long, value_name = "PATH|URL")]
         db: PathBuf,
+        /// The password of --db mysql://...: the first line of this file
+        /// (readable by no other user), else the environment variable
+        /// TISPARK_TELEMETRY_DB_PASSWORD; never in the URL
+        #[arg(long, value_name = "PATH")]
+        db_password_file: Option<PathBuf>,
         /// Only reports received in this last span of time: 30m, 24h, 7d, 2weeks
         #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
         since: Option<std::time::Duration>,
@@ -196,12 +210,17 @@ pub enum Command {
     /// byte as it was received, one a line (JSON lines).
     #[command(
         verbatim_doc_comment,
-        override_usage = "tispark-telemetry export --db PATH"
+        override_usage = "tispark-telemetry export --db PATH|URL [--db-password-file PATH]"
     )]
     Export {
-        /// The collector's database file
-        #[arg(long, value_name = "PATH")]
+        /// The collector's database file, or mysql://USER@HOST:PORT/DATABASE
+        #[arg(long, value_name = "PATH|URL")]
         db: PathBuf,
+        /// The password of --db mysql://...: the first line of this file
+        /// (readable by no other user), else the environment variable
+        /// TISPARK_TELEMETRY_DB_PASSWORD; never in the URL
+        #[arg(long, value_name = "PATH")]
+        db_password_file: Option<PathBuf>,
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     ///

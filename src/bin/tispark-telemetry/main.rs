@@ -83,6 +83,7 @@ fn run(parsed: Parsed) -> Result<(), Failure> {
             listen,
             ui,
             db,
+            db_password_file,
             max_db_size,
             retain,
             token_file,
@@ -95,9 +96,18 @@ fn run(parsed: Parsed) -> Result<(), Failure> {
                 .map(|path| token::Token::read(&path))
                 .transpose()
                 .map_err(Failure::Failed)?;
+            let db =
+                store::Location::new(&db, db_password_file.as_deref()).map_err(Failure::Failed)?;
             server::run(&listen, &ui, &db, bounds, token).map_err(Failure::Failed)?
         }
-        Command::Fleet { db, since, json } => {
+        Command::Fleet {
+            db,
+            db_password_file,
+            since,
+            json,
+        } => {
+            let db =
+                store::Location::new(&db, db_password_file.as_deref()).map_err(Failure::Failed)?;
             let fleet = fleet::gather(&db, fleet::window_start(since)).map_err(Failure::Failed)?;
             if json {
                 print(&format!("{}\n", fleet.to_json()));
@@ -105,7 +115,14 @@ fn run(parsed: Parsed) -> Result<(), Failure> {
                 print(&fleet.to_text());
             }
         }
-        Command::Export { db } => fleet::print_export(&db).map_err(Failure::Failed)?,
+        Command::Export {
+            db,
+            db_password_file,
+        } => {
+            let db =
+                store::Location::new(&db, db_password_file.as_deref()).map_err(Failure::Failed)?;
+            fleet::print_export(&db).map_err(Failure::Failed)?
+        }
         Command::Status { json } => {
             let path = find_conf(cli.conf);
             let loaded = load_if_named(path.as_deref())?;

@@ -213,19 +213,19 @@ fn the_disks_are_this_hosts_block_devices_as_lsblk_lists_them() {
         .into_iter()
         .map(|d| (d.name, d.size))
         .collect();
-    // lsblk: every whole disk but loop (major 7) and ram (major 1) devices.
+    // lsblk: every block device of /sys/block (no partitions, kernel names) but loop
+    // (major 7) and ram (major 1) devices, whatever its type (disk, rom, lvm, raid).
     let out = std::process::Command::new("lsblk")
-        .args(["-d", "-b", "-n", "-e", "1,7", "-o", "NAME,SIZE,TYPE"])
+        .args(["-d", "-b", "-n", "-e", "1,7", "-o", "KNAME,SIZE"])
         .output()
         .expect("run lsblk (util-linux)");
     assert!(out.status.success());
     let mut listed: Vec<(String, u64)> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
-        .filter_map(|l| {
-            let cols: Vec<&str> = l.split_whitespace().collect();
-            (cols.get(2) == Some(&"disk"))
-                .then(|| (format!("/dev/{}", cols[0]), cols[1].parse().unwrap()))
+        .map(|l| {
+            let (name, size) = l.split_once(' ').unwrap();
+            (format!("/dev/{name}"), size.trim().parse().unwrap())
         })
         .collect();
     assert!(!listed.is_empty(), "this host has disks");

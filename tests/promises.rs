@@ -122,6 +122,32 @@ fn the_reports_time_and_the_trails_time_are_now() {
     );
 }
 
+#[test]
+fn the_cpu_is_this_hosts_as_proc_cpuinfo_says() {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap();
+    let values = |key: &str| -> Vec<String> {
+        cpuinfo
+            .lines()
+            .filter_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                (k.trim() == key).then(|| v.trim().to_string())
+            })
+            .collect()
+    };
+    let models = values("model name");
+    assert!(!models.is_empty(), "this host's cpuinfo names its model");
+    let mut cores: Vec<(String, String)> = values("physical id")
+        .into_iter()
+        .zip(values("core id"))
+        .collect();
+    cores.sort();
+    cores.dedup();
+    let cpu = host_facts::gather().cpu;
+    assert_eq!(cpu.model, models[0]);
+    assert_eq!(cpu.logical_cores, values("processor").len());
+    assert_eq!(cpu.physical_cores, cores.len());
+}
+
 /// `/proc/meminfo`'s value of `key`, in bytes.
 fn meminfo_bytes(meminfo: &str, key: &str) -> u64 {
     let line = meminfo
@@ -791,4 +817,27 @@ fn a_certificate_directory_is_read_to_its_10000th_entry_and_no_further() {
         "{}",
         run.output
     );
+}
+
+/// The platform's trust store is read only when something is asked over
+/// https without a CA of its own: not for a PD asked over plain http.
+#[test]
+fn the_platforms_trust_store_is_read_only_for_pd_over_https() {
+    let read_the_store = |log: &[(Level, String)]| {
+        log.iter()
+            .filter(|(_, l)| l.starts_with("The platform's trust store: "))
+            .count()
+    };
+    let plain = Collector::start(Behaviour::Json(PD_STATUS));
+    let (report, log) = preview(&[("spark.tispark.pd.addresses", plain.addr.to_string())]);
+    assert_eq!(report["instance"]["tidb_version"], "v7.5.1");
+    assert_eq!(read_the_store(&log), 0, "{log:?}");
+
+    let pki = support::tls::test_pki();
+    let tls = Collector::start_tls(Behaviour::Json(PD_STATUS), pki.server);
+    let (_, log) = preview(&[(
+        "spark.tispark.pd.addresses",
+        format!("https://127.0.0.1:{}", tls.addr.port()),
+    )]);
+    assert_eq!(read_the_store(&log), 1, "{log:?}");
 }

@@ -29,10 +29,10 @@ const EM_X86_64: u16 = 62;
 const EM_AARCH64: u16 = 183;
 const LIBRARY: &str = "libtispark_telemetry.so";
 /// Each library, stripped, at most this: a ceiling against growth, a little
-/// above what it is (docs/platforms.md, "Sizes"). Issue 11's goal, 2 MiB, is
-/// not reached; that section says what takes the rest.
-const LIBRARY_BUDGET: u64 = 2_750_000;
-/// The jar with every Linux library (deflated), at most this: issue 11's goal.
+/// above what it is with reqwest (3.1-3.2 MB; docs/platforms.md, "Sizes"). The
+/// per-library 2 MiB goal of issue 11 was withdrawn by issue 19.
+const LIBRARY_BUDGET: u64 = 3_400_000;
+/// The jar with every Linux library (deflated), at most this: issues 11 and 19.
 const JAR_BUDGET: u64 = 6_000_000;
 
 const ARM64_JAVA: &str = "/usr/lib/jvm/java-17-openjdk-arm64/bin/java";
@@ -239,7 +239,8 @@ fn jni_entry_points() -> Vec<String> {
             ))
         })
         .collect();
-    assert_eq!(names.len(), 4, "native methods: {names:?}");
+    // nativeInit, nativeDecide, nativeKeys, nativeReport, nativeUnconfirmed.
+    assert_eq!(names.len(), 5, "native methods: {names:?}");
     names
 }
 

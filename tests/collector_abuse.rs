@@ -249,6 +249,27 @@ fn a_65th_request_being_received_from_one_address_cuts_that_addresss_oldest() {
     assert!(!is_closed(&newest) && !is_closed(&other));
 }
 
+/// Requests answered are no longer counted: after 300 reports stored, a
+/// stalled request is not cut for room when another address connects (the
+/// collector is far below its 256 requests being received).
+#[test]
+fn requests_answered_no_longer_count_against_the_bounds() {
+    let server = start("answered");
+    for n in 0..300 {
+        let (status, text) = post_from(ip(4), server.port, report(n).as_bytes()).unwrap();
+        assert_eq!(status, 200, "{text}");
+    }
+    let stalled = stall(ip(2), server.port).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let newcomer = stall(ip(3), server.port).unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(
+        !is_closed(&stalled),
+        "a stalled request was cut for room it did not need"
+    );
+    assert!(!is_closed(&newcomer));
+}
+
 #[test]
 fn with_256_requests_being_received_a_newcomer_cuts_the_oldest_of_the_address_with_most() {
     let server = start("global");

@@ -80,6 +80,21 @@ fn in_flight() -> std::sync::MutexGuard<'static, Option<InFlight>> {
 /// audit trail. The sender's own outcome, if it still comes, replaces that
 /// entry. False when no report was in flight.
 pub fn unconfirmed(waited: Duration) -> bool {
+    // On a thread of its own, waited for at most UNCONFIRMED_WAIT: the trail's
+    // write (a lock, an fsync, perhaps on NFS) must not hold JVM shutdown.
+    let (done, said) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("tispark-telemetry-unconfirmed".into())
+        .spawn(move || {
+            let _ = done.send(say_unconfirmed(waited));
+        });
+    spawned.is_ok() && said.recv_timeout(UNCONFIRMED_WAIT).unwrap_or(true)
+}
+
+/// How long JVM shutdown waits for [`unconfirmed`]'s line and trail entry.
+const UNCONFIRMED_WAIT: Duration = Duration::from_millis(500);
+
+fn say_unconfirmed(waited: Duration) -> bool {
     let guard = in_flight();
     let Some(flight) = guard.as_ref() else {
         return false;
@@ -285,8 +300,6 @@ pub fn report_and_deliver(request: &ReportInput, plan: &Destination) -> Outcome 
         started: std::time::Instant::now(),
     });
     let outcome = sink::deliver(&plan.client, &plan.sink, &body);
-    // From here JVM shutdown no longer calls it unconfirmed (see `unconfirmed`).
-    in_flight().take();
     mark("delivered", &mut phases);
     log::debug!(
         "Telemetry timings since the report started: {}.",
@@ -301,6 +314,9 @@ pub fn report_and_deliver(request: &ReportInput, plan: &Destination) -> Outcome 
     } else {
         log::warn!("{}", outcome.describe(&plan.sink));
     }
+    // The outcome is in the log: from here JVM shutdown no longer calls the
+    // report unconfirmed (see `unconfirmed`).
+    in_flight().take();
     record_in_audit_trail(dir.as_deref(), &plan.sink, &outcome, &body, state_warned);
     outcome
 }

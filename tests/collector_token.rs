@@ -228,7 +228,12 @@ fn a_token_file_others_may_read_or_a_weak_token_is_refused_at_start() {
         (
             format!("{TOKEN}\n"),
             0o604,
-            "is open to other users (mode 0604); make it private with `chmod o-rwx`",
+            "is open to other users (mode 0604); make it private with `chmod 600`",
+        ),
+        (
+            format!("{TOKEN}\n"),
+            0o640,
+            "is open to other users (mode 0640); make it private with `chmod 600`",
         ),
         (
             "short-token\n".to_string(),

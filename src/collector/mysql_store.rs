@@ -199,7 +199,9 @@ impl Database {
         Ok(self.conn.as_mut().expect("just set"))
     }
 
-    /// Deletes the reports older than `--retain`, a bounded number at a time.
+    /// Deletes the reports older than `--retain`: at most [`SWEEP_ROWS`] a
+    /// call (it runs at most once a second, on the writer's thread), so that a
+    /// large first sweep does not hold the reports waiting to be stored.
     pub fn sweep(&mut self) -> Result<(), String> {
         let Some(retain) = self.retain else {
             return Ok(());
@@ -207,16 +209,11 @@ impl Database {
         let cutoff = unix_now().saturating_sub(retain.as_secs());
         let result = (|| {
             let conn = self.conn()?;
-            loop {
-                conn.exec_drop(
-                    format!("DELETE FROM reports WHERE received < ? LIMIT {SWEEP_ROWS}"),
-                    (cutoff,),
-                )
-                .map_err(|e| e.to_string())?;
-                if conn.affected_rows() < SWEEP_ROWS as u64 {
-                    return Ok(());
-                }
-            }
+            conn.exec_drop(
+                format!("DELETE FROM reports WHERE received < ? LIMIT {SWEEP_ROWS}"),
+                (cutoff,),
+            )
+            .map_err(|e| e.to_string())
         })();
         if result.is_err() {
             self.conn = None;

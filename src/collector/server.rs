@@ -101,7 +101,7 @@ pub fn run(
         let page = Role::Ui(Arc::new(Ui {
             db: db.clone(),
             counters,
-            reading: Semaphore::new(MAX_PAGE_READS),
+            reading: Arc::new(Semaphore::new(MAX_PAGE_READS)),
         }));
         // Both stop at the first signal.
         let (stopped, on_stop) = tokio::sync::watch::channel(false);
@@ -136,7 +136,7 @@ struct Ui {
     counters: Arc<Counters>,
     /// Readings of the database for the page at once; others wait (within
     /// their connection's deadline).
-    reading: Semaphore,
+    reading: Arc<Semaphore>,
 }
 
 /// Readings of the database for `/` and `/metrics` at once.
@@ -343,12 +343,15 @@ async fn show(req: Request<Incoming>, ui: &Arc<Ui>) -> (StatusCode, &'static str
             "only GET is answered here\n".into(),
         );
     }
-    let Ok(_permit) = ui.reading.acquire().await else {
+    let Ok(permit) = ui.reading.clone().acquire_owned().await else {
         return (StatusCode::SERVICE_UNAVAILABLE, TEXT, "stopping\n".into());
     };
     let ui2 = ui.clone();
     // SQLite blocks: off the runtime's one thread, which serves the intake.
+    // The permit goes with the reading: a connection cut meanwhile does not
+    // free a place while its reading still runs.
     let read = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         if page {
             let now = crate::report::unix_now();
             let since = now.saturating_sub(page::WINDOW_DAYS * fleet::DAY);

@@ -50,10 +50,20 @@ impl Location {
     /// `--db`: `mysql://USER@HOST:PORT/DATABASE` names a server (its password
     /// from `password_file`, else the environment), anything else a file.
     pub fn new(db: &Path, password_file: Option<&Path>) -> Result<Location, String> {
-        match db.to_str() {
-            Some(url) if url.starts_with("mysql://") => {
-                mysql_store::Server::new(url, password_file).map(Location::Mysql)
+        let scheme = db
+            .to_str()
+            .and_then(|s| s.trim_start().split_once("://"))
+            .map(|(scheme, _)| scheme.to_ascii_lowercase());
+        match (scheme.as_deref(), db.to_str()) {
+            (Some("mysql"), Some(url)) => {
+                mysql_store::Server::new(url.trim(), password_file).map(Location::Mysql)
             }
+            // Another scheme is no file name either, and may hold a password: never shown.
+            (Some(_), _) => Err(
+                "--db names a file, or a server as mysql://USER@HOST:PORT/DATABASE; this one \
+                 is neither (it is not shown: it may hold a password)"
+                    .to_string(),
+            ),
             _ if password_file.is_some() => Err(
                 "--db-password-file is for a database on a server (--db mysql://...), not a file"
                     .to_string(),

@@ -18,7 +18,8 @@ pub struct Token(Vec<u8>);
 
 impl Token {
     /// Reads the token from `path`: a regular file (read bounded, never
-    /// blocking) that other users may neither read nor write, holding at
+    /// blocking) of this user (or root) that no one else may read or write
+    /// (no group or other permission), holding at
     /// least [`MIN_TOKEN_CHARS`] of `A-Z a-z 0-9 - . _ ~` (characters a URL's
     /// password holds as they are), and a newline at most after them.
     pub fn read(path: &Path) -> Result<Token, String> {
@@ -26,14 +27,23 @@ impl Token {
         let shown = || crate::log_line::quoted(&path.to_string_lossy());
         let file = files::open_regular(path, Links::Follow)
             .map_err(|e| format!("the token file {} cannot be read ({e})", shown()))?;
-        let mode = file
+        let meta = file
             .metadata()
-            .map_err(|e| format!("the token file {} cannot be read ({e})", shown()))?
-            .mode();
-        if mode & 0o007 != 0 {
+            .map_err(|e| format!("the token file {} cannot be read ({e})", shown()))?;
+        let me = files::effective_uid();
+        if meta.uid() != me && meta.uid() != 0 {
+            return Err(format!(
+                "the token file {} belongs to uid {}, not to this user (uid {me}) or root; use \
+                 a file of your own",
+                shown(),
+                meta.uid()
+            ));
+        }
+        let mode = meta.mode();
+        if mode & 0o077 != 0 {
             return Err(format!(
                 "the token file {} is open to other users (mode {:04o}); make it private with \
-                 `chmod o-rwx`",
+                 `chmod 600`",
                 shown(),
                 mode & 0o7777
             ));

@@ -58,8 +58,11 @@ final class TelemetryLog {
     /** A record of the Java side's own, escaped and cut as the native side's records are. */
     static void log(int level, String message) {
         String text = String.valueOf(message);
-        if (text.length() > RECORD_CHARS) {
-            text = text.substring(0, RECORD_CHARS) + "\u2026 (cut: " + text.length() + " characters)";
+        if (text.codePointCount(0, text.length()) > RECORD_CHARS) {
+            // Counted and cut in characters, as the native side does: never inside a pair.
+            int end = text.offsetByCodePoints(0, RECORD_CHARS);
+            text = text.substring(0, end) + "\u2026 (cut: "
+                    + text.codePointCount(0, text.length()) + " characters)";
         }
         nativeLog(level, logSafe(text).replace(Names.REPORT_WORDS, Names.DEFUSED_WORDS));
     }

@@ -629,7 +629,7 @@ fn pd_is_trusted_through_the_clusters_ca_only_not_the_telemetry_ca_file() {
     assert_eq!(
         warnings(&log),
         [format!(
-            "{UNKNOWN_PREFIX}connection error: invalid peer certificate: UnknownIssuer)."
+            "{UNKNOWN_PREFIX}TLS: invalid peer certificate: UnknownIssuer)."
         )]
     );
     assert_eq!(pd.received().len(), 0, "PD was asked without being trusted");
@@ -693,7 +693,7 @@ fn pd_is_trusted_through_the_clusters_ca_only_not_the_platforms_store() {
     );
     assert!(
         run.output.contains(&format!(
-            "WARN {UNKNOWN_PREFIX}connection error: invalid peer certificate: UnknownIssuer)."
+            "WARN {UNKNOWN_PREFIX}TLS: invalid peer certificate: UnknownIssuer)."
         )),
         "{}",
         run.output
@@ -738,7 +738,7 @@ fn the_client_certificate_goes_to_pd_alone() {
     let why = outcome.error.unwrap_or_default();
     assert!(
         [
-            "connection error: received fatal alert: CertificateRequired",
+            "TLS: received fatal alert: CertificateRequired",
             "connection error: Broken pipe (os error 32)",
             "connection error: Connection reset by peer (os error 104)",
         ]
@@ -807,7 +807,7 @@ fn a_certificate_directory_is_read_to_its_10000th_entry_and_no_further() {
     assert!(run.success, "{}", run.output);
     assert_eq!(
         run.value("LAST").as_deref(),
-        Some("connection_error:_invalid_peer_certificate:_UnknownIssuer"),
+        Some("TLS:_invalid_peer_certificate:_UnknownIssuer"),
         "the 10,001st entry was read:\n{}",
         run.output
     );

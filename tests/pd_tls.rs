@@ -9,21 +9,14 @@ mod support;
 
 use log::Level;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use support::collector::{Behaviour, Collector};
 use support::logs::logged_during;
-use support::tls::{cluster_pki, ClusterPki};
+use support::tls::{cluster_pki, tls_conf, ClusterPki, PemFiles};
 use tispark_telemetry::conf::Snapshot;
 use tispark_telemetry::pipeline::{self, Destination, ReportInput};
 
 const PD_STATUS: &str = r#"{"build_ts":"2024-01-01 00:00:00","version":"v7.5.1","git_hash":"abc","start_timestamp":1700000000}"#;
-
-/// The PEM files of a cluster, under names that must never be seen elsewhere.
-struct PemFiles {
-    ca: PathBuf,
-    chain: PathBuf,
-    key: PathBuf,
-}
 
 fn write_pems(dir: &Path, ca_pem: &str, chain_pem: &str, key_pem: &str) -> PemFiles {
     let files = PemFiles {
@@ -39,25 +32,6 @@ fn write_pems(dir: &Path, ca_pem: &str, chain_pem: &str, key_pem: &str) -> PemFi
 
 fn own_pems(dir: &Path, pki: &ClusterPki) -> PemFiles {
     write_pems(dir, &pki.ca_pem, &pki.client_cert_pem, &pki.client_key_pem)
-}
-
-fn tls_conf(pd: &str, pems: &PemFiles) -> Vec<(&'static str, String)> {
-    vec![
-        ("spark.tispark.pd.addresses", pd.to_string()),
-        ("spark.tispark.tikv.tls_enable", "true".to_string()),
-        (
-            "spark.tispark.tikv.trust_cert_collection",
-            pems.ca.display().to_string(),
-        ),
-        (
-            "spark.tispark.tikv.key_cert_chain",
-            pems.chain.display().to_string(),
-        ),
-        (
-            "spark.tispark.tikv.key_file",
-            pems.key.display().to_string(),
-        ),
-    ]
 }
 
 fn request(conf: &[(&'static str, String)]) -> ReportInput {

@@ -5,6 +5,8 @@
 
 mod support;
 
+use support::tls::{tls_conf, PemFiles};
+
 use log::Level;
 use serde_json::value::RawValue;
 use std::collections::HashMap;
@@ -532,12 +534,6 @@ fn a_ca_bundle_of_1_mib_is_trusted_and_one_byte_more_is_refused() {
 // ---------------------------------------------------------------------------
 // PD: its files' cap and its trust rules.
 
-struct PemFiles {
-    ca: PathBuf,
-    chain: PathBuf,
-    key: PathBuf,
-}
-
 /// The cluster's PEM files, each padded to `len` bytes.
 fn pems_of(pki: &support::tls::ClusterPki, dir: &Path, len: [usize; 3]) -> PemFiles {
     let files = PemFiles {
@@ -549,25 +545,6 @@ fn pems_of(pki: &support::tls::ClusterPki, dir: &Path, len: [usize; 3]) -> PemFi
     std::fs::write(&files.chain, padded_to(&pki.client_cert_pem, len[1])).unwrap();
     std::fs::write(&files.key, padded_to(&pki.client_key_pem, len[2])).unwrap();
     files
-}
-
-fn tls_conf(pd: &str, pems: &PemFiles) -> Vec<(&'static str, String)> {
-    vec![
-        ("spark.tispark.pd.addresses", pd.to_string()),
-        ("spark.tispark.tikv.tls_enable", "true".to_string()),
-        (
-            "spark.tispark.tikv.trust_cert_collection",
-            pems.ca.display().to_string(),
-        ),
-        (
-            "spark.tispark.tikv.key_cert_chain",
-            pems.chain.display().to_string(),
-        ),
-        (
-            "spark.tispark.tikv.key_file",
-            pems.key.display().to_string(),
-        ),
-    ]
 }
 
 /// PD's CA, client certificate and key of exactly 1 MiB each (an RSA-4096

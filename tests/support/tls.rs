@@ -109,3 +109,30 @@ pub fn cluster_pki() -> ClusterPki {
         pd_server: Arc::new(pd_server),
     }
 }
+
+/// The PEM files of a cluster, under names that must never be seen elsewhere.
+pub struct PemFiles {
+    pub ca: std::path::PathBuf,
+    pub chain: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
+/// The conf of a TLS cluster whose PD is at `pd`, with these files.
+pub fn tls_conf(pd: &str, pems: &PemFiles) -> Vec<(&'static str, String)> {
+    vec![
+        ("spark.tispark.pd.addresses", pd.to_string()),
+        ("spark.tispark.tikv.tls_enable", "true".to_string()),
+        (
+            "spark.tispark.tikv.trust_cert_collection",
+            pems.ca.display().to_string(),
+        ),
+        (
+            "spark.tispark.tikv.key_cert_chain",
+            pems.chain.display().to_string(),
+        ),
+        (
+            "spark.tispark.tikv.key_file",
+            pems.key.display().to_string(),
+        ),
+    ]
+}

@@ -221,6 +221,31 @@ fn without_a_token_file_the_collector_says_once_that_anyone_may_write() {
     );
 }
 
+/// `collect --token-file token` run to its end: its exit code and stderr. A
+/// collector that starts instead (the refusal broken) is killed after 30 s
+/// and the test fails on its exit code, never hangs.
+fn refused_at_start(db: &Path, token: &Path) -> (Option<i32>, String) {
+    let mut child = collect_command(db, &["--token-file", token.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (status.code(), stderr)
+}
+
 #[test]
 fn a_token_file_others_may_read_or_a_weak_token_is_refused_at_start() {
     let dir = support::temp_dir("token-refused");
@@ -247,15 +272,22 @@ fn a_token_file_others_may_read_or_a_weak_token_is_refused_at_start() {
             "must hold one token of at least 16 characters",
         ),
     ];
+    // Another user's file (nobody's), private to that user: not ours to trust.
+    let theirs = dir.join("theirs");
+    std::fs::write(&theirs, format!("{TOKEN}\n")).unwrap();
+    std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+    let (code, stderr) = refused_at_start(&dir.join("reports.db"), &theirs);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("belongs to uid 65534, not to this user (uid 0) or root"),
+        "{stderr}"
+    );
     for (content, mode, says) in cases {
         let file = token_file(&dir, &content, mode);
         let db = dir.join("reports.db");
-        let out = collect_command(&db, &["--token-file", file.to_str().unwrap()])
-            .stderr(Stdio::piped())
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        let (code, stderr) = refused_at_start(&db, &file);
+        assert_eq!(code, Some(1), "{stderr}");
         assert!(
             stderr.starts_with(&format!(
                 "tispark-telemetry: error: the token file \"{}\" ",

@@ -289,10 +289,12 @@ pub fn report_in_jvm_under(
 
 impl ChildRun {
     /// The telemetry warnings the child printed (without slf4j they go to stderr).
+    /// Each from `WARN Telemetry: ` on: the JVM's own stderr (`-Xcheck:jni`'s
+    /// signal-handler check runs on a thread of its own) may share the line.
     pub fn warnings(&self) -> Vec<&str> {
         self.output
             .lines()
-            .filter(|l| l.contains("WARN Telemetry: "))
+            .filter_map(|l| l.find("WARN Telemetry: ").map(|at| &l[at..]))
             .collect()
     }
 

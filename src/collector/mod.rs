@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod mysql_store;
 pub mod page;
 pub mod server;
+pub mod sqlite_store;
 pub mod stalls;
 pub mod store;
 pub mod token;

@@ -9,11 +9,13 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::collector_process::{collect_command, head, post, read_response, Server, BIN, PATH};
+use support::collector_process::{
+    collect_command, ended_within, head, post, read_response, Server, BIN, PATH,
+};
 use support::names_in;
 use support::spark::{spark_home_version, spark_submit};
 use tispark_telemetry::report::Report;
@@ -681,40 +683,15 @@ fn reports_older_than_retain_are_deleted() {
     assert_eq!(export(&db), format!("{new}\n"));
 }
 
-/// Waits for `child` to exit; after 10 s kills it and fails the test with
-/// `otherwise`.
-fn exits_within_10_s(child: &mut Child, otherwise: &str) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while child.try_wait().unwrap().is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{otherwise}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// `collect` with these options, expected to refuse to start: its exit code
 /// and stderr (killed after 10 s if it runs instead, and the test fails).
 fn collect_refused(db: &Path, options: &[&str]) -> (Option<i32>, String) {
-    let mut child = collect_command(db, options)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    exits_within_10_s(
-        &mut child,
+    let (code, _, stderr) = ended_within(
+        &mut collect_command(db, options),
+        Duration::from_secs(10),
         &format!("collect --db {db:?} started instead of refusing"),
     );
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    (child.wait().unwrap().code(), stderr)
+    (code, stderr)
 }
 
 fn mode(path: &Path) -> u32 {
@@ -1116,21 +1093,14 @@ fn export_of_a_missing_database_or_a_fifo_fails_at_once_and_creates_nothing() {
         .status()
         .unwrap()
         .success());
-    let mut child = Command::new(BIN)
-        .args(["export", "--db"])
-        .arg(&fifo)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    exits_within_10_s(
-        &mut child,
+    let (code, _, stderr) = ended_within(
+        Command::new(BIN).args(["export", "--db"]).arg(&fifo),
+        Duration::from_secs(10),
         &format!("export --db {fifo:?} waits on the FIFO"),
     );
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(code, Some(1));
     assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
+        stderr,
         format!(
             "tispark-telemetry: error: the database {} cannot be used (it is not a regular \
              file)\n",

@@ -53,45 +53,18 @@ fn fleet_json(url: &str) -> serde_json::Value {
 /// 60 s (a `collect` that should have refused to start) is killed, and fails
 /// the test.
 fn refused(args: &[&str], env: Option<&str>) -> (Option<i32>, String) {
-    use std::io::Read;
-    use std::process::Stdio;
     let mut command = Command::new(BIN);
-    command
-        .args(args)
-        .env_remove(ENV)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    command.args(args).env_remove(ENV);
     if let Some(password) = env {
         command.env(ENV, password);
     }
-    let mut child = command.spawn().unwrap();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{args:?} still runs after 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let (mut stdout, mut stderr) = (String::new(), String::new());
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let (code, stdout, stderr) = support::collector_process::ended_within(
+        &mut command,
+        Duration::from_secs(60),
+        &format!("{args:?} still runs after 60 s"),
+    );
     assert_eq!(stdout, "");
-    (status.code(), stderr)
+    (code, stderr)
 }
 
 /// `GET /metrics` on the page's address: its text.

@@ -10,7 +10,7 @@ use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use support::collector_process::{collect_command, Server, BIN, PATH};
+use support::collector_process::{collect_command, ended_within, Server, BIN, PATH};
 
 const TOKEN: &str = "tt-0123456789abcdef.TOKEN_~";
 
@@ -221,29 +221,15 @@ fn without_a_token_file_the_collector_says_once_that_anyone_may_write() {
     );
 }
 
-/// `collect --token-file token` run to its end: its exit code and stderr. A
-/// collector that starts instead (the refusal broken) is killed after 30 s
-/// and the test fails on its exit code, never hangs.
+/// `collect --token-file token`, expected to refuse to start: its exit code
+/// and stderr (a collector that starts instead fails the test after 30 s).
 fn refused_at_start(db: &Path, token: &Path) -> (Option<i32>, String) {
-    let mut child = collect_command(db, &["--token-file", token.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let status = child.wait().unwrap();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    (status.code(), stderr)
+    let (code, _, stderr) = ended_within(
+        &mut collect_command(db, &["--token-file", token.to_str().unwrap()]),
+        std::time::Duration::from_secs(30),
+        "collect started with a token file it should refuse",
+    );
+    (code, stderr)
 }
 
 #[test]

@@ -227,3 +227,33 @@ fn parse_response(response: &[u8]) -> Option<(u16, String)> {
     let status = head.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()?;
     Some((status, body.to_string()))
 }
+
+/// Runs `command` to its end, expected within `within` (a command that should
+/// refuse at once): its exit code, stdout and stderr. One still running then
+/// is killed and the test fails with `otherwise`: it never hangs.
+pub fn ended_within(
+    command: &mut Command,
+    within: Duration,
+    otherwise: &str,
+) -> (Option<i32>, String, String) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the command");
+    let deadline = Instant::now() + within;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{otherwise}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

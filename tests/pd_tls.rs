@@ -8,12 +8,10 @@
 mod support;
 
 use log::Level;
-use std::collections::HashMap;
 use std::path::Path;
 use support::collector::{Behaviour, Collector};
 use support::logs::logged_during;
 use support::tls::{cluster_pki, tls_conf, ClusterPki, PemFiles};
-use tispark_telemetry::conf::Snapshot;
 use tispark_telemetry::pipeline::{self, Destination, ReportInput};
 
 const PD_STATUS: &str = r#"{"build_ts":"2024-01-01 00:00:00","version":"v7.5.1","git_hash":"abc","start_timestamp":1700000000}"#;
@@ -34,17 +32,8 @@ fn own_pems(dir: &Path, pki: &ClusterPki) -> PemFiles {
     write_pems(dir, &pki.ca_pem, &pki.client_cert_pem, &pki.client_key_pem)
 }
 
-fn request(conf: &[(&'static str, String)]) -> ReportInput {
-    let mut map: HashMap<String, String> = conf
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect();
-    map.insert("spark.tispark.telemetry.enable".into(), "true".into());
-    ReportInput {
-        snapshot: Snapshot::read(&mut map).unwrap(),
-        spark_version: Some("3.5.7".into()),
-        tispark_version: Some("3.2.3".into()),
-    }
+fn request(conf: &[(&str, String)]) -> ReportInput {
+    support::tls::enabled_request(conf)
 }
 
 /// The tidb_version `preview` reports for this conf, and what was logged.

@@ -9,13 +9,11 @@ use support::tls::{tls_conf, PemFiles};
 
 use log::Level;
 use serde_json::value::RawValue;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use support::collector::{Behaviour, Collector};
 use support::logs::logged_during;
 use tispark_telemetry::audit::{self, Delivery, Entry};
-use tispark_telemetry::conf::Snapshot;
 use tispark_telemetry::pipeline::{self, Destination, ReportInput};
 use tispark_telemetry::sink::{self, Sink};
 use tispark_telemetry::{host_facts, state};
@@ -25,16 +23,7 @@ const PD_STATUS: &str = r#"{"build_ts":"2024-01-01 00:00:00","version":"v7.5.1",
 const UNKNOWN_PREFIX: &str = "The TiDB version is reported as UNKNOWN: PD did not tell it (";
 
 fn request(conf: &[(&str, String)]) -> ReportInput {
-    let mut map: HashMap<String, String> = conf
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect();
-    map.insert("spark.tispark.telemetry.enable".into(), "true".into());
-    ReportInput {
-        snapshot: Snapshot::read(&mut map).unwrap(),
-        spark_version: Some("3.5.7".into()),
-        tispark_version: Some("3.2.3".into()),
-    }
+    support::tls::enabled_request(conf)
 }
 
 fn state_conf(state: &Path) -> (&'static str, String) {

@@ -136,3 +136,18 @@ pub fn tls_conf(pd: &str, pems: &PemFiles) -> Vec<(&'static str, String)> {
         ),
     ]
 }
+
+/// What the sender hands the library for this conf with telemetry on
+/// (Spark 3.5.7, TiSpark 3.2.3).
+pub fn enabled_request(conf: &[(&str, String)]) -> tispark_telemetry::pipeline::ReportInput {
+    let mut map: std::collections::HashMap<String, String> = conf
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    map.insert("spark.tispark.telemetry.enable".into(), "true".into());
+    tispark_telemetry::pipeline::ReportInput {
+        snapshot: tispark_telemetry::conf::Snapshot::read(&mut map).unwrap(),
+        spark_version: Some("3.5.7".into()),
+        tispark_version: Some("3.2.3".into()),
+    }
+}
